@@ -1,0 +1,349 @@
+"""Run configuration: frozen, keyword-only dataclasses validated on construction.
+
+A :class:`Config` round-trips through plain literals (``to_dict`` / ``from_dict``), which is what papermill
+injects into the retrain notebook, and through TOML files. Unknown keys are errors (papermill only warns).
+
+Example TOML::
+
+    [model]
+    epochs = 40
+    no_components = 64
+
+    [features]
+    item = ["genre"]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+import tomli_w
+
+from .errors import ConfigError
+
+__all__ = [
+    "DataConfig", "FeatureConfig", "SplitConfig", "ModelConfig", "AnnConfig", "EvalConfig", "Config",
+    "load_config", "parse_value", "USER_FEATURE_SETS", "ITEM_FEATURE_SETS",
+]
+
+USER_FEATURE_SETS = ("age", "gender", "occupation")
+"""User side-feature families known to :mod:`recsys_lab.features`."""
+ITEM_FEATURE_SETS = ("genre", "decade")
+"""Item side-feature families known to :mod:`recsys_lab.features`."""
+
+
+def _check(cond: bool, parameter: str, message: str) -> None:
+    if not cond:
+        raise ConfigError(message, parameter=parameter)
+
+
+@dataclass(frozen=True, kw_only=True)
+class DataConfig:
+    """Where the data comes from.
+
+    Parameters
+    ----------
+    source : str
+        Dataset preset; ``"movielens-100k"`` (default).
+    path : str or None
+        Local directory or zip with the GroupLens files. Default None: ``RECSYS_LAB_DATA_DIR`` if set,
+        else the cache under ``warehouse/`` (downloaded on first use).
+    warehouse : str
+        Warehouse directory (default ``"warehouse"``, relative to the working directory).
+    min_rating : float
+        Interactions rated at least this are positives (default 4.0).
+    """
+
+    source: str = "movielens-100k"
+    path: str | None = None
+    warehouse: str = "warehouse"
+    min_rating: float = 4.0
+
+    def __post_init__(self) -> None:
+        _check(self.source == "movielens-100k", "data.source", f"unknown source {self.source!r}; "
+               "expected 'movielens-100k'")
+        _check(1.0 <= self.min_rating <= 5.0, "data.min_rating",
+               f"must be within the rating range [1, 5], got {self.min_rating}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class FeatureConfig:
+    """Side features fed to the hybrid model.
+
+    Parameters
+    ----------
+    user : list of str
+        User feature families from ``("age", "gender", "occupation")``. Default none: demographics hurt
+        warm-user ranking on ML-100k (DESIGN.md, measured).
+    item : list of str
+        Item feature families from ``("genre", "decade")``. Default ``["genre"]``.
+    normalize : bool
+        Scale each feature row to sum to 1, as ``lightfm.data.Dataset`` does (default True).
+    """
+
+    user: tuple[str, ...] = ()
+    item: tuple[str, ...] = ("genre",)
+    normalize: bool = True
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "user", tuple(self.user))
+        object.__setattr__(self, "item", tuple(self.item))
+        for name, known in (("user", USER_FEATURE_SETS), ("item", ITEM_FEATURE_SETS)):
+            for fam in getattr(self, name):
+                _check(fam in known, f"features.{name}", f"unknown feature set {fam!r}; expected one of {known}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class SplitConfig:
+    """Temporal split.
+
+    Parameters
+    ----------
+    test_fraction : float
+        Share of interactions, by timestamp, after the cut-off (default 0.2: the last 20 %).
+    validation_fraction : float
+        Share of the *training* interactions, by timestamp, held out for early stopping (default 0.2;
+        on ML-100k 0.2 gave NDCG@10 0.173 +- 0.008 over 3 seeds against 0.156 +- 0.008 with 0.1).
+    """
+
+    test_fraction: float = 0.2
+    validation_fraction: float = 0.2
+
+    def __post_init__(self) -> None:
+        _check(0.0 < self.test_fraction < 1.0, "split.test_fraction", f"must be in (0, 1), got {self.test_fraction}")
+        _check(0.0 <= self.validation_fraction < 1.0, "split.validation_fraction",
+               f"must be in [0, 1), got {self.validation_fraction}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelConfig:
+    """LightFM hyper-parameters (https://making.lyst.com/lightfm/docs/lightfm.html).
+
+    Parameters
+    ----------
+    loss : str
+        ``"warp"`` (default), ``"bpr"``, ``"warp-kos"`` or ``"logistic"``.
+    no_components : int
+        Embedding dimension (default 64).
+    learning_rate : float
+        SGD step (default 0.05).
+    item_alpha, user_alpha : float
+        L2 penalties on item and user feature embeddings (default 1e-6).
+    epochs : int
+        Maximum number of epochs (default 40).
+    patience : int
+        Early stopping: stop after this many epochs without a better validation NDCG@10 (default 5);
+        0 disables early stopping.
+    refit : bool
+        After early stopping, refit on all training data for the best number of epochs (default True).
+    num_threads : int
+        OpenMP threads for fit (default 2). Use 1 for bit-identical reruns.
+    seed : int
+        Seed for LightFM and everything random downstream (default 42).
+    """
+
+    loss: str = "warp"
+    no_components: int = 64
+    learning_rate: float = 0.05
+    item_alpha: float = 1e-6
+    user_alpha: float = 1e-6
+    epochs: int = 40
+    patience: int = 5
+    refit: bool = True
+    num_threads: int = 2
+    seed: int = 42
+
+    def __post_init__(self) -> None:
+        _check(self.loss in ("warp", "bpr", "warp-kos", "logistic"), "model.loss",
+               f"unknown loss {self.loss!r}; expected warp, bpr, warp-kos or logistic")
+        _check(self.no_components >= 1, "model.no_components", f"must be >= 1, got {self.no_components}")
+        _check(self.learning_rate > 0, "model.learning_rate", f"must be > 0, got {self.learning_rate}")
+        _check(self.item_alpha >= 0 and self.user_alpha >= 0, "model.item_alpha/user_alpha", "must be >= 0")
+        _check(self.epochs >= 1, "model.epochs", f"must be >= 1, got {self.epochs}")
+        _check(self.patience >= 0, "model.patience", f"must be >= 0, got {self.patience}")
+        _check(self.num_threads >= 1, "model.num_threads", f"must be >= 1, got {self.num_threads}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class AnnConfig:
+    """pynndescent index over item vectors for maximum inner product search.
+
+    Parameters
+    ----------
+    n_neighbors : int
+        Graph degree of the NN-descent index (default 30, pynndescent's default).
+    epsilon : float
+        Search breadth at query time (default 0.2; pynndescent's own default 0.1 gave recall@10 0.955 on
+        ML-100k embeddings at 130k queries/s, 0.2 gave 0.990 at 46k queries/s, 0.3 gave 0.998 at 24k).
+    """
+
+    n_neighbors: int = 30
+    epsilon: float = 0.2
+
+    def __post_init__(self) -> None:
+        _check(self.n_neighbors >= 2, "ann.n_neighbors", f"must be >= 2, got {self.n_neighbors}")
+        _check(self.epsilon >= 0, "ann.epsilon", f"must be >= 0, got {self.epsilon}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class EvalConfig:
+    """Evaluation.
+
+    Parameters
+    ----------
+    k : int
+        Cut-off of the @k metrics (default 10).
+    """
+
+    k: int = 10
+
+    def __post_init__(self) -> None:
+        _check(self.k >= 1, "eval.k", f"must be >= 1, got {self.k}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Config:
+    """The whole configuration of a retrain; every field has a documented default."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    split: SplitConfig = field(default_factory=SplitConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    ann: AnnConfig = field(default_factory=AnnConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        """Nested dict of plain literals (lists, not tuples), as papermill and TOML want."""
+
+        def plain(v: Any) -> Any:
+            return list(v) if isinstance(v, tuple) else v
+
+        return {s.name: {f.name: plain(getattr(getattr(self, s.name), f.name))
+                         for f in dataclasses.fields(getattr(self, s.name))}
+                for s in dataclasses.fields(self)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any] | None) -> "Config":
+        """Build from a nested dict; missing keys take defaults.
+
+        Raises
+        ------
+        ConfigError
+            Unknown section or key, or a value of the wrong type or out of range.
+        """
+        d = dict(d or {})
+        sections = {f.name: f for f in dataclasses.fields(cls)}
+        kwargs = {}
+        for name, values in d.items():
+            if name not in sections:
+                raise ConfigError(f"unknown section; expected one of {sorted(sections)}", parameter=name)
+            if not isinstance(values, dict):
+                raise ConfigError(f"expected a table of settings, got {type(values).__name__}", parameter=name)
+            sec_cls = _section_types()[name]
+            hints = typing.get_type_hints(sec_cls)
+            known = {f.name for f in dataclasses.fields(sec_cls)}
+            for key, value in values.items():
+                if key not in known:
+                    raise ConfigError(f"unknown parameter; expected one of {sorted(known)}",
+                                      parameter=f"{name}.{key}")
+                _check_type(f"{name}.{key}", value, hints[key])
+            kwargs[name] = sec_cls(**values)
+        return cls(**kwargs)
+
+    def replace(self, overrides: dict[str, Any]) -> "Config":
+        """A copy with dotted overrides applied, e.g. ``{"model.epochs": 5}``.
+
+        Raises
+        ------
+        ConfigError
+            Unknown parameter or bad value.
+        """
+        d = self.to_dict()
+        for dotted, value in overrides.items():
+            section, _, key = dotted.partition(".")
+            if section not in d or not key:
+                raise ConfigError("expected SECTION.KEY with SECTION one of " + ", ".join(d), parameter=dotted)
+            d[section][key] = value
+        return Config.from_dict(d)
+
+    def to_toml(self) -> str:
+        """TOML text of the full configuration (None values are left out)."""
+        return tomli_w.dumps({s: {k: v for k, v in kv.items() if v is not None}
+                              for s, kv in self.to_dict().items()})
+
+
+def _section_types() -> dict[str, type]:
+    return {"data": DataConfig, "features": FeatureConfig, "split": SplitConfig, "model": ModelConfig,
+            "ann": AnnConfig, "eval": EvalConfig}
+
+
+def _check_type(parameter: str, value: Any, hint: Any) -> None:
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(hint)
+        if value is None and type(None) in args:
+            return
+        hint = next(a for a in args if a is not type(None))
+        origin = typing.get_origin(hint)
+    if origin is tuple:
+        ok = isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)
+        expected = "a list of strings"
+    elif hint is bool:
+        ok, expected = isinstance(value, bool), "true or false"
+    elif hint is int:
+        ok, expected = isinstance(value, int) and not isinstance(value, bool), "an integer"
+    elif hint is float:
+        ok, expected = isinstance(value, (int, float)) and not isinstance(value, bool), "a number"
+    else:
+        ok, expected = isinstance(value, str), "a string"
+    if not ok:
+        raise ConfigError(f"expected {expected}, got {value!r}", parameter=parameter)
+
+
+def parse_value(text: str) -> Any:
+    """Parse a command-line value as a TOML literal (``5``, ``0.1``, ``true``, ``["genre"]``), else a string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
+    """Read a TOML config file (optional) and apply dotted overrides.
+
+    Parameters
+    ----------
+    path : str or Path, optional
+        TOML file with sections ``data, features, split, model, ann, eval``.
+    overrides : dict, optional
+        ``{"model.epochs": 5, ...}`` applied after the file.
+
+    Raises
+    ------
+    ConfigError
+        The file is missing or not valid TOML, or a parameter is unknown or invalid.
+    """
+    cfg = Config()
+    if path is not None:
+        p = Path(path)
+        try:
+            data = tomllib.loads(p.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"config file {p} does not exist") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {p} is not valid TOML: {exc}") from exc
+        cfg = Config.from_dict(data)
+    if overrides:
+        cfg = cfg.replace(overrides)
+    return cfg

@@ -1,0 +1,288 @@
+"""MovieLens 100k: locate (local directory, zip, cache or download), parse and check the GroupLens files.
+
+Source: F. Maxwell Harper and Joseph A. Konstan, "The MovieLens Datasets: History and Context", ACM TiiS
+5(4), 2015. https://grouplens.org/datasets/movielens/100k/ . The licence forbids redistribution: the
+project never ships the files; it downloads them or reads a path you give it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import os
+import urllib.request
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from .errors import DataFileError, DownloadError
+
+__all__ = ["ML100K_URL", "ML100K_MD5", "GENRES", "MovieLens", "resolve_source", "load_movielens_100k",
+           "download_movielens_100k"]
+
+log = logging.getLogger(__name__)
+
+ML100K_URL = "https://files.grouplens.org/datasets/movielens/ml-100k.zip"
+ML100K_MD5 = "0e33842e24a9c977be4e0107933c0723"
+DATA_ENV = "RECSYS_LAB_DATA_DIR"
+
+GENRES = ("unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary",
+          "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller",
+          "War", "Western")
+"""The 19 genre flags of ``u.item``, in file order (as listed in ``u.genre``)."""
+
+_REQUIRED = ("u.data", "u.item", "u.user")
+
+
+@dataclass(frozen=True)
+class MovieLens:
+    """The three MovieLens 100k tables as Polars frames.
+
+    Attributes
+    ----------
+    interactions : pl.DataFrame
+        ``user_id: Int64, item_id: Int64, rating: Float64, ts: Datetime[us, UTC]``; 100,000 rows.
+    users : pl.DataFrame
+        ``user_id: Int64, age: Int64, gender: Utf8, occupation: Utf8, zip: Utf8``; 943 rows.
+    items : pl.DataFrame
+        ``item_id: Int64, title: Utf8, release_date: Date (nullable), genres: List[Utf8]``; 1,682 rows.
+    source : str
+        Where the files were read from (directory or zip path).
+    """
+
+    interactions: pl.DataFrame
+    users: pl.DataFrame
+    items: pl.DataFrame
+    source: str
+
+
+class _Files:
+    """Read access to the GroupLens files in a directory or inside a zip."""
+
+    def __init__(self, location: Path) -> None:
+        self.location = location
+        self._zip: zipfile.ZipFile | None = None
+        self._prefix = ""
+        if location.is_file():
+            try:
+                self._zip = zipfile.ZipFile(location)
+                bad = self._zip.testzip()
+            except (zipfile.BadZipFile, OSError, EOFError) as exc:
+                raise DataFileError(str(location), f"not a readable zip archive ({exc}); "
+                                    "delete it or point RECSYS_LAB_DATA_DIR at a good copy") from exc
+            if bad is not None:
+                raise DataFileError(f"{location}!{bad}", "CRC check failed: the archive is corrupt")
+            names = self._zip.namelist()
+            hits = [n for n in names if n.endswith("u.data")]
+            if not hits:
+                raise DataFileError(str(location), "zip holds no u.data: not a MovieLens 100k archive")
+            self._prefix = hits[0][: -len("u.data")]
+        for name in _REQUIRED:
+            if not self.exists(name):
+                raise DataFileError(self.describe(name), "required MovieLens 100k file is missing")
+
+    def describe(self, name: str) -> str:
+        return f"{self.location}!{self._prefix}{name}" if self._zip else str(self.location / name)
+
+    def exists(self, name: str) -> bool:
+        if self._zip:
+            return f"{self._prefix}{name}" in self._zip.namelist()
+        return (self.location / name).is_file()
+
+    def read(self, name: str) -> bytes:
+        try:
+            if self._zip:
+                return self._zip.read(f"{self._prefix}{name}")
+            return (self.location / name).read_bytes()
+        except (OSError, zipfile.BadZipFile, EOFError) as exc:
+            raise DataFileError(self.describe(name), f"cannot read: {exc}") from exc
+
+
+def _parse(files: _Files, name: str, sep: str, columns: dict[str, pl.DataType]) -> pl.DataFrame:
+    """Parse one separator-delimited file; name the file, line and column of the first bad value.
+
+    Returns the typed columns plus ``_line`` (1-based line number). Blank lines are skipped; empty text
+    fields are kept as empty strings, empty numeric fields are errors.
+    """
+    path = files.describe(name)
+    raw = files.read(name)
+    if not raw.strip():
+        raise DataFileError(path, "file is empty")
+    names = list(columns)
+    # GroupLens files are latin-1 (u.item has accented titles).
+    lines = pl.DataFrame({"_raw": raw.decode("latin-1").splitlines()}).with_row_index("_line", offset=1)
+    lines = lines.filter(pl.col("_raw").str.strip_chars() != "")
+    n_fields = pl.col("_raw").str.count_matches(sep, literal=True) + 1
+    bad = lines.filter(n_fields != len(names))
+    if bad.height:
+        found = bad.select(n_fields)[0, 0]
+        raise DataFileError(path, f"expected {len(names)} fields separated by {sep!r}, found {found} "
+                            "(truncated or malformed line)", line=int(bad["_line"][0]))
+    df = lines.select("_line", pl.col("_raw").str.split_exact(sep, len(names) - 1)
+                      .struct.rename_fields(names).alias("_f")).unnest("_f")
+    out = [pl.col("_line")]
+    for n, dtype in columns.items():
+        if dtype == pl.Utf8:
+            out.append(pl.col(n))
+            continue
+        typed = pl.col(n).str.strip_chars().cast(dtype, strict=False)
+        bad = df.filter(typed.is_null())
+        if bad.height:
+            value = bad[n][0]
+            raise DataFileError(path, f"expected {dtype}, got {value!r}" if value.strip() else
+                                f"expected {dtype}, got an empty value", line=int(bad["_line"][0]), column=n)
+        out.append(typed.alias(n))
+    return df.select(out)
+
+
+def _check_range(df: pl.DataFrame, path: str, column: str, lo: float, hi: float) -> None:
+    bad = df.filter((pl.col(column) < lo) | (pl.col(column) > hi))
+    if bad.height:
+        raise DataFileError(path, f"{bad.height} value(s) outside [{lo}, {hi}], first {bad[column][0]}",
+                            line=int(bad["_line"][0]), column=column)
+
+
+def _load(files: _Files) -> MovieLens:
+    data_path = files.describe("u.data")
+    inter = _parse(files, "u.data", "\t", {"user_id": pl.Int64, "item_id": pl.Int64, "rating": pl.Float64,
+                                           "ts": pl.Int64})
+    _check_range(inter, data_path, "rating", 1, 5)
+    _check_range(inter, data_path, "ts", 1, 2**31)
+    interactions = inter.select("user_id", "item_id", "rating",
+                                pl.from_epoch("ts", time_unit="s").dt.replace_time_zone("UTC").alias("ts"))
+
+    users = _parse(files, "u.user", "|", {"user_id": pl.Int64, "age": pl.Int64, "gender": pl.Utf8,
+                                           "occupation": pl.Utf8, "zip": pl.Utf8})
+    _check_range(users, files.describe("u.user"), "age", 1, 120)
+    users = users.drop("_line")
+
+    flag_cols = {f"g{i}": pl.Int64 for i in range(len(GENRES))}
+    items = _parse(files, "u.item", "|", {"item_id": pl.Int64, "title": pl.Utf8, "release_date": pl.Utf8,
+                                           "video_release_date": pl.Utf8, "url": pl.Utf8, **flag_cols})
+    item_path = files.describe("u.item")
+    for c in flag_cols:
+        _check_range(items, item_path, c, 0, 1)
+    dates = pl.col("release_date").str.strptime(pl.Date, "%d-%b-%Y", strict=False)
+    bad = items.filter(dates.is_null() & pl.col("release_date").is_not_null()
+                       & (pl.col("release_date").str.strip_chars() != ""))
+    if bad.height:
+        raise DataFileError(item_path, f"expected a date like 01-Jan-1995, got {bad['release_date'][0]!r}",
+                            line=int(bad["_line"][0]), column="release_date")
+    genre_list = pl.concat_list([pl.when(pl.col(f"g{i}") == 1).then(pl.lit(g)).otherwise(None)
+                                 for i, g in enumerate(GENRES)]).list.drop_nulls()
+    items = items.select("item_id", "title", dates.alias("release_date"), genre_list.alias("genres"))
+    return MovieLens(interactions=interactions, users=users, items=items, source=str(files.location))
+
+
+def download_movielens_100k(cache_dir: str | Path, *, url: str = ML100K_URL, md5: str = ML100K_MD5,
+                            timeout: float = 60.0) -> Path:
+    """Download the ML-100k zip into ``cache_dir`` (atomically: temp file, MD5 check, rename).
+
+    Parameters
+    ----------
+    cache_dir : str or Path
+        Directory for ``ml-100k.zip`` (created if missing).
+    url, md5 : str
+        Source and expected MD5 hex digest (GroupLens' published values by default).
+    timeout : float
+        Socket timeout in seconds.
+
+    Returns
+    -------
+    Path
+        The zip, ``cache_dir / "ml-100k.zip"``.
+
+    Raises
+    ------
+    DownloadError
+        Network failure or checksum mismatch; no partial file is left in ``cache_dir``.
+    """
+    cache = Path(cache_dir)
+    cache.mkdir(parents=True, exist_ok=True)
+    target = cache / "ml-100k.zip"
+    tmp = cache / f".ml-100k.zip.part-{os.getpid()}"
+    digest = hashlib.md5()
+    log.info("downloading %s", url)
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp, open(tmp, "wb") as out:
+            for chunk in iter(lambda: resp.read(1 << 20), b""):
+                digest.update(chunk)
+                out.write(chunk)
+        if digest.hexdigest() != md5:
+            raise DownloadError(f"{url}: MD5 {digest.hexdigest()} does not match the published {md5}")
+        os.replace(tmp, target)
+    except DownloadError:
+        raise
+    except Exception as exc:  # network, HTTP, disk: all leave no partial file
+        raise DownloadError(f"{url}: download failed ({exc}); on an offline machine set {DATA_ENV} "
+                            "to a directory or zip with the GroupLens files") from exc
+    finally:
+        tmp.unlink(missing_ok=True)
+    return target
+
+
+def resolve_source(path: str | Path | None = None, *, warehouse: str | Path = "warehouse",
+                   download: bool = True) -> Path:
+    """Find the ML-100k files: ``path``, else ``$RECSYS_LAB_DATA_DIR``, else the warehouse cache.
+
+    A directory may hold the files themselves, an ``ml-100k/`` folder or an ``ml-100k.zip``.
+
+    Returns
+    -------
+    Path
+        A directory holding ``u.data`` or a zip file.
+
+    Raises
+    ------
+    DataFileError
+        The given path does not exist or holds no MovieLens files.
+    DownloadError
+        Nothing local and the download failed (or ``download=False``).
+    """
+    given = path if path is not None else os.environ.get(DATA_ENV) or None
+    if given is not None:
+        p = Path(given).expanduser()
+        origin = "--data" if path is not None else DATA_ENV
+        if not p.exists():
+            raise DataFileError(str(p), f"does not exist (from {origin})")
+        if p.is_file():
+            return p
+        for cand in (p, p / "ml-100k"):
+            if (cand / "u.data").is_file():
+                return cand
+        if (p / "ml-100k.zip").is_file():
+            return p / "ml-100k.zip"
+        raise DataFileError(str(p), f"holds neither u.data, ml-100k/u.data nor ml-100k.zip (from {origin})")
+    cached = Path(warehouse) / "downloads" / "ml-100k.zip"
+    if cached.is_file():
+        return cached
+    if not download:
+        raise DownloadError(f"no local copy of MovieLens 100k and downloading is off; set {DATA_ENV}")
+    return download_movielens_100k(cached.parent)
+
+
+def load_movielens_100k(path: str | Path | None = None, *, warehouse: str | Path = "warehouse") -> MovieLens:
+    """Load and check MovieLens 100k (``u.data``, ``u.item``, ``u.user``).
+
+    Parameters
+    ----------
+    path : str or Path, optional
+        Directory or zip with the GroupLens files; default ``$RECSYS_LAB_DATA_DIR`` or the cache.
+    warehouse : str or Path
+        Warehouse directory whose ``downloads/`` caches the zip.
+
+    Returns
+    -------
+    MovieLens
+
+    Raises
+    ------
+    DataFileError
+        A file is missing, empty, truncated or malformed; the message names the file, line and column.
+    DownloadError
+        See :func:`resolve_source`.
+    """
+    return _load(_Files(resolve_source(path, warehouse=warehouse)))

@@ -1,0 +1,213 @@
+"""LightFM behind one door: fit with per-epoch validation and early stopping, folded embeddings, persistence.
+
+LightFM: Kula, "Metadata Embeddings for User and Item Cold-start Recommendations", 2015,
+https://arxiv.org/abs/1507.08439; API https://making.lyst.com/lightfm/docs/lightfm.html .
+This is the only module that imports ``lightfm``.
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+import sys
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import scipy.sparse as sp
+
+from ._fs import atomic_write_bytes
+from .config import ModelConfig
+from .errors import ModelError, PerformanceWarning
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")  # LightFM warns itself when it falls back; we warn below with our class
+    from lightfm import LightFM
+
+__all__ = ["LightFM", "FitResult", "openmp_enabled", "fit", "embeddings", "save_model", "load_model"]
+
+log = logging.getLogger(__name__)
+
+
+def openmp_enabled() -> bool:
+    """True if LightFM's OpenMP extension is the one loaded (multi-threaded fit)."""
+    return "lightfm._lightfm_fast_openmp" in sys.modules
+
+
+if not openmp_enabled():  # pragma: no cover - depends on the build
+    warnings.warn("LightFM was built without OpenMP: fit runs on one thread whatever num_threads says. "
+                  "Reinstall rectools-lightfm with a compiler that supports -fopenmp.", PerformanceWarning)
+
+
+@dataclass
+class FitResult:
+    """A fitted model and how it got there.
+
+    Attributes
+    ----------
+    model : LightFM
+    history : list of dict
+        One row per epoch of the early-stopping phase: ``epoch`` (1-based), ``seconds`` (fit time of that
+        epoch) and ``validation`` (the validation metric, e.g. NDCG@10; NaN without validation).
+    best_epoch : int
+        Epoch count of the returned model.
+    stopped_early : bool
+    fit_seconds : float
+        Wall time of all fitting, refit included, in seconds.
+    """
+
+    model: LightFM
+    history: list[dict] = field(default_factory=list)
+    best_epoch: int = 0
+    stopped_early: bool = False
+    fit_seconds: float = 0.0
+
+
+def _new_model(cfg: ModelConfig) -> LightFM:
+    return LightFM(no_components=cfg.no_components, loss=cfg.loss, learning_rate=cfg.learning_rate,
+                   item_alpha=cfg.item_alpha, user_alpha=cfg.user_alpha, random_state=cfg.seed)
+
+
+def _check_finite(model: LightFM, epoch: int) -> None:
+    for name in ("item_embeddings", "user_embeddings", "item_biases", "user_biases"):
+        if not np.isfinite(getattr(model, name)).all():
+            raise ModelError(f"LightFM diverged at epoch {epoch}: non-finite {name}. "
+                             "Try decreasing model.learning_rate or increasing model.item_alpha/user_alpha.")
+
+
+def _guarded(epoch: int, method: Callable, *args, **kwargs) -> None:
+    """Call LightFM, turning its divergence ``ValueError`` into :class:`ModelError` with the remedy."""
+    try:
+        method(*args, **kwargs)
+    except ValueError as exc:
+        if "finite" not in str(exc):
+            raise ModelError(f"LightFM rejected its input: {exc}") from exc
+        raise ModelError(f"LightFM diverged by epoch {epoch}: non-finite parameters. Try decreasing "
+                         "model.learning_rate or increasing model.item_alpha/user_alpha.") from exc
+
+
+def fit(train: sp.csr_matrix, user_features: sp.csr_matrix, item_features: sp.csr_matrix, cfg: ModelConfig, *,
+        fit_matrix: sp.csr_matrix | None = None, validate: Callable[[LightFM], float] | None = None,
+        on_epoch: Callable[[dict], None] | None = None, show_progress: bool = False) -> FitResult:
+    """Fit a LightFM model, with early stopping on a validation metric when ``validate`` is given.
+
+    Parameters
+    ----------
+    train : csr_matrix of shape (n_users, n_items), float32
+        Positive interactions for the final model.
+    user_features : csr_matrix of shape (n_users, n_user_features), float32
+    item_features : csr_matrix of shape (n_items, n_item_features), float32
+    cfg : ModelConfig
+    fit_matrix : csr_matrix of shape (n_users, n_items), optional
+        Interactions for the early-stopping phase (train minus the validation period). Default ``train``.
+    validate : callable(LightFM) -> float, optional
+        Higher-is-better validation metric computed after each epoch (e.g. NDCG@10 on the validation
+        period). Without it the model trains for ``cfg.epochs``.
+    on_epoch : callable(dict), optional
+        Called with each history row (progress reporting in notebooks).
+    show_progress : bool
+        Show a tqdm bar over epochs.
+
+    Returns
+    -------
+    FitResult
+
+    Raises
+    ------
+    ModelError
+        Embeddings became non-finite (the message suggests a lower learning rate).
+    """
+    from tqdm.auto import tqdm
+
+    t_start = time.perf_counter()
+    fit_matrix = train if fit_matrix is None else fit_matrix
+    model = _new_model(cfg)
+    history: list[dict] = []
+    best, best_epoch, best_state, stopped = -np.inf, 0, None, False
+    for epoch in tqdm(range(1, cfg.epochs + 1), disable=not show_progress, desc="epochs"):
+        t0 = time.perf_counter()
+        _guarded(epoch, model.fit_partial, fit_matrix, user_features=user_features,
+                 item_features=item_features, epochs=1, num_threads=cfg.num_threads)
+        _check_finite(model, epoch)
+        row = {"epoch": epoch, "seconds": time.perf_counter() - t0,
+               "validation": float(validate(model)) if validate else float("nan")}
+        history.append(row)
+        if on_epoch:
+            on_epoch(row)
+        if validate is None:
+            best_epoch = epoch
+            continue
+        if row["validation"] > best:
+            best, best_epoch = row["validation"], epoch
+            if not cfg.refit:
+                best_state = {k: getattr(model, k).copy() for k in _STATE}
+        elif cfg.patience and epoch - best_epoch >= cfg.patience:
+            stopped = True
+            log.info("early stop at epoch %d; best epoch %d (validation %.4f)", epoch, best_epoch, best)
+            break
+    if validate is not None and cfg.refit and fit_matrix is not train:
+        model = _new_model(cfg)
+        _guarded(best_epoch, model.fit, train, user_features=user_features, item_features=item_features,
+                 epochs=best_epoch, num_threads=cfg.num_threads)
+        _check_finite(model, best_epoch)
+    elif best_state is not None:
+        for k, v in best_state.items():
+            setattr(model, k, v)
+    return FitResult(model=model, history=history, best_epoch=best_epoch, stopped_early=stopped,
+                     fit_seconds=time.perf_counter() - t_start)
+
+
+_STATE = ("item_embeddings", "item_embedding_gradients", "item_embedding_momentum", "item_biases",
+          "item_bias_gradients", "item_bias_momentum", "user_embeddings", "user_embedding_gradients",
+          "user_embedding_momentum", "user_biases", "user_bias_gradients", "user_bias_momentum")
+
+
+def embeddings(model: LightFM, user_features: sp.csr_matrix, item_features: sp.csr_matrix
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """User and item vectors with biases folded in, so that a dot product ranks as ``LightFM.predict``.
+
+    LightFM scores ``u·i + b_u + b_i``. With user vector ``[u, 1]`` and item vector ``[i, b_i]`` the dot
+    product is ``u·i + b_i``: the same ranking for each user (``b_u`` is constant per user).
+
+    Parameters
+    ----------
+    model : LightFM
+    user_features : csr_matrix of shape (n_users, n_user_features)
+    item_features : csr_matrix of shape (n_items, n_item_features)
+
+    Returns
+    -------
+    user_vecs : ndarray of shape (n_users, no_components + 1), float32
+    item_vecs : ndarray of shape (n_items, no_components + 1), float32
+    """
+    _, u = model.get_user_representations(user_features)
+    b_i, i = model.get_item_representations(item_features)
+    user_vecs = np.hstack([u, np.ones((u.shape[0], 1), np.float32)]).astype(np.float32)
+    item_vecs = np.hstack([i, b_i.reshape(-1, 1)]).astype(np.float32)
+    return np.ascontiguousarray(user_vecs), np.ascontiguousarray(item_vecs)
+
+
+def save_model(model: LightFM, path: str | Path) -> Path:
+    """Pickle a LightFM model atomically to ``path``."""
+    return atomic_write_bytes(path, pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL))
+
+
+def load_model(path: str | Path) -> LightFM:
+    """Load a model written by :func:`save_model`.
+
+    Raises
+    ------
+    ModelError
+        The file is missing or not a LightFM pickle.
+    """
+    try:
+        with open(path, "rb") as fh:
+            model = pickle.load(fh)
+    except (OSError, pickle.UnpicklingError, EOFError) as exc:
+        raise ModelError(f"{path}: cannot load model ({exc})") from exc
+    if not isinstance(model, LightFM):
+        raise ModelError(f"{path}: not a LightFM model but {type(model).__name__}")
+    return model

@@ -1,0 +1,253 @@
+"""The retrain, step by step: the one code path behind the notebook and the scheduled run.
+
+``notebooks/retrain.ipynb`` calls the steps of :class:`Retrain` cell by cell; :func:`run` calls the same
+steps in-process. Each step records its wall time under its phase name (``ingest``, ``features``, ``fit``,
+``index``, ``evaluate``, ``save``) in :attr:`Retrain.timings` (seconds).
+
+Example
+-------
+>>> job = Retrain({"model": {"epochs": 10}}, run_dir=None)   # doctest: +SKIP
+>>> metrics = job.run_all()                                   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import ann, evaluation, models
+from ._fs import atomic_write_json
+from .config import Config
+from .datasets import load_movielens_100k
+from .errors import RunError
+from .features import Dataset, build_dataset, identity_features
+from .split import Split, temporal_split
+from .warehouse import Snapshot, ingest
+
+__all__ = ["Retrain", "run", "BASELINES"]
+
+log = logging.getLogger(__name__)
+
+BASELINES = ("lightfm_cf", "popularity")
+"""Baselines trained and evaluated on the same split: pure-CF LightFM (identity features) and most-popular."""
+
+
+class Retrain:
+    """One retrain: data snapshot -> features -> split -> fit -> ANN index -> evaluation -> run folder.
+
+    Parameters
+    ----------
+    config : Config or dict or None
+        Configuration (a nested dict as papermill injects it is validated by ``Config.from_dict``).
+    run_dir : str or Path or None
+        Where :meth:`save` writes ``metrics.json``, ``params.json``, ``history.json``, ``timings.json`` and
+        ``artifacts/``. None: nothing is written (interactive exploration).
+    show_progress : bool
+        tqdm bars over epochs.
+
+    Raises
+    ------
+    ConfigError
+        Invalid configuration.
+    """
+
+    def __init__(self, config: Config | dict | None = None, *, run_dir: str | Path | None = None,
+                 show_progress: bool = False) -> None:
+        self.config = config if isinstance(config, Config) else Config.from_dict(config)
+        self.run_dir = Path(run_dir) if run_dir else None
+        self.show_progress = show_progress
+        self.timings: dict[str, float] = {}
+        self.snapshot: Snapshot | None = None
+        self.dataset: Dataset | None = None
+        self.split: Split | None = None
+        self.fits: dict[str, models.FitResult] = {}
+        self.vectors: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self.index: ann.MipsIndex | None = None
+        self.metrics: dict[str, float] = {}
+
+    @contextmanager
+    def _phase(self, name: str):
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - t0
+
+    def _need(self, attr: str, step: str) -> Any:
+        value = getattr(self, attr)
+        if value is None or value == {}:
+            raise RunError(f"call {step}() before this step")
+        return value
+
+    @property
+    def history(self) -> dict[str, list[dict]]:
+        """Per-epoch history of each fitted model: ``{name: [{"epoch", "seconds", "validation"}, ...]}``."""
+        return {name: res.history for name, res in self.fits.items()}
+
+    @property
+    def data_info(self) -> dict:
+        """The data this run saw: snapshot id, content hash, source, and split statistics."""
+        snap = self.snapshot
+        out = {"snapshot": snap.id, "hash": snap.hash, "source": snap.info()["source"]} if snap else {}
+        if self.split is not None:
+            out["split"] = self.split.stats
+        return out
+
+    # -- steps -------------------------------------------------------------------------------------------
+    def ingest(self) -> Snapshot:
+        """Load MovieLens 100k (checked) and store it as an immutable warehouse snapshot (no-op if unchanged).
+
+        Raises
+        ------
+        DataFileError, DownloadError
+            See :func:`recsys_lab.datasets.load_movielens_100k`.
+        """
+        with self._phase("ingest"):
+            cfg = self.config.data
+            ml = load_movielens_100k(cfg.path, warehouse=cfg.warehouse)
+            self.snapshot = ingest({"interactions": ml.interactions, "users": ml.users, "items": ml.items},
+                                   cfg.warehouse, source=ml.source)
+        return self.snapshot
+
+    def build_features(self) -> Dataset:
+        """Id maps and feature matrices from the snapshot, then the temporal split."""
+        snap = self._need("snapshot", "ingest")
+        with self._phase("features"):
+            with snap.connect() as con:
+                inter, users, items = (con.sql(f"SELECT * FROM {t}").pl() for t in ("interactions", "users", "items"))
+            self.dataset = build_dataset(inter, users, items, self.config.features)
+            self.split = temporal_split(self.dataset.interactions, self.dataset.shape, self.config.split,
+                                        min_rating=self.config.data.min_rating)
+        return self.dataset
+
+    def _validator(self, user_features, item_features):
+        sp_ = self.split
+        k = self.config.eval.k
+        users = np.flatnonzero((sp_.validation.getnnz(axis=1) > 0) & (sp_.fit.getnnz(axis=1) > 0))
+        if len(users) == 0:
+            return None
+
+        def validate(model) -> float:
+            u, i = models.embeddings(model, user_features, item_features)
+            items, _ = evaluation.top_k(u, i, k, users=users, exclude=sp_.fit_seen)
+            return evaluation.ranking_metrics(items, users, sp_.validation, k)[f"ndcg@{k}"]
+        return validate
+
+    def fit(self) -> models.FitResult:
+        """Fit the hybrid model and the pure-CF LightFM baseline on the same split (early stopping on
+        validation NDCG@k, then refit on all training data)."""
+        ds, sp_ = self._need("dataset", "build_features"), self.split
+        with self._phase("fit"):
+            feats = {"hybrid": (ds.user_features.matrix, ds.item_features.matrix),
+                     "lightfm_cf": (identity_features(ds.users, "user").matrix,
+                                    identity_features(ds.items, "item").matrix)}
+            for name, (uf, itf) in feats.items():
+                use_val = self.config.model.patience > 0 and self.config.split.validation_fraction > 0
+                res = models.fit(sp_.train, uf, itf, self.config.model, fit_matrix=sp_.fit,
+                                 validate=self._validator(uf, itf) if use_val else None,
+                                 show_progress=self.show_progress)
+                self.fits[name] = res
+                self.vectors[name] = models.embeddings(res.model, uf, itf)
+                log.info("%s: %d epochs in %.2f s", name, res.best_epoch, res.fit_seconds)
+        return self.fits["hybrid"]
+
+    def build_index(self) -> ann.MipsIndex:
+        """pynndescent MIPS index over the hybrid item vectors; records ``ann.recall@k`` against exact top-k
+        for all users (unfiltered, as candidate generation sees them) and query speeds."""
+        self._need("fits", "fit")
+        k = self.config.eval.k
+        u, i = self.vectors["hybrid"]
+        with self._phase("index"):
+            cfg = self.config.ann
+            self.index = ann.MipsIndex(i, n_neighbors=cfg.n_neighbors, epsilon=cfg.epsilon,
+                                       seed=self.config.model.seed)
+            t0 = time.perf_counter()
+            approx, _ = self.index.query(u, k)
+            t_ann = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            exact, _ = evaluation.top_k(u, i, k)
+            t_exact = time.perf_counter() - t0
+        self.metrics[f"ann.recall@{k}"] = evaluation.recall_overlap(approx, exact)
+        self.timings.update({"index.build": self.index.build_seconds, "index.numba_compile": self.index.compile_seconds,
+                             "index.ann_queries_per_s": len(u) / max(t_ann, 1e-9),
+                             "index.exact_queries_per_s": len(u) / max(t_exact, 1e-9)})
+        return self.index
+
+    def evaluate(self) -> dict[str, float]:
+        """Metrics of the hybrid model (plain names) and of each baseline (``baseline.<name>.<metric>``) on
+        the warm test users, plus split statistics (``split.*``)."""
+        self._need("fits", "fit")
+        sp_, k = self.split, self.config.eval.k
+        with self._phase("evaluate"):
+            users = sp_.warm_test_users
+            candidates = {"hybrid": self.vectors["hybrid"], "lightfm_cf": self.vectors["lightfm_cf"],
+                          "popularity": evaluation.popularity_vectors(sp_.train)}
+            for name, (u, i) in candidates.items():
+                m = evaluation.evaluate(u, i, sp_.test, users=users, exclude=sp_.train_seen, k=k)
+                m.pop("n_users")
+                prefix = "" if name == "hybrid" else f"baseline.{name}."
+                self.metrics.update({prefix + key: value for key, value in m.items()})
+            self.metrics.update({f"split.{key}": value for key, value in sp_.stats.items() if key != "cutoff"})
+            self.metrics["split.eval_users"] = int(len(users))
+            self.metrics["fit.best_epoch"] = self.fits["hybrid"].best_epoch
+        return self.metrics
+
+    def save(self) -> Path | None:
+        """Write metrics, params, history, timings and artifacts into ``run_dir`` (atomically, file by file).
+
+        Returns the run folder, or None when ``run_dir`` is None.
+        """
+        if self.run_dir is None:
+            log.info("no run_dir: nothing saved")
+            return None
+        self._need("fits", "fit")
+        with self._phase("save"):
+            art = self.run_dir / "artifacts"
+            art.mkdir(parents=True, exist_ok=True)
+            ds = self.dataset
+            _save_npz(art / "id_maps.npz", user_ids=ds.users.ids, item_ids=ds.items.ids)
+            u, i = self.vectors["hybrid"]
+            _save_npz(art / "embeddings.npz", user_vecs=u, item_vecs=i)
+            _save_npz(art / "features.npz", user_tokens=np.array(ds.user_features.tokens),
+                      item_tokens=np.array(ds.item_features.tokens))
+            models.save_model(self.fits["hybrid"].model, art / "model.pkl")
+            if self.index is not None:
+                self.index.save(art / "index.pkl")
+            atomic_write_json(self.run_dir / "params.json", self.config.to_dict())
+            atomic_write_json(self.run_dir / "history.json", self.history)
+            atomic_write_json(self.run_dir / "metrics.json", self.metrics)
+            atomic_write_json(self.run_dir / "data.json", self.data_info)
+        atomic_write_json(self.run_dir / "timings.json", self.timings)
+        return self.run_dir
+
+    def run_all(self) -> dict[str, float]:
+        """All steps in order; returns the metrics."""
+        self.ingest()
+        self.build_features()
+        self.fit()
+        self.build_index()
+        self.evaluate()
+        self.save()
+        return self.metrics
+
+
+def _save_npz(path: Path, **arrays: np.ndarray) -> None:
+    import io
+
+    from ._fs import atomic_write_bytes
+
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def run(config: Config | dict | None = None, *, run_dir: str | Path | None = None) -> Retrain:
+    """Run every step of a retrain in this process (same code as the notebook); returns the finished job."""
+    job = Retrain(config, run_dir=run_dir)
+    job.run_all()
+    return job

@@ -1,0 +1,73 @@
+"""Figures for notebooks and reports. The only module that imports matplotlib."""
+
+from __future__ import annotations
+
+import matplotlib
+
+if matplotlib.get_backend().lower() not in ("module://matplotlib_inline.backend_inline", "inline"):
+    matplotlib.use("Agg")  # headless outside Jupyter; the inline backend is kept in notebooks
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+__all__ = ["training_curve", "metrics_comparison"]
+
+
+def training_curve(history: dict[str, list[dict]], *, metric: str = "validation NDCG@10") -> Figure:
+    """Validation metric per epoch for each trained model, best epoch marked.
+
+    Parameters
+    ----------
+    history : dict of str to list of dict
+        ``{model_name: [{"epoch": int, "validation": float, "seconds": float}, ...]}`` as in
+        ``history.json`` (``Retrain.history``).
+    metric : str
+        Y-axis label.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    for name, rows in history.items():
+        if not rows:
+            continue
+        epochs = [r["epoch"] for r in rows]
+        values = [r["validation"] for r in rows]
+        (line,) = ax.plot(epochs, values, marker="o", ms=3, label=name)
+        finite = [(v, e) for v, e in zip(values, epochs) if v == v]
+        if finite:
+            best_v, best_e = max(finite)
+            ax.scatter([best_e], [best_v], s=80, facecolors="none", edgecolors=line.get_color())
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(metric)
+    ax.set_title("Training curve (circle: best epoch, used for the refit)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def metrics_comparison(table, *, metrics: tuple[str, ...] | None = None) -> Figure:
+    """Grouped bars: each metric for the model and each baseline.
+
+    Parameters
+    ----------
+    table : pl.DataFrame
+        ``recsys_lab.report.metrics_table`` output: a ``metric`` column and one column per model.
+    metrics : tuple of str, optional
+        Rows to plot (default: all but coverage and AUC, which have other scales).
+    """
+    rows = table if metrics is None else table.filter(table["metric"].is_in(list(metrics)))
+    if metrics is None:
+        rows = rows.filter(~rows["metric"].str.starts_with("coverage") & (rows["metric"] != "auc"))
+    models = [c for c in rows.columns if c != "metric"]
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    width = 0.8 / max(len(models), 1)
+    for j, m in enumerate(models):
+        ax.bar([i + j * width for i in range(rows.height)], rows[m].to_list(), width=width, label=m)
+    ax.set_xticks([i + width * (len(models) - 1) / 2 for i in range(rows.height)], rows["metric"].to_list())
+    ax.set_title("Model vs baselines on the temporal test split")
+    ax.legend()
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    return fig

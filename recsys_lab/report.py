@@ -1,0 +1,164 @@
+"""Tables for notebooks and the CLI, the HTML report, and the thin-notebook check."""
+
+from __future__ import annotations
+
+import ast
+import logging
+import re
+import sys
+from importlib import metadata
+from pathlib import Path
+
+import nbformat
+import polars as pl
+
+from ._fs import atomic_write_text
+from .errors import RunError
+
+__all__ = ["PACKAGES", "package_versions", "show_versions", "metrics_table", "split_table", "timings_table",
+           "format_summary", "export_html", "check_notebook"]
+
+PACKAGES = ("recsys_lab", "rectools-lightfm", "pynndescent", "numba", "numpy", "scipy", "polars", "duckdb",
+            "papermill", "nbformat", "nbconvert")
+"""Packages whose versions go into every run manifest."""
+
+_MODELS = ("model", "lightfm_cf", "popularity")
+
+
+def package_versions() -> dict[str, str | None]:
+    """``{package: version}`` of :data:`PACKAGES` plus ``python`` (None for a package not installed)."""
+    out: dict[str, str | None] = {"python": sys.version.split()[0]}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def show_versions() -> pl.DataFrame:
+    """Versions as a two-column frame (for a notebook's first cell)."""
+    v = package_versions()
+    return pl.DataFrame({"package": list(v), "version": [str(x) for x in v.values()]})
+
+
+def metrics_table(metrics: dict[str, float]) -> pl.DataFrame:
+    """Model vs baselines, one row per metric.
+
+    Parameters
+    ----------
+    metrics : dict
+        Flat metrics as in ``metrics.json``: plain names for the model, ``baseline.<name>.<metric>`` for
+        baselines.
+
+    Returns
+    -------
+    pl.DataFrame
+        Columns ``metric, model, lightfm_cf, popularity`` (Float64); rows in metrics.json order.
+    """
+    names = [k for k in metrics if "." not in k]
+    return pl.DataFrame({"metric": names,
+                         "model": [metrics[n] for n in names],
+                         "lightfm_cf": [metrics.get(f"baseline.lightfm_cf.{n}") for n in names],
+                         "popularity": [metrics.get(f"baseline.popularity.{n}") for n in names]},
+                        schema={"metric": pl.Utf8, "model": pl.Float64, "lightfm_cf": pl.Float64,
+                                "popularity": pl.Float64})
+
+
+def split_table(stats: dict) -> pl.DataFrame:
+    """Split statistics (``Split.stats``) as a two-column frame."""
+    return pl.DataFrame({"statistic": list(stats), "value": [str(v) for v in stats.values()]})
+
+
+def timings_table(timings: dict[str, float]) -> pl.DataFrame:
+    """Phase timings (seconds) as a frame."""
+    return pl.DataFrame({"phase": list(timings), "seconds_or_rate": [float(v) for v in timings.values()]})
+
+
+def format_summary(metrics: dict[str, float], k: int = 10) -> str:
+    """Short plain-text table of the headline metrics vs baselines (for the CLI)."""
+    keys = [f"ndcg@{k}", f"precision@{k}", f"recall@{k}", f"map@{k}", "mrr", "auc", f"coverage@{k}"]
+    lines = [f"{'metric':<14}{'model':>10}{'lightfm_cf':>12}{'popularity':>12}"]
+    for key in keys:
+        if key not in metrics:
+            continue
+        cells = [metrics.get(key), metrics.get(f"baseline.lightfm_cf.{key}"), metrics.get(f"baseline.popularity.{key}")]
+        lines.append(f"{key:<14}" + "".join(f"{c:>{w}.4f}" if isinstance(c, (int, float)) else f"{'-':>{w}}"
+                                            for c, w in zip(cells, (10, 12, 12))))
+    ann = metrics.get(f"ann.recall@{k}")
+    if ann is not None:
+        lines.append(f"ann.recall@{k} (pynndescent vs exact top-{k}): {ann:.4f}")
+    return "\n".join(lines)
+
+
+_EXPORTER = None
+
+
+def export_html(notebook: str | Path, html: str | Path) -> Path:
+    """Render an executed notebook to standalone HTML with nbconvert (atomic write).
+
+    A module-level ``HTMLExporter`` is reused: ~20 ms per export in-process against ~1 s for the
+    ``jupyter nbconvert`` CLI (DESIGN.md).
+
+    Raises
+    ------
+    RunError
+        The notebook cannot be read or rendered.
+    """
+    global _EXPORTER
+    from nbconvert import HTMLExporter
+
+    if _EXPORTER is None:
+        _EXPORTER = HTMLExporter()
+        _EXPORTER.log.setLevel(logging.ERROR)  # "alternative text is missing" on every matplotlib figure
+    try:
+        body, _ = _EXPORTER.from_notebook_node(nbformat.read(str(notebook), as_version=4))
+    except Exception as exc:  # nbconvert raises many types; wrap with context
+        raise RunError(f"{notebook}: cannot render to HTML ({exc})") from exc
+    return atomic_write_text(html, body)
+
+
+_PRIVATE_IMPORT = re.compile(r"(from\s+recsys_lab[\w.]*\s+import\s+.*\b_\w+)|(recsys_lab(\.\w+)*\._\w+)")
+
+
+def check_notebook(path: str | Path) -> list[str]:
+    """Problems that break the thin-notebook rules (empty list: the notebook is fine).
+
+    Rules: valid nbformat; exactly one code cell tagged ``parameters``; no outputs or execution counts
+    committed; no ``def`` / ``class`` / ``for`` / ``while`` in code cells (logic lives in ``recsys_lab``);
+    no import of private ``recsys_lab`` names.
+    """
+    nb = nbformat.read(str(path), as_version=4)
+    problems = []
+    try:
+        nbformat.validate(nb)
+    except nbformat.ValidationError as exc:
+        problems.append(f"invalid nbformat: {exc.message}")
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    tagged = [i for i, c in enumerate(code) if "parameters" in c.get("metadata", {}).get("tags", [])]
+    if len(tagged) != 1:
+        problems.append(f"expected exactly one code cell tagged 'parameters', found {len(tagged)}")
+    for i, c in enumerate(nb.cells):
+        if c.cell_type != "code":
+            continue
+        if c.get("outputs") or c.get("execution_count"):
+            problems.append(f"cell {i}: has outputs (commit notebooks without outputs)")
+        src = "\n".join(line for line in c.source.splitlines() if not line.lstrip().startswith(("%", "!")))
+        try:
+            tree = ast.parse(src)
+        except SyntaxError as exc:
+            problems.append(f"cell {i}: syntax error ({exc.msg})")
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.For, ast.While)):
+                problems.append(f"cell {i}: {type(node).__name__} in a notebook; move the logic into recsys_lab")
+        if _PRIVATE_IMPORT.search(c.source):
+            problems.append(f"cell {i}: uses a private recsys_lab name")
+    return problems
+
+
+def require_thin(path: str | Path) -> None:
+    """Raise :class:`RunError` listing :func:`check_notebook` problems, if any."""
+    problems = check_notebook(path)
+    if problems:
+        raise RunError(f"{path}: not a thin notebook: " + "; ".join(problems))

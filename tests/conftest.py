@@ -1,0 +1,50 @@
+"""Shared fixtures: the real MovieLens 100k (never skipped: CI points RECSYS_LAB_DATA_DIR at it; elsewhere
+it is downloaded once into a per-session cache) and small synthetic data."""
+
+from __future__ import annotations
+
+import os
+from datetime import date
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from recsys_lab.datasets import load_movielens_100k, resolve_source
+from recsys_lab.errors import DataError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def ml100k_source(tmp_path_factory) -> Path:
+    """Directory or zip with the GroupLens files (RECSYS_LAB_DATA_DIR, else downloaded and cached)."""
+    cache = Path(os.environ.get("RECSYS_LAB_TEST_WAREHOUSE", ROOT / "warehouse"))
+    try:
+        return resolve_source(None, warehouse=cache)
+    except DataError as exc:  # a real-data test must not silently skip
+        pytest.fail(f"MovieLens 100k is not available: {exc}. Set RECSYS_LAB_DATA_DIR to a copy.")
+
+
+@pytest.fixture(scope="session")
+def ml100k(ml100k_source):
+    return load_movielens_100k(ml100k_source)
+
+
+@pytest.fixture()
+def tiny_tables():
+    """4 users, 5 items, 12 interactions spread over 12 days; item 5 never interacted with (cold)."""
+    ts = pl.datetime_range(pl.datetime(2020, 1, 1, time_zone="UTC"), pl.datetime(2020, 1, 12, time_zone="UTC"),
+                           "1d", eager=True)
+    inter = pl.DataFrame({
+        "user_id": [1, 1, 2, 2, 3, 3, 4, 4, 1, 2, 3, 4],
+        "item_id": [1, 2, 1, 3, 2, 4, 1, 4, 3, 4, 1, 2],
+        "rating": [5.0, 4, 4, 2, 5, 4, 3, 5, 4, 5, 4, 4],
+        "ts": ts,
+    })
+    users = pl.DataFrame({"user_id": [1, 2, 3, 4], "age": [17, 30, 45, 60], "gender": ["M", "F", "F", "M"],
+                          "occupation": ["student", "writer", "writer", "other"], "zip": ["1", "2", "3", "4"]})
+    items = pl.DataFrame({"item_id": [1, 2, 3, 4, 5], "title": ["A", "B", "C", "D", "E"],
+                          "release_date": [date(1995, 1, 1), date(1987, 5, 1), date(1995, 1, 1), None, None],
+                          "genres": [["Comedy"], ["Drama", "Comedy"], ["Action"], ["Drama"], ["Sci-Fi"]]})
+    return inter, users, items
