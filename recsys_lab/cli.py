@@ -1,11 +1,13 @@
 """``recsys-lab``: the command line. The only module that configures logging.
 
-Exit codes: 0 success; 1 the run failed (its folder keeps the executed notebook); 2 bad usage, config or
-data path (nothing was run).
+Exit codes: 0 success; 1 the run failed or crashed (its folder keeps the executed notebook); 2 bad usage,
+config or reference (nothing was run); 3 the run succeeded but failed its metric gate (not promoted);
+4 the run exceeded its time budget (``timed_out``); 5 another retrain holds the lock.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from pathlib import Path
@@ -23,6 +25,22 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+EXIT_GATE = 3
+EXIT_TIMEOUT = 4
+EXIT_LOCKED = 5
+
+runs_app = typer.Typer(no_args_is_help=True, help="The run registry: list, show, compare, promote, gc.")
+app.add_typer(runs_app, name="runs")
+
+RUNS_DIR = typer.Option(Path("runs"), "--runs-dir", help="Parent folder of the run folders.")
+
+
+def _print_frame(df) -> None:  # noqa: ANN001
+    import polars as pl
+
+    with pl.Config(tbl_rows=-1, tbl_cols=-1, tbl_width_chars=240, fmt_str_lengths=60,
+                   tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True, float_precision=4):
+        typer.echo(str(df))
 
 
 def _fail(message: str, code: int) -> None:
@@ -30,7 +48,8 @@ def _fail(message: str, code: int) -> None:
     raise typer.Exit(code)
 
 
-def _build_config(config: Optional[Path], params: Optional[list[str]], data: Optional[Path]) -> Config:
+def _build_config(config: Optional[Path], params: Optional[list[str]], data: Optional[Path],
+                  base: Optional[Config] = None) -> Config:
     overrides = {}
     for pair in params or []:
         name, sep, value = pair.partition("=")
@@ -39,6 +58,8 @@ def _build_config(config: Optional[Path], params: Optional[list[str]], data: Opt
         overrides[name] = parse_value(value)
     if data is not None:
         overrides["data.path"] = str(data)
+    if base is not None:
+        return base.replace(overrides)
     return load_config(config, overrides)
 
 
@@ -49,31 +70,51 @@ def retrain(
                                               help="Override one parameter, e.g. -p model.epochs 20 (repeatable)."),
     data: Optional[Path] = typer.Option(None, "--data", help="MovieLens 100k directory or zip (offline machines); "
                                         "default $RECSYS_LAB_DATA_DIR, else download into warehouse/."),
-    runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Parent folder of the run folders."),
+    promote: bool = typer.Option(False, "--promote", help="Promote the run if it succeeds and passes the gate."),
+    max_minutes: Optional[float] = typer.Option(None, "--max-minutes", help="Time budget (SLA); overrides "
+                                                "run.max_minutes. Past it the run is stopped as timed_out."),
+    wait: float = typer.Option(0.0, "--wait", help="Seconds to wait for another retrain's lock (default: fail now)."),
+    like: Optional[str] = typer.Option(None, "--like", help="Rerun with the config of this run (id, prefix, "
+                                       "'production' or 'latest') on the current data; -p still overrides."),
+    runs_dir: Path = RUNS_DIR,
     notebook: Optional[Path] = typer.Option(None, "--notebook", help="Notebook to execute "
                                             "(default notebooks/retrain.ipynb)."),
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="Stream the notebook's output."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log progress."),
 ) -> None:
     """Train, index, evaluate and report: execute the retrain notebook with papermill into runs/<run_id>/."""
     from .report import format_summary
-    from .runs import execute
+    from .runs import LockHeldError, execute, read_run, resolve
 
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(message)s")
     try:
-        cfg = _build_config(config, param, data)
-        result = execute(cfg, runs_dir=runs_dir, notebook=notebook, log_output=verbose)
+        base = None
+        if like:
+            base = Config.from_dict(read_run(resolve(runs_dir, like))["config"])
+            if config is not None:
+                raise ConfigError("--like and --config are exclusive")
+        cfg = _build_config(config, param, data, base=base)
+        if max_minutes is not None:
+            cfg = cfg.replace({"run.max_minutes": max_minutes})
+        result = execute(cfg, runs_dir=runs_dir, notebook=notebook, promote_if_passed=promote, wait=wait,
+                         like=like)
+    except LockHeldError as exc:
+        _fail(str(exc), EXIT_LOCKED)
     except RecsysLabError as exc:
         _fail(str(exc), EXIT_USAGE)
     t = result.manifest.get("timings", {})
     if result.status != "succeeded":
-        typer.echo(f"run {result.run_id} FAILED: {result.reason}", err=True)
-        typer.echo(f"executed notebook with the failing cell: {result.run_dir / 'retrain.ipynb'}", err=True)
-        raise typer.Exit(EXIT_FAILED)
+        typer.echo(f"run {result.run_id} {result.status.upper()}: {result.reason}", err=True)
+        typer.echo(f"executed notebook: {(result.run_dir / 'retrain.ipynb').resolve()}", err=True)
+        raise typer.Exit(EXIT_TIMEOUT if result.status == "timed_out" else EXIT_FAILED)
     typer.echo(f"run {result.run_id} succeeded in {t.get('total', 0):.1f} s "
                f"(data snapshot {(result.manifest.get('data') or {}).get('snapshot')})")
     typer.echo(format_summary(result.metrics, cfg.eval.k))
     typer.echo("phases (s): " + ", ".join(f"{k} {v:.2f}" for k, v in t.items()))
     typer.echo(f"report: {result.report.resolve()}")
+    if result.gate is not None and not result.gate.passed:
+        typer.echo(f"gate FAILED: {result.gate.reason}; not promoted", err=True)
+        raise typer.Exit(EXIT_GATE)
+    typer.echo(f"gate passed; {'promoted to production' if result.promoted else 'not promoted (no --promote)'}")
 
 
 @app.command("config")
@@ -86,6 +127,136 @@ def show_config(
         typer.echo(_build_config(config, param, None).to_toml(), nl=False)
     except RecsysLabError as exc:
         _fail(str(exc), EXIT_USAGE)
+
+
+def _guard(fn):  # noqa: ANN001, ANN202
+    """Run ``fn`` turning recsys_lab errors into a one-line message and exit code 2."""
+    try:
+        return fn()
+    except RecsysLabError as exc:
+        _fail(str(exc), EXIT_USAGE)
+
+
+@runs_app.command("list")
+def runs_list(
+    status: Optional[str] = typer.Option(None, "--status", help="Only runs with this status "
+                                         "(running, succeeded, failed, timed_out, crashed)."),
+    limit: int = typer.Option(20, "--limit", help="At most this many runs (newest first)."),
+    as_json: bool = typer.Option(False, "--json", help="JSON lines instead of a table."),
+    runs_dir: Path = RUNS_DIR,
+) -> None:
+    """Runs, newest first, with key metrics; the production run is marked."""
+    import polars as pl
+
+    from .runs import table
+
+    t = _guard(lambda: table(runs_dir))
+    if status:
+        t = t.filter(pl.col("status") == status)
+    t = t.head(limit)
+    if as_json:
+        for row in t.to_dicts():
+            typer.echo(json.dumps(row, default=str))
+        return
+    shown = t.select(pl.when(pl.col("production")).then(pl.lit("*")).otherwise(pl.lit("")).alias("prod"),
+                     "run_id", "status", "started_at", pl.col("duration_s").round(1), "snapshot", "gate_passed",
+                     "ndcg@10", "recall@10", "auc", "ann.recall@10")
+    _print_frame(shown)
+
+
+@runs_app.command("show")
+def runs_show(ref: str = typer.Argument(..., help="Run id, unique prefix, 'production' or 'latest'."),
+              runs_dir: Path = RUNS_DIR) -> None:
+    """Config, metrics, timings, gate outcome and artifact paths of one run."""
+    from .runs import production_id, read_run, resolve
+
+    run_dir = _guard(lambda: resolve(runs_dir, ref))
+    m = read_run(run_dir)
+    prod = " (production)" if production_id(runs_dir) == run_dir.name else ""
+    typer.echo(f"run {m['run_id']}{prod}: {m['status']}  started {m['started_at']}  ended {m.get('ended_at')}")
+    if m.get("reason"):
+        typer.echo(f"reason: {m['reason']}")
+    typer.echo(f"git {m['git'].get('commit')}{' (dirty)' if m['git'].get('dirty') else ''}; data snapshot "
+               f"{(m.get('data') or {}).get('snapshot')}")
+    metrics_path = run_dir / "metrics.json"
+    if metrics_path.is_file():
+        metrics = json.loads(metrics_path.read_text())
+        typer.echo("metrics:\n" + "\n".join(f"  {k:<36}{v:.4f}" if isinstance(v, float) else f"  {k:<36}{v}"
+                                             for k, v in metrics.items()))
+    typer.echo("timings (s): " + ", ".join(f"{k} {v:.2f}" for k, v in (m.get("timings") or {}).items()))
+    gate = m.get("gate")
+    if gate:
+        typer.echo(f"gate: {'passed' if gate['passed'] else 'FAILED'}; promoted: {m.get('promoted')}")
+        for c in gate["checks"]:
+            typer.echo(f"  [{'ok' if c['passed'] else 'FAIL'}] {c['message']}")
+    typer.echo("config:\n" + Config.from_dict(m["config"]).to_toml())
+    typer.echo("artifacts:")
+    for p in sorted(run_dir.rglob("*")):
+        if p.is_file() and not p.name.startswith("."):
+            typer.echo(f"  {p} ({p.stat().st_size} bytes)")
+
+
+@runs_app.command("compare")
+def runs_compare(a: str = typer.Argument(..., help="Run A (id, prefix, 'production', 'latest')."),
+                 b: str = typer.Argument(..., help="Run B."), runs_dir: Path = RUNS_DIR) -> None:
+    """Metric deltas (B - A, absolute and relative), parameter differences and data snapshot change."""
+    from .runs import compare
+
+    c = _guard(lambda: compare(runs_dir, a, b))
+    typer.echo(f"A = {c['a']}\nB = {c['b']}")
+    typer.echo("data: " + ("same snapshot " + str(c["snapshots"][0]) if c["same_data"] else
+                           f"DIFFERENT snapshots {c['snapshots'][0]} -> {c['snapshots'][1]}"))
+    _print_frame(c["metrics"])
+    if c["params"].height:
+        typer.echo("parameters that differ:")
+        _print_frame(c["params"])
+    else:
+        typer.echo("parameters: identical")
+
+
+@runs_app.command("promote")
+def runs_promote(ref: str = typer.Argument(..., help="Run id or prefix."),
+                 force: bool = typer.Option(False, "--force", help="Promote even a failed or gate-failed run."),
+                 runs_dir: Path = RUNS_DIR) -> None:
+    """Make a run production (atomic replace of runs/PRODUCTION)."""
+    from .runs import promote
+
+    run_id = _guard(lambda: promote(runs_dir, ref, force=force))
+    typer.echo(f"production is now {run_id}")
+
+
+@runs_app.command("gc")
+def runs_gc(keep: int = typer.Option(..., "--keep", help="How many newest runs to keep."),
+            dry_run: bool = typer.Option(False, "--dry-run", help="Only list what would be removed."),
+            runs_dir: Path = RUNS_DIR) -> None:
+    """Remove old runs, never the production run nor a live one."""
+    from .runs import gc
+
+    removed = _guard(lambda: gc(runs_dir, keep, dry_run=dry_run))
+    verb = "would remove" if dry_run else "removed"
+    typer.echo(f"{verb} {len(removed)} run(s)" + "".join(f"\n  {r}" for r in removed))
+
+
+@app.command()
+def recommend(
+    user: int = typer.Option(..., "--user", help="External user id."),
+    run: str = typer.Option("latest", "--run", help="Run (id, prefix, 'production', 'latest')."),
+    vs: Optional[str] = typer.Option(None, "--vs", help="Second run to compare with, e.g. production."),
+    k: int = typer.Option(10, "-k", help="How many items."),
+    history: int = typer.Option(10, "--history", help="How many recent interactions to show."),
+    runs_dir: Path = RUNS_DIR,
+) -> None:
+    """A user's recent history and a run's top-k (optionally side by side with another run)."""
+    from .runs import compare_recommendations, recommend as rec, user_history
+
+    typer.echo(f"user {user}: last {history} interactions before the training cut-off")
+    _print_frame(_guard(lambda: user_history(runs_dir, user, run=run, n=history)))
+    if vs:
+        typer.echo(f"top-{k}: a = {run}, b = {vs}")
+        _print_frame(_guard(lambda: compare_recommendations(runs_dir, user, run=run, vs=vs, k=k)))
+    else:
+        typer.echo(f"top-{k} from {run}")
+        _print_frame(_guard(lambda: rec(runs_dir, user, run=run, k=k)))
 
 
 def _merge_pairs(argv: list[str]) -> list[str]:

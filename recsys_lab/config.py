@@ -33,7 +33,8 @@ import tomli_w
 from .errors import ConfigError
 
 __all__ = [
-    "DataConfig", "FeatureConfig", "SplitConfig", "ModelConfig", "AnnConfig", "EvalConfig", "Config",
+    "DataConfig", "FeatureConfig", "SplitConfig", "ModelConfig", "AnnConfig", "EvalConfig", "GateConfig",
+    "RunConfig", "Config",
     "load_config", "parse_value", "USER_FEATURE_SETS", "ITEM_FEATURE_SETS",
 ]
 
@@ -212,6 +213,56 @@ class EvalConfig:
         _check(self.k >= 1, "eval.k", f"must be >= 1, got {self.k}")
 
 
+def _default_floors() -> dict[str, float]:
+    return {"ndcg@10": 0.05, "ann.recall@10": 0.9}
+
+
+def _default_regression() -> dict[str, float]:
+    return {"ndcg@10": 0.10, "recall@10": 0.10}
+
+
+@dataclass(frozen=True, kw_only=True)
+class GateConfig:
+    """Metric gate applied before promotion (see :mod:`recsys_lab.gate`).
+
+    Parameters
+    ----------
+    min : dict of str to float
+        Absolute floors, ``metric >= bound`` (default ``{"ndcg@10": 0.05, "ann.recall@10": 0.9}``).
+    max_regression : dict of str to float
+        Largest allowed relative drop against production, ``(prod - new) / prod <= bound``
+        (default ``{"ndcg@10": 0.10, "recall@10": 0.10}``: at most 10 % worse).
+    """
+
+    min: dict[str, float] = field(default_factory=_default_floors)
+    max_regression: dict[str, float] = field(default_factory=_default_regression)
+
+    def __post_init__(self) -> None:
+        for name in ("min", "max_regression"):
+            for metric, bound in getattr(self, name).items():
+                _check(isinstance(bound, (int, float)) and not isinstance(bound, bool), f"gate.{name}.{metric}",
+                       f"expected a number, got {bound!r}")
+        for metric, bound in self.max_regression.items():
+            _check(0 <= bound, f"gate.max_regression.{metric}", f"must be >= 0, got {bound}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunConfig:
+    """Run lifecycle settings.
+
+    Parameters
+    ----------
+    max_minutes : float
+        Time budget (SLA) of one retrain in minutes; past it the run is stopped and marked ``timed_out``.
+        0 (default) means no limit.
+    """
+
+    max_minutes: float = 0.0
+
+    def __post_init__(self) -> None:
+        _check(self.max_minutes >= 0, "run.max_minutes", f"must be >= 0, got {self.max_minutes}")
+
+
 @dataclass(frozen=True, kw_only=True)
 class Config:
     """The whole configuration of a retrain; every field has a documented default."""
@@ -222,12 +273,14 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     ann: AnnConfig = field(default_factory=AnnConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    gate: GateConfig = field(default_factory=GateConfig)
+    run: RunConfig = field(default_factory=RunConfig)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         """Nested dict of plain literals (lists, not tuples), as papermill and TOML want."""
 
         def plain(v: Any) -> Any:
-            return list(v) if isinstance(v, tuple) else v
+            return list(v) if isinstance(v, tuple) else dict(v) if isinstance(v, dict) else v
 
         return {s.name: {f.name: plain(getattr(getattr(self, s.name), f.name))
                          for f in dataclasses.fields(getattr(self, s.name))}
@@ -274,7 +327,13 @@ class Config:
             section, _, key = dotted.partition(".")
             if section not in d or not key:
                 raise ConfigError("expected SECTION.KEY with SECTION one of " + ", ".join(d), parameter=dotted)
-            d[section][key] = value
+            key, _, sub = key.partition(".")
+            if sub:  # a table entry, e.g. gate.min.ndcg@10
+                if not isinstance(d[section].get(key), dict):
+                    raise ConfigError(f"{section}.{key} is not a table", parameter=dotted)
+                d[section][key] = {**d[section][key], sub: value}
+            else:
+                d[section][key] = value
         return Config.from_dict(d)
 
     def to_toml(self) -> str:
@@ -285,7 +344,7 @@ class Config:
 
 def _section_types() -> dict[str, type]:
     return {"data": DataConfig, "features": FeatureConfig, "split": SplitConfig, "model": ModelConfig,
-            "ann": AnnConfig, "eval": EvalConfig}
+            "ann": AnnConfig, "eval": EvalConfig, "gate": GateConfig, "run": RunConfig}
 
 
 def _check_type(parameter: str, value: Any, hint: Any) -> None:
@@ -296,7 +355,10 @@ def _check_type(parameter: str, value: Any, hint: Any) -> None:
             return
         hint = next(a for a in args if a is not type(None))
         origin = typing.get_origin(hint)
-    if origin is tuple:
+    if origin is dict:
+        ok = isinstance(value, dict) and all(isinstance(k, str) for k in value)
+        expected = "a table of metric = number"
+    elif origin is tuple:
         ok = isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)
         expected = "a list of strings"
     elif hint is bool:
@@ -325,7 +387,7 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
     Parameters
     ----------
     path : str or Path, optional
-        TOML file with sections ``data, features, split, model, ann, eval``.
+        TOML file with sections ``data, features, split, model, ann, eval, gate, run``.
     overrides : dict, optional
         ``{"model.epochs": 5, ...}`` applied after the file.
 

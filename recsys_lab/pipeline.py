@@ -26,6 +26,7 @@ from .config import Config
 from .datasets import load_movielens_100k
 from .errors import RunError
 from .features import Dataset, build_dataset, identity_features
+from .gate import GateResult, check_gate
 from .split import Split, temporal_split
 from .warehouse import Snapshot, ingest
 
@@ -69,6 +70,7 @@ class Retrain:
         self.vectors: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self.index: ann.MipsIndex | None = None
         self.metrics: dict[str, float] = {}
+        self.gate: GateResult | None = None
 
     @contextmanager
     def _phase(self, name: str):
@@ -165,7 +167,7 @@ class Retrain:
         with self._phase("index"):
             cfg = self.config.ann
             self.index = ann.MipsIndex(i, n_neighbors=cfg.n_neighbors, epsilon=cfg.epsilon,
-                                       seed=self.config.model.seed)
+                                       seed=self.config.model.seed, n_jobs=self.config.model.num_threads)
             t0 = time.perf_counter()
             approx, _ = self.index.query(u, k)
             t_ann = time.perf_counter() - t0
@@ -197,6 +199,15 @@ class Retrain:
             self.metrics["fit.best_epoch"] = self.fits["hybrid"].best_epoch
         return self.metrics
 
+    def check_gate(self, production: dict[str, float] | None = None) -> GateResult:
+        """Apply ``config.gate`` to the metrics (floors, and regression against ``production``'s metrics).
+
+        The CLI promotes a run only when this passed; the outcome is saved as ``gate.json``.
+        """
+        self._need("metrics", "evaluate")
+        self.gate = check_gate(self.metrics, self.config.gate, production)
+        return self.gate
+
     def save(self) -> Path | None:
         """Write metrics, params, history, timings and artifacts into ``run_dir`` (atomically, file by file).
 
@@ -222,16 +233,19 @@ class Retrain:
             atomic_write_json(self.run_dir / "history.json", self.history)
             atomic_write_json(self.run_dir / "metrics.json", self.metrics)
             atomic_write_json(self.run_dir / "data.json", self.data_info)
+            if self.gate is not None:
+                atomic_write_json(self.run_dir / "gate.json", self.gate.to_dict())
         atomic_write_json(self.run_dir / "timings.json", self.timings)
         return self.run_dir
 
-    def run_all(self) -> dict[str, float]:
-        """All steps in order; returns the metrics."""
+    def run_all(self, production: dict[str, float] | None = None) -> dict[str, float]:
+        """All steps in order (gate against ``production``'s metrics); returns the metrics."""
         self.ingest()
         self.build_features()
         self.fit()
         self.build_index()
         self.evaluate()
+        self.check_gate(production)
         self.save()
         return self.metrics
 
@@ -246,8 +260,9 @@ def _save_npz(path: Path, **arrays: np.ndarray) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
-def run(config: Config | dict | None = None, *, run_dir: str | Path | None = None) -> Retrain:
+def run(config: Config | dict | None = None, *, run_dir: str | Path | None = None,
+        production: dict[str, float] | None = None) -> Retrain:
     """Run every step of a retrain in this process (same code as the notebook); returns the finished job."""
     job = Retrain(config, run_dir=run_dir)
-    job.run_all()
+    job.run_all(production)
     return job

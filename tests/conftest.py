@@ -48,3 +48,26 @@ def tiny_tables():
                           "release_date": [date(1995, 1, 1), date(1987, 5, 1), date(1995, 1, 1), None, None],
                           "genres": [["Comedy"], ["Drama", "Comedy"], ["Action"], ["Drama"], ["Sci-Fi"]]})
     return inter, users, items
+
+
+def cli(*args, cwd, timeout=900):
+    """Run ``recsys-lab ARGS`` in a subprocess (the real console entry point); returns CompletedProcess."""
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "recsys_lab.cli", *map(str, args)], cwd=cwd,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def workdir(tmp_path_factory):
+    """A project working directory shared by the real-data CLI tests (its own runs/ and warehouse/)."""
+    return tmp_path_factory.mktemp("project")
+
+
+@pytest.fixture(scope="session")
+def first_run(workdir, ml100k_source):
+    """One real retrain (single-threaded for exact reproducibility), promoted to production."""
+    proc = cli("retrain", "--data", ml100k_source, "-p", "model.num_threads", "1", "--promote", cwd=workdir)
+    runs = sorted(p for p in (workdir / "runs").iterdir() if p.is_dir())
+    return proc, runs[0]

@@ -2,8 +2,6 @@
 
 import json
 import shutil
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
@@ -13,29 +11,15 @@ import pytest
 from recsys_lab.config import Config
 from recsys_lab.pipeline import Retrain
 
+from .conftest import cli
+
 pytestmark = pytest.mark.realdata
 
 
-def cli(*args, cwd, env_data=None):
-    import os
-
-    env = dict(os.environ)
-    if env_data is not None:
-        env["RECSYS_LAB_DATA_DIR"] = str(env_data)
-    return subprocess.run([sys.executable, "-m", "recsys_lab.cli", *map(str, args)], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=600)
-
-
 @pytest.fixture(scope="module")
-def workdir(tmp_path_factory):
-    return tmp_path_factory.mktemp("retrain")
-
-
-@pytest.fixture(scope="module")
-def retrain_run(workdir, ml100k_source):
-    proc = cli("retrain", "--data", ml100k_source, "-p", "model.num_threads", "1", cwd=workdir)
-    runs = sorted((workdir / "runs").iterdir())
-    return proc, runs
+def retrain_run(first_run):
+    proc, run = first_run
+    return proc, [run]
 
 
 def test_retrain_succeeds_and_prints_a_summary(retrain_run):
@@ -43,6 +27,7 @@ def test_retrain_succeeds_and_prints_a_summary(retrain_run):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert len(runs) == 1
     assert "succeeded" in proc.stdout and "popularity" in proc.stdout and "ndcg@10" in proc.stdout
+    assert "gate passed; promoted to production" in proc.stdout
     assert f"report: {runs[0] / 'report.html'}" in proc.stdout
 
 

@@ -1,0 +1,315 @@
+"""Run lifecycle: registry, compare, gate, promotion, locking, SLA, crash safety, reproducibility."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import nbformat
+import papermill as pm
+import polars as pl
+import pytest
+
+from recsys_lab import runs
+from recsys_lab.config import Config, GateConfig
+from recsys_lab.errors import RunError
+from recsys_lab.gate import check_gate
+from recsys_lab.pipeline import Retrain
+
+from .conftest import ROOT, cli
+
+# -- the metric gate (pure) ------------------------------------------------------------------------------
+
+
+def test_gate_passes_floors_and_regression():
+    g = check_gate({"ndcg@10": 0.2, "recall@10": 0.1}, GateConfig(min={"ndcg@10": 0.1},
+                   max_regression={"ndcg@10": 0.1}), {"ndcg@10": 0.21})
+    assert g.passed and g.reason is None
+    assert "-4.8% within max regression 10.0%" in g.checks[1]["message"]
+
+
+def test_gate_floor_failure_names_metric_value_and_bound():
+    g = check_gate({"ndcg@10": 0.2}, GateConfig(min={"ndcg@10": 0.5}, max_regression={}))
+    assert not g.passed and g.reason == "ndcg@10 = 0.2000 < floor 0.5"
+
+
+def test_gate_regression_against_production():
+    g = check_gate({"ndcg@10": 0.17}, GateConfig(min={}, max_regression={"ndcg@10": 0.1}), {"ndcg@10": 0.2})
+    assert not g.passed and "ndcg@10 = 0.1700 vs production 0.2000: -15.0% exceeds max regression 10.0%" in g.reason
+    # without production the regression check passes, saying why
+    g = check_gate({"ndcg@10": 0.17}, GateConfig(min={}, max_regression={"ndcg@10": 0.1}), {})
+    assert g.passed and "no production value" in g.checks[0]["message"]
+
+
+def test_gate_missing_metric_fails():
+    g = check_gate({}, GateConfig(min={"auc": 0.5}, max_regression={}))
+    assert not g.passed and "auc missing" in g.reason
+    assert g.table().height == 1
+
+
+# -- promotion and the production pointer ----------------------------------------------------------------
+
+
+def _fake_run(runs_dir: Path, run_id: str, status: str = "succeeded", gate_passed: bool = True,
+              metrics: dict | None = None, pid: int | None = None) -> Path:
+    d = runs_dir / run_id
+    d.mkdir(parents=True)
+    (d / "run.json").write_text(json.dumps({
+        "run_id": run_id, "status": status, "started_at": run_id[:15], "ended_at": None, "pid": pid or 1,
+        "host": os.uname().nodename, "data": {"snapshot": "s" * 16, "hash": "h" * 64},
+        "config": Config().to_dict(), "timings": {"total": 1.5}, "gate": {"passed": gate_passed, "reason": "x",
+                                                                          "checks": []},
+        "git": {"commit": None}, "promoted": False, "reason": None}))
+    (d / "metrics.json").write_text(json.dumps(metrics or {"ndcg@10": 0.2, "recall@10": 0.1}))
+    return d
+
+
+def test_promote_refuses_failed_runs_unless_forced(tmp_path):
+    _fake_run(tmp_path, "20260101T000000Z-aaaaaa")
+    _fake_run(tmp_path, "20260102T000000Z-bbbbbb", status="failed")
+    _fake_run(tmp_path, "20260103T000000Z-cccccc", gate_passed=False)
+    assert runs.promote(tmp_path, "20260101") == "20260101T000000Z-aaaaaa"
+    with pytest.raises(RunError, match="is failed: refusing to promote"):
+        runs.promote(tmp_path, "20260102")
+    with pytest.raises(RunError, match="failed its gate"):
+        runs.promote(tmp_path, "20260103")
+    assert runs.production_id(tmp_path) == "20260101T000000Z-aaaaaa"
+    assert runs.promote(tmp_path, "20260102", force=True) == "20260102T000000Z-bbbbbb"
+    with pytest.raises(RunError, match="no runs match"):
+        runs.promote(tmp_path, "2027")
+
+
+def test_promotion_is_atomic(tmp_path, monkeypatch):
+    _fake_run(tmp_path, "20260101T000000Z-aaaaaa")
+    _fake_run(tmp_path, "20260102T000000Z-bbbbbb")
+    runs.promote(tmp_path, "20260101")
+
+    def boom(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", boom)
+    with pytest.raises(OSError, match="disk full"):
+        runs.promote(tmp_path, "20260102")
+    monkeypatch.undo()
+    assert (tmp_path / "PRODUCTION").read_text() == "20260101T000000Z-aaaaaa\n"
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temp file left
+
+
+def test_table_marks_crashed_runs_and_production(tmp_path):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    _fake_run(tmp_path, "20260101T000000Z-aaaaaa")
+    _fake_run(tmp_path, "20260102T000000Z-bbbbbb", status="running", pid=dead.pid)
+    _fake_run(tmp_path, "20260103T000000Z-cccccc", status="running", pid=os.getpid())
+    runs.promote(tmp_path, "20260101")
+    t = runs.table(tmp_path)
+    assert t["run_id"].to_list() == ["20260103T000000Z-cccccc", "20260102T000000Z-bbbbbb", "20260101T000000Z-aaaaaa"]
+    assert t["status"].to_list() == ["running", "crashed", "succeeded"]
+    assert t["production"].to_list() == [False, False, True]
+    assert t["ndcg@10"].to_list() == [0.2, 0.2, 0.2]
+    assert runs.table(tmp_path / "empty").height == 0
+
+
+def test_gc_keeps_production_and_live_runs(tmp_path):
+    for day in range(1, 6):
+        _fake_run(tmp_path, f"2026010{day}T000000Z-aaaaa{day}")
+    runs.promote(tmp_path, "20260101")
+    removed = runs.gc(tmp_path, keep=2)
+    assert sorted(removed) == ["20260102T000000Z-aaaaa2", "20260103T000000Z-aaaaa3"]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == [
+        "20260101T000000Z-aaaaa1", "20260104T000000Z-aaaaa4", "20260105T000000Z-aaaaa5"]
+
+
+# -- locking ---------------------------------------------------------------------------------------------
+
+
+def _hold_lock(runs_dir: Path, seconds: float) -> subprocess.Popen:
+    proc = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import time
+        from recsys_lab.runs import RetrainLock
+        lock = RetrainLock({str(runs_dir)!r}).acquire(run_id="holder-run")
+        print("locked", flush=True)
+        time.sleep({seconds})
+        lock.release()
+    """)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "locked"
+    return proc
+
+
+def test_second_retrain_is_refused_naming_the_holder(tmp_path):
+    holder = _hold_lock(tmp_path / "runs", 60)
+    try:
+        proc = cli("retrain", cwd=tmp_path)
+        assert proc.returncode == 5
+        assert f"another retrain holds" in proc.stderr and f"pid {holder.pid}, run holder-run" in proc.stderr
+        assert not [p for p in (tmp_path / "runs").iterdir() if p.is_dir()]  # no run folder was created
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_wait_then_acquire_and_stale_lock_takeover(tmp_path, caplog):
+    holder = _hold_lock(tmp_path, 1.0)
+    with pytest.raises(runs.LockHeldError, match="run holder-run"):
+        runs.RetrainLock(tmp_path).acquire()
+    lock = runs.RetrainLock(tmp_path, wait=30).acquire(run_id="me")  # waits for the holder to finish
+    lock.release()
+    holder.wait()
+    killed = _hold_lock(tmp_path, 60)
+    os.kill(killed.pid, signal.SIGKILL)  # leaves its holder record behind
+    killed.wait()
+    with caplog.at_level("WARNING"):
+        lock = runs.RetrainLock(tmp_path).acquire(run_id="me")
+    assert "taking over a stale retrain lock" in caplog.text and str(killed.pid) in caplog.text
+    assert lock.holder()["pid"] == os.getpid()
+    lock.release()
+
+
+# -- real retrains ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def second_run(first_run, workdir):
+    """A rerun ``--like`` the first with a smaller model and an unreachable floor: gate fails, no promotion."""
+    _, first = first_run
+    proc = cli("retrain", "--like", first.name, "-p", "model.no_components", "32", "-p", "gate.min.ndcg@10", "0.99",
+               "--promote", cwd=workdir)
+    newest = runs.table(workdir / "runs")["run_id"][0]
+    return proc, workdir / "runs" / newest
+
+
+def test_gate_failure_exits_3_and_keeps_production(first_run, second_run, workdir):
+    _, first = first_run
+    proc, second = second_run
+    assert proc.returncode == 3, proc.stderr[-2000:]
+    assert "gate FAILED: ndcg@10 = " in proc.stderr and "< floor 0.99; " in proc.stderr
+    assert runs.production_id(workdir / "runs") == first.name
+    manifest = runs.read_run(second)
+    assert manifest["status"] == "succeeded" and manifest["gate"]["passed"] is False and not manifest["promoted"]
+    assert "floor 0.99" in (second / "report.html").read_text()  # the gate table is in the report
+
+
+def test_like_reruns_with_the_same_config(first_run, second_run):
+    _, first = first_run
+    _, second = second_run
+    a, b = runs.read_run(first), runs.read_run(second)
+    assert b["like"] == first.name
+    b["config"]["model"]["no_components"] = a["config"]["model"]["no_components"]
+    b["config"]["gate"]["min"]["ndcg@10"] = a["config"]["gate"]["min"]["ndcg@10"]
+    assert a["config"] == b["config"]
+
+
+def test_runs_list_show_and_compare_cli(first_run, second_run, workdir):
+    _, first = first_run
+    _, second = second_run
+    out = cli("runs", "list", cwd=workdir).stdout
+    assert first.name in out and second.name in out and "*" in out
+    rows = [json.loads(line) for line in cli("runs", "list", "--json", cwd=workdir).stdout.splitlines()]
+    assert [r["run_id"] for r in rows][:2] == [second.name, first.name] and rows[1]["production"]
+    assert cli("runs", "list", "--status", "failed", "--json", cwd=workdir).stdout.strip() == ""
+    show = cli("runs", "show", "production", cwd=workdir).stdout
+    assert f"run {first.name} (production): succeeded" in show and "gate: passed" in show and "model.pkl" in show
+    cmp = cli("runs", "compare", "production", second.name, cwd=workdir)
+    assert cmp.returncode == 0, cmp.stderr
+    assert "same snapshot" in cmp.stdout and "model.no_components" in cmp.stdout and "ndcg@10" in cmp.stdout
+    c = runs.compare(workdir / "runs", first.name, second.name)
+    row = c["metrics"].filter(pl.col("metric") == "ndcg@10").row(0, named=True)
+    assert row["delta"] == pytest.approx(row["b"] - row["a"])
+    assert set(c["params"]["parameter"]) == {"model.no_components", "gate.min.ndcg@10"}
+    assert cli("runs", "show", "nope", cwd=workdir).returncode == 2
+
+
+def test_recommend_vs_production(first_run, second_run, workdir):
+    _, first = first_run
+    _, second = second_run
+    proc = cli("recommend", "--user", "13", "--run", second.name, "--vs", "production", cwd=workdir)
+    assert proc.returncode == 0, proc.stderr
+    assert "last 10 interactions" in proc.stdout and "movement" in proc.stdout
+    recs = runs.compare_recommendations(workdir / "runs", 13, run=second.name, vs="production", k=10)
+    assert recs["rank_a"].drop_nulls().to_list() == list(range(1, 11))
+    assert recs["rank_b"].drop_nulls().sort().to_list() == list(range(1, 11))
+    seen = set(runs.user_history(workdir / "runs", 13, run=second.name, n=10_000)["item_id"])
+    assert not seen & set(recs["item_id"])  # never recommends what the user saw before the cut-off
+    assert cli("recommend", "--user", "999999", cwd=workdir).returncode == 2
+
+
+def test_compare_models_notebook_runs_under_papermill(second_run, workdir, tmp_path):
+    _, second = second_run
+    out = tmp_path / "compare_models.ipynb"
+    pm.execute_notebook(str(ROOT / "notebooks" / "compare_models.ipynb"), str(out), kernel_name="python3",
+                        parameters={"user_id": 13, "run": second.name, "vs": "production",
+                                    "runs_dir": str(workdir / "runs")}, progress_bar=False, cwd=str(tmp_path))
+    nb = nbformat.read(out, as_version=4)
+    html = "".join(o.get("data", {}).get("text/html", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    assert "movement" in html and "rank_a" in html and "ndcg@10" in html
+
+
+def test_timed_out_run_is_stopped_and_never_promoted(first_run, workdir):
+    _, first = first_run
+    proc = cli("retrain", "--like", first.name, "--max-minutes", "0.1", "--promote", cwd=workdir, timeout=120)
+    assert proc.returncode == 4, proc.stderr[-2000:]
+    assert "TIMED_OUT" in proc.stderr and "exceeded the time budget" in proc.stderr
+    t = runs.table(workdir / "runs")
+    newest = t.row(0, named=True)
+    assert newest["status"] == "timed_out" and not newest["production"]
+    assert (workdir / "runs" / newest["run_id"] / "retrain.ipynb").is_file()  # partial notebook kept
+    assert runs.production_id(workdir / "runs") == first.name
+
+
+def test_kill_9_mid_run_leaves_production_and_lists_as_crashed(first_run, workdir):
+    _, first = first_run
+    before = {p.name for p in (workdir / "runs").iterdir()}
+    proc = subprocess.Popen([sys.executable, "-m", "recsys_lab.cli", "retrain", "--like", first.name, "--promote"],
+                            cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    new = []
+    while time.monotonic() < deadline and not new:
+        new = [p for p in (workdir / "runs").iterdir() if p.name not in before and (p / "retrain.ipynb").exists()]
+        time.sleep(0.2)
+    assert new, "the retrain never started"
+    time.sleep(3)  # mid-notebook
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    row = runs.table(workdir / "runs").filter(pl.col("run_id") == new[0].name).row(0, named=True)
+    assert row["status"] == "crashed"
+    assert runs.production_id(workdir / "runs") == first.name
+    json.loads((new[0] / "run.json").read_text())  # still a complete, readable manifest
+    # the papermill executor dies with its parent (no orphan retrain keeps running)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and _processes_mentioning(str(new[0])):
+        time.sleep(0.2)
+    assert not _processes_mentioning(str(new[0]))
+    # the lock died with its holder: the next retrain may start at once
+    runs.RetrainLock(workdir / "runs").acquire().release()
+
+
+def _processes_mentioning(text: str) -> list[int]:
+    pids = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and text in (proc / "cmdline").read_bytes().decode(errors="replace"):
+                pids.append(int(proc.name))
+        except OSError:
+            continue
+    return pids
+
+
+def test_same_snapshot_config_and_seed_give_identical_metrics(first_run):
+    _, first = first_run
+    cfg = Config.from_dict(runs.read_run(first)["config"])
+    a = Retrain(cfg).run_all()
+    b = Retrain(cfg).run_all()
+    assert a == b
+    saved = json.loads((first / "metrics.json").read_text())
+    assert {k: v for k, v in a.items()} == pytest.approx(saved, rel=1e-9)
+
+
+def test_airflow_dag_example_is_valid_python():
+    src = (ROOT / "recsys_lab" / "airflow_dag.py").read_text()
+    compile(src, "airflow_dag.py", "exec")
+    assert "PapermillOperator" in src and "recsys-lab retrain --promote" in src
