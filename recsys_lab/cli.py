@@ -239,7 +239,7 @@ def runs_gc(keep: int = typer.Option(..., "--keep", help="How many newest runs t
 
 @app.command()
 def recommend(
-    user: int = typer.Option(..., "--user", help="External user id."),
+    user: str = typer.Option(..., "--user", help="External user id (integer or text, as in the data)."),
     run: str = typer.Option("latest", "--run", help="Run (id, prefix, 'production', 'latest')."),
     vs: Optional[str] = typer.Option(None, "--vs", help="Second run to compare with, e.g. production."),
     k: int = typer.Option(10, "-k", help="How many items."),
@@ -257,6 +257,58 @@ def recommend(
     else:
         typer.echo(f"top-{k} from {run}")
         _print_frame(_guard(lambda: rec(runs_dir, user, run=run, k=k)))
+
+
+@app.command()
+def ingest(
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="TOML config whose [data] section to use."),
+    param: Optional[list[str]] = typer.Option(None, "-p", "--param", metavar="NAME VALUE", help="Override."),
+    interactions: Optional[Path] = typer.Option(None, "--interactions", help="Interaction log, CSV or Parquet "
+                                                "(sets data.source = files)."),
+    users: Optional[Path] = typer.Option(None, "--users", help="Optional user table (CSV or Parquet)."),
+    items: Optional[Path] = typer.Option(None, "--items", help="Optional item table (CSV or Parquet)."),
+    user_col: Optional[str] = typer.Option(None, "--user-col", help="User id column (default user_id)."),
+    item_col: Optional[str] = typer.Option(None, "--item-col", help="Item id column (default item_id)."),
+    time_col: Optional[str] = typer.Option(None, "--time-col", help="Timestamp column (default ts)."),
+    weight_col: Optional[str] = typer.Option(None, "--weight-col", help="Rating or implicit weight column "
+                                             "(default: every interaction weighs 1)."),
+    title_col: Optional[str] = typer.Option(None, "--title-col", help="Item title column in the item table."),
+    data: Optional[Path] = typer.Option(None, "--data", help="MovieLens 100k directory or zip."),
+) -> None:
+    """Load a source, run the data guardrails and store an immutable warehouse snapshot."""
+    from .pipeline import Retrain
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    over = {f"data.{k}": str(v) if isinstance(v, Path) else v for k, v in (
+        ("interactions", interactions), ("users", users), ("items", items), ("user_col", user_col),
+        ("item_col", item_col), ("time_col", time_col), ("weight_col", weight_col), ("title_col", title_col))
+        if v is not None}
+    if interactions is not None:
+        over["data.source"] = "files"
+    try:
+        cfg = _build_config(config, param, data).replace(over)
+        job = Retrain(cfg)
+        snap = job.ingest()
+    except RecsysLabError as exc:
+        _fail(str(exc), EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_FAILED)
+    info = snap.info()
+    typer.echo(f"snapshot {snap.id}: {info['n_interactions']} interactions, {info['n_users']} users, "
+               f"{info['n_items']} items from {info['source']}\n{snap.path}")
+    _print_frame(job.validation.table().drop("description"))
+
+
+@app.command()
+def lab(port: int = typer.Option(8888, "--port", help="Port of the JupyterLab server."),
+        dry_run: bool = typer.Option(False, "--dry-run", help="Print the command instead of running it.")) -> None:
+    """Open JupyterLab on notebooks/ with this environment as the python3 kernel."""
+    import os
+
+    from .runs import PROJECT_ROOT
+
+    cmd = [sys.executable, "-m", "jupyterlab", f"--notebook-dir={PROJECT_ROOT / 'notebooks'}", f"--port={port}"]
+    typer.echo(" ".join(cmd))
+    if not dry_run:
+        os.execv(sys.executable, cmd)
 
 
 def _merge_pairs(argv: list[str]) -> list[str]:

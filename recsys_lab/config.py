@@ -33,16 +33,10 @@ import tomli_w
 from .errors import ConfigError
 
 __all__ = [
-    "DataConfig", "FeatureConfig", "SplitConfig", "ModelConfig", "AnnConfig", "EvalConfig", "GateConfig",
-    "RunConfig", "Config",
-    "load_config", "parse_value", "USER_FEATURE_SETS", "ITEM_FEATURE_SETS",
+    "DataConfig", "FeatureConfig", "SplitConfig", "ModelConfig", "AnnConfig", "EvalConfig", "ValidateConfig",
+    "GateConfig", "RunConfig", "Config", "CHECK_NAMES",
+    "load_config", "parse_value",
 ]
-
-USER_FEATURE_SETS = ("age", "gender", "occupation")
-"""User side-feature families known to :mod:`recsys_lab.features`."""
-ITEM_FEATURE_SETS = ("genre", "decade")
-"""Item side-feature families known to :mod:`recsys_lab.features`."""
-
 
 def _check(cond: bool, parameter: str, message: str) -> None:
     if not cond:
@@ -51,58 +45,103 @@ def _check(cond: bool, parameter: str, message: str) -> None:
 
 @dataclass(frozen=True, kw_only=True)
 class DataConfig:
-    """Where the data comes from.
+    """Where the data comes from and what counts as a positive.
 
     Parameters
     ----------
     source : str
-        Dataset preset; ``"movielens-100k"`` (default).
+        ``"movielens-100k"`` (default, a preset) or ``"files"``: any interaction log in CSV or Parquet.
     path : str or None
-        Local directory or zip with the GroupLens files. Default None: ``RECSYS_LAB_DATA_DIR`` if set,
-        else the cache under ``warehouse/`` (downloaded on first use).
+        MovieLens only: local directory or zip with the GroupLens files. Default None:
+        ``RECSYS_LAB_DATA_DIR`` if set, else the cache under ``warehouse/`` (downloaded on first use).
+    interactions, users, items : str or None
+        ``files`` only: the interaction log (required) and optional user and item tables (CSV or Parquet,
+        by suffix). Every non-key column of the user and item tables can become a side feature.
+    user_col, item_col, time_col : str
+        Column names of the user id, item id and timestamp (defaults ``user_id``, ``item_id``, ``ts``); the
+        user and item tables use the same id column names. Timestamps may be datetimes, ISO strings or
+        epoch numbers (see ``time_unit``).
+    time_unit : str
+        Unit of numeric timestamps: ``"s"`` (default) or ``"ms"``.
+    weight_col : str or None
+        Column with the rating or implicit weight (e.g. play count). None: every interaction weighs 1.
+    weight_transform : str
+        ``"none"`` (default) or ``"log1p"`` (for counts).
+    weight_range : list of float
+        Allowed ``[min, max]`` of the raw weight, checked by the guardrails; ``[]`` (default) only requires
+        non-negative weights. The MovieLens preset uses ``[1, 5]``.
+    positive_threshold : float
+        Interactions whose (transformed) weight is at least this are positives (default 4.0: ratings >= 4).
+    title_col : str or None
+        Item title column in the items table (default None: the item id is the title).
     warehouse : str
         Warehouse directory (default ``"warehouse"``, relative to the working directory).
-    min_rating : float
-        Interactions rated at least this are positives (default 4.0).
     """
 
     source: str = "movielens-100k"
     path: str | None = None
+    interactions: str | None = None
+    users: str | None = None
+    items: str | None = None
+    user_col: str = "user_id"
+    item_col: str = "item_id"
+    time_col: str = "ts"
+    time_unit: str = "s"
+    weight_col: str | None = None
+    weight_transform: str = "none"
+    weight_range: tuple[float, ...] = ()
+    positive_threshold: float = 4.0
+    title_col: str | None = None
     warehouse: str = "warehouse"
-    min_rating: float = 4.0
 
     def __post_init__(self) -> None:
-        _check(self.source == "movielens-100k", "data.source", f"unknown source {self.source!r}; "
-               "expected 'movielens-100k'")
-        _check(1.0 <= self.min_rating <= 5.0, "data.min_rating",
-               f"must be within the rating range [1, 5], got {self.min_rating}")
+        object.__setattr__(self, "weight_range", tuple(float(v) for v in self.weight_range))
+        _check(self.source in ("movielens-100k", "files"), "data.source",
+               f"unknown source {self.source!r}; expected 'movielens-100k' or 'files'")
+        if self.source == "files":
+            _check(bool(self.interactions), "data.interactions", "source 'files' needs an interactions file")
+        _check(self.time_unit in ("s", "ms"), "data.time_unit", f"expected 's' or 'ms', got {self.time_unit!r}")
+        _check(self.weight_transform in ("none", "log1p"), "data.weight_transform",
+               f"expected 'none' or 'log1p', got {self.weight_transform!r}")
+        _check(len(self.weight_range) in (0, 2) and (not self.weight_range or
+                                                     self.weight_range[0] <= self.weight_range[1]),
+               "data.weight_range", f"expected [] or [min, max], got {list(self.weight_range)}")
 
 
 @dataclass(frozen=True, kw_only=True)
 class FeatureConfig:
-    """Side features fed to the hybrid model.
+    """Side features fed to the hybrid model (see :mod:`recsys_lab.features`).
 
     Parameters
     ----------
-    user : list of str
-        User feature families from ``("age", "gender", "occupation")``. Default none: demographics hurt
-        warm-user ranking on ML-100k (DESIGN.md, measured).
-    item : list of str
-        Item feature families from ``("genre", "decade")``. Default ``["genre"]``.
+    user, item : list of str
+        Columns of the user and item tables to turn into tokens: text -> ``col=value``, list -> one token
+        per element, number -> ``n_buckets`` quantile buckets, date -> decade. Defaults: no user features
+        (demographics hurt warm-user ranking on ML-100k, DESIGN.md) and ``["genre"]`` for items.
     normalize : bool
         Scale each feature row to sum to 1, as ``lightfm.data.Dataset`` does (default True).
+    n_buckets : int
+        Quantile buckets for numeric columns (default 5).
+    windows : list of int
+        Time-windowed user features over the last N days before the split's cut-off (e.g. ``[7, 28, 180]``):
+        activity level per window and, with ``window_category``, the share of each category. Default ``[]``.
+    window_category : str or None
+        Item column (e.g. ``"genre"``) whose shares per window describe the user's recent taste.
     """
 
     user: tuple[str, ...] = ()
     item: tuple[str, ...] = ("genre",)
     normalize: bool = True
+    n_buckets: int = 5
+    windows: tuple[int, ...] = ()
+    window_category: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "user", tuple(self.user))
         object.__setattr__(self, "item", tuple(self.item))
-        for name, known in (("user", USER_FEATURE_SETS), ("item", ITEM_FEATURE_SETS)):
-            for fam in getattr(self, name):
-                _check(fam in known, f"features.{name}", f"unknown feature set {fam!r}; expected one of {known}")
+        object.__setattr__(self, "windows", tuple(int(w) for w in self.windows))
+        _check(self.n_buckets >= 2, "features.n_buckets", f"must be >= 2, got {self.n_buckets}")
+        _check(all(w >= 1 for w in self.windows), "features.windows", f"days must be >= 1, got {list(self.windows)}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -213,6 +252,38 @@ class EvalConfig:
         _check(self.k >= 1, "eval.k", f"must be >= 1, got {self.k}")
 
 
+CHECK_NAMES = ("null_keys", "duplicates", "weight_range", "future_ts", "old_ts", "unknown_users", "unknown_items",
+               "user_table_keys", "item_table_keys", "empty")
+"""Names of the data guardrails (:data:`recsys_lab.validate.CHECKS`)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ValidateConfig:
+    """Data guardrails run before a snapshot is used (see :mod:`recsys_lab.validate`).
+
+    Parameters
+    ----------
+    warn : list of str
+        Checks that only warn instead of failing the run (default none: every check fails). Names:
+        ``null_keys, duplicates, weight_range, future_ts, old_ts, unknown_users, unknown_items,
+        user_table_keys, item_table_keys, empty``.
+    min_year : int
+        Timestamps before January 1st of this year are implausibly old (default 1990).
+    max_future_days : int
+        Timestamps more than this many days after now are in the future (default 1).
+    """
+
+    warn: tuple[str, ...] = ()
+    min_year: int = 1990
+    max_future_days: int = 1
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "warn", tuple(self.warn))
+        for name in self.warn:
+            _check(name in CHECK_NAMES, "validate.warn", f"unknown check {name!r}; expected one of {CHECK_NAMES}")
+        _check(self.max_future_days >= 0, "validate.max_future_days", "must be >= 0")
+
+
 def _default_floors() -> dict[str, float]:
     return {"ndcg@10": 0.05, "ann.recall@10": 0.9}
 
@@ -229,16 +300,20 @@ class GateConfig:
     ----------
     min : dict of str to float
         Absolute floors, ``metric >= bound`` (default ``{"ndcg@10": 0.05, "ann.recall@10": 0.9}``).
+    max : dict of str to float
+        Absolute ceilings, ``metric <= bound``, e.g. drift bounds ``{"drift.psi.item_popularity" = 0.25}``
+        (default none).
     max_regression : dict of str to float
         Largest allowed relative drop against production, ``(prod - new) / prod <= bound``
         (default ``{"ndcg@10": 0.10, "recall@10": 0.10}``: at most 10 % worse).
     """
 
     min: dict[str, float] = field(default_factory=_default_floors)
+    max: dict[str, float] = field(default_factory=dict)
     max_regression: dict[str, float] = field(default_factory=_default_regression)
 
     def __post_init__(self) -> None:
-        for name in ("min", "max_regression"):
+        for name in ("min", "max", "max_regression"):
             for metric, bound in getattr(self, name).items():
                 _check(isinstance(bound, (int, float)) and not isinstance(bound, bool), f"gate.{name}.{metric}",
                        f"expected a number, got {bound!r}")
@@ -273,6 +348,7 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     ann: AnnConfig = field(default_factory=AnnConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    validate: ValidateConfig = field(default_factory=ValidateConfig)
     gate: GateConfig = field(default_factory=GateConfig)
     run: RunConfig = field(default_factory=RunConfig)
 
@@ -344,7 +420,7 @@ class Config:
 
 def _section_types() -> dict[str, type]:
     return {"data": DataConfig, "features": FeatureConfig, "split": SplitConfig, "model": ModelConfig,
-            "ann": AnnConfig, "eval": EvalConfig, "gate": GateConfig, "run": RunConfig}
+            "ann": AnnConfig, "eval": EvalConfig, "validate": ValidateConfig, "gate": GateConfig, "run": RunConfig}
 
 
 def _check_type(parameter: str, value: Any, hint: Any) -> None:
@@ -359,8 +435,18 @@ def _check_type(parameter: str, value: Any, hint: Any) -> None:
         ok = isinstance(value, dict) and all(isinstance(k, str) for k in value)
         expected = "a table of metric = number"
     elif origin is tuple:
-        ok = isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)
-        expected = "a list of strings"
+        item = typing.get_args(hint)[0]
+        if item is int:
+            ok = isinstance(value, (list, tuple)) and all(isinstance(v, int) and not isinstance(v, bool)
+                                                          for v in value)
+            expected = "a list of integers"
+        elif item is float:
+            ok = isinstance(value, (list, tuple)) and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                          for v in value)
+            expected = "a list of numbers"
+        else:
+            ok = isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)
+            expected = "a list of strings"
     elif hint is bool:
         ok, expected = isinstance(value, bool), "true or false"
     elif hint is int:
@@ -387,7 +473,7 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
     Parameters
     ----------
     path : str or Path, optional
-        TOML file with sections ``data, features, split, model, ann, eval, gate, run``.
+        TOML file with sections ``data, features, split, model, ann, eval, validate, gate, run``.
     overrides : dict, optional
         ``{"model.epochs": 5, ...}`` applied after the file.
 

@@ -20,8 +20,8 @@ import polars as pl
 
 from .errors import DataFileError, DownloadError
 
-__all__ = ["ML100K_URL", "ML100K_MD5", "GENRES", "MovieLens", "resolve_source", "load_movielens_100k",
-           "download_movielens_100k"]
+__all__ = ["ML100K_URL", "ML100K_MD5", "GENRES", "Tables", "MovieLens", "resolve_source", "load_movielens_100k",
+           "download_movielens_100k", "load_files", "load"]
 
 log = logging.getLogger(__name__)
 
@@ -38,19 +38,21 @@ _REQUIRED = ("u.data", "u.item", "u.user")
 
 
 @dataclass(frozen=True)
-class MovieLens:
-    """The three MovieLens 100k tables as Polars frames.
+class Tables:
+    """The canonical tables every source is loaded into, as Polars frames.
 
     Attributes
     ----------
     interactions : pl.DataFrame
-        ``user_id: Int64, item_id: Int64, rating: Float64, ts: Datetime[us, UTC]``; 100,000 rows.
+        ``user_id, item_id`` (Int64 or Utf8), ``weight: Float64`` (rating, or transformed implicit weight such
+        as a play count), ``ts: Datetime[us, UTC]``. MovieLens 100k: 100,000 rows, weight = rating 1..5.
     users : pl.DataFrame
-        ``user_id: Int64, age: Int64, gender: Utf8, occupation: Utf8, zip: Utf8``; 943 rows.
+        ``user_id`` plus side-feature columns. MovieLens: ``age: Int64, gender, occupation, zip: Utf8``; 943.
     items : pl.DataFrame
-        ``item_id: Int64, title: Utf8, release_date: Date (nullable), genres: List[Utf8]``; 1,682 rows.
+        ``item_id, title: Utf8`` plus side-feature columns. MovieLens: ``release_date: Date (nullable),
+        genre: List[Utf8]``; 1,682 rows.
     source : str
-        Where the files were read from (directory or zip path).
+        Where the data was read from.
     """
 
     interactions: pl.DataFrame
@@ -105,7 +107,8 @@ def _parse(files: _Files, name: str, sep: str, columns: dict[str, pl.DataType]) 
     """Parse one separator-delimited file; name the file, line and column of the first bad value.
 
     Returns the typed columns plus ``_line`` (1-based line number). Blank lines are skipped; empty text
-    fields are kept as empty strings, empty numeric fields are errors.
+    fields are kept as empty strings; empty numeric fields become null (counted by :mod:`recsys_lab.validate`,
+    which reports every problem at once); a non-numeric value in a numeric field is an error here.
     """
     path = files.describe(name)
     raw = files.read(name)
@@ -129,11 +132,9 @@ def _parse(files: _Files, name: str, sep: str, columns: dict[str, pl.DataType]) 
             out.append(pl.col(n))
             continue
         typed = pl.col(n).str.strip_chars().cast(dtype, strict=False)
-        bad = df.filter(typed.is_null())
+        bad = df.filter(typed.is_null() & (pl.col(n).str.strip_chars() != ""))
         if bad.height:
-            value = bad[n][0]
-            raise DataFileError(path, f"expected {dtype}, got {value!r}" if value.strip() else
-                                f"expected {dtype}, got an empty value", line=int(bad["_line"][0]), column=n)
+            raise DataFileError(path, f"expected {dtype}, got {bad[n][0]!r}", line=int(bad["_line"][0]), column=n)
         out.append(typed.alias(n))
     return df.select(out)
 
@@ -146,18 +147,14 @@ def _check_range(df: pl.DataFrame, path: str, column: str, lo: float, hi: float)
 
 
 def _load(files: _Files) -> MovieLens:
-    data_path = files.describe("u.data")
-    inter = _parse(files, "u.data", "\t", {"user_id": pl.Int64, "item_id": pl.Int64, "rating": pl.Float64,
+    inter = _parse(files, "u.data", "\t", {"user_id": pl.Int64, "item_id": pl.Int64, "weight": pl.Float64,
                                            "ts": pl.Int64})
-    _check_range(inter, data_path, "rating", 1, 5)
-    _check_range(inter, data_path, "ts", 1, 2**31)
-    interactions = inter.select("user_id", "item_id", "rating",
+    # rating range, timestamps, nulls and unknown ids are checked by recsys_lab.validate (all at once)
+    interactions = inter.select("user_id", "item_id", "weight",
                                 pl.from_epoch("ts", time_unit="s").dt.replace_time_zone("UTC").alias("ts"))
 
     users = _parse(files, "u.user", "|", {"user_id": pl.Int64, "age": pl.Int64, "gender": pl.Utf8,
-                                           "occupation": pl.Utf8, "zip": pl.Utf8})
-    _check_range(users, files.describe("u.user"), "age", 1, 120)
-    users = users.drop("_line")
+                                           "occupation": pl.Utf8, "zip": pl.Utf8}).drop("_line")
 
     flag_cols = {f"g{i}": pl.Int64 for i in range(len(GENRES))}
     items = _parse(files, "u.item", "|", {"item_id": pl.Int64, "title": pl.Utf8, "release_date": pl.Utf8,
@@ -173,8 +170,8 @@ def _load(files: _Files) -> MovieLens:
                             line=int(bad["_line"][0]), column="release_date")
     genre_list = pl.concat_list([pl.when(pl.col(f"g{i}") == 1).then(pl.lit(g)).otherwise(None)
                                  for i, g in enumerate(GENRES)]).list.drop_nulls()
-    items = items.select("item_id", "title", dates.alias("release_date"), genre_list.alias("genres"))
-    return MovieLens(interactions=interactions, users=users, items=items, source=str(files.location))
+    items = items.select("item_id", "title", dates.alias("release_date"), genre_list.alias("genre"))
+    return Tables(interactions=interactions, users=users, items=items, source=str(files.location))
 
 
 def download_movielens_100k(cache_dir: str | Path, *, url: str = ML100K_URL, md5: str = ML100K_MD5,
@@ -264,7 +261,11 @@ def resolve_source(path: str | Path | None = None, *, warehouse: str | Path = "w
     return download_movielens_100k(cached.parent)
 
 
-def load_movielens_100k(path: str | Path | None = None, *, warehouse: str | Path = "warehouse") -> MovieLens:
+MovieLens = Tables
+"""Alias: the MovieLens loader returns :class:`Tables`."""
+
+
+def load_movielens_100k(path: str | Path | None = None, *, warehouse: str | Path = "warehouse") -> Tables:
     """Load and check MovieLens 100k (``u.data``, ``u.item``, ``u.user``).
 
     Parameters
@@ -276,7 +277,8 @@ def load_movielens_100k(path: str | Path | None = None, *, warehouse: str | Path
 
     Returns
     -------
-    MovieLens
+    Tables
+        Weight is the rating (1..5, checked by :mod:`recsys_lab.validate` with every other rule).
 
     Raises
     ------
@@ -286,3 +288,103 @@ def load_movielens_100k(path: str | Path | None = None, *, warehouse: str | Path
         See :func:`resolve_source`.
     """
     return _load(_Files(resolve_source(path, warehouse=warehouse)))
+
+
+def _read_table(path: str | Path, what: str) -> pl.DataFrame:
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise DataFileError(str(p), f"{what} file does not exist")
+    try:
+        if p.suffix.lower() in (".parquet", ".pq"):
+            return pl.read_parquet(p)
+        if p.suffix.lower() in (".csv", ".tsv", ".txt"):
+            return pl.read_csv(p, separator="\t" if p.suffix.lower() == ".tsv" else ",", try_parse_dates=True,
+                               infer_schema_length=10_000)
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        raise DataFileError(str(p), f"cannot read {what} ({exc})".splitlines()[0]) from exc
+    raise DataFileError(str(p), f"unknown format {p.suffix!r}; expected .csv, .tsv or .parquet")
+
+
+def _require(df: pl.DataFrame, path: str, columns: list[str]) -> None:
+    for c in columns:
+        if c not in df.columns:
+            raise DataFileError(path, f"missing column {c!r}; the file has {df.columns} "
+                                "(set the column mapping in [data])", column=c)
+
+
+def _to_utc(df: pl.DataFrame, path: str, col: str, unit: str) -> pl.Expr:
+    dtype = df.schema[col]
+    if isinstance(dtype, pl.Datetime):
+        return (pl.col(col).dt.replace_time_zone("UTC") if dtype.time_zone is None
+                else pl.col(col).dt.convert_time_zone("UTC")).dt.cast_time_unit("us")
+    if isinstance(dtype, pl.Date):
+        return pl.col(col).cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
+    if dtype.is_numeric():
+        return pl.from_epoch(pl.col(col).cast(pl.Int64), time_unit=unit).dt.replace_time_zone("UTC")
+    if dtype == pl.Utf8:
+        parsed = pl.col(col).str.to_datetime(strict=False, time_zone="UTC", time_unit="us")
+        bad = df.filter(parsed.is_null() & pl.col(col).is_not_null())
+        if bad.height:
+            raise DataFileError(path, f"cannot parse timestamp {bad[col][0]!r} (expected ISO 8601 or epoch "
+                                "numbers)", column=col)
+        return parsed
+    raise DataFileError(path, f"timestamp column has type {dtype}; expected datetime, date, number or text",
+                        column=col)
+
+
+def load_files(cfg) -> Tables:  # noqa: ANN001 - DataConfig, imported lazily to keep layers one-way
+    """Load any interaction log (CSV or Parquet) plus optional user and item tables.
+
+    Parameters
+    ----------
+    cfg : DataConfig
+        ``interactions``, ``users``, ``items`` paths and the column mapping (``user_col``, ``item_col``,
+        ``time_col``, ``weight_col``, ``time_unit``, ``weight_transform``, ``title_col``).
+
+    Returns
+    -------
+    Tables
+        Ids renamed to ``user_id`` / ``item_id`` (their type kept: integers or text), ``weight`` (raw
+        Float64; ``weight_transform`` is applied when features are built, so the snapshot holds the data as
+        logged), ``ts`` (UTC). Without a user or item table, one is derived from the interactions (no side
+        features).
+
+    Raises
+    ------
+    DataFileError
+        Missing file or column, unreadable file, unparsable timestamps.
+    """
+    ipath = str(cfg.interactions)
+    raw = _read_table(ipath, "interactions")
+    cols = [cfg.user_col, cfg.item_col, cfg.time_col] + ([cfg.weight_col] if cfg.weight_col else [])
+    _require(raw, ipath, cols)
+    weight = pl.col(cfg.weight_col).cast(pl.Float64, strict=False) if cfg.weight_col else pl.lit(1.0)
+    inter = raw.select(pl.col(cfg.user_col).alias("user_id"), pl.col(cfg.item_col).alias("item_id"),
+                       weight.alias("weight"), _to_utc(raw, ipath, cfg.time_col, cfg.time_unit).alias("ts"))
+
+    def side(path: str | None, key: str, new_key: str) -> pl.DataFrame:
+        if not path:
+            return inter.select(pl.col(new_key).unique().drop_nulls().sort())
+        df = _read_table(path, f"{new_key[:-3]}s")
+        _require(df, str(path), [key])
+        df = df.rename({key: new_key})
+        if df.schema[new_key] != inter.schema[new_key]:
+            df = df.with_columns(pl.col(new_key).cast(inter.schema[new_key], strict=False))
+        return df
+
+    users = side(cfg.users, cfg.user_col, "user_id")
+    items = side(cfg.items, cfg.item_col, "item_id")
+    if cfg.title_col:
+        _require(items, str(cfg.items), [cfg.title_col])
+        items = items.rename({cfg.title_col: "title"}) if cfg.title_col != "title" else items
+    if "title" not in items.columns:
+        items = items.with_columns(pl.col("item_id").cast(pl.Utf8).alias("title"))
+    items = items.with_columns(pl.col("title").cast(pl.Utf8))
+    return Tables(interactions=inter, users=users, items=items, source=ipath)
+
+
+def load(cfg) -> tuple[Tables, tuple[float, ...]]:  # noqa: ANN001
+    """Load the configured source. Returns the tables and the allowed raw weight range (``()``: >= 0)."""
+    if cfg.source == "movielens-100k":
+        return load_movielens_100k(cfg.path, warehouse=cfg.warehouse), (1.0, 5.0)
+    return load_files(cfg), cfg.weight_range

@@ -4,24 +4,29 @@ Feature tokens are namespaced (``user=42``, ``genre=Comedy``, ``occupation=write
 feature names share one index space (lyst/lightfm#478), so an un-prefixed ``"1"`` could mean a user id, an
 item id or an age. Every row gets its identity token, so the hybrid model keeps a per-user and per-item
 embedding and side features add to it (LightFM paper, Kula 2015, arXiv:1507.08439, section 3).
+
+Any column of the user and item tables can be a feature family: text -> ``col=value``; list -> one token per
+element; number -> quantile bucket ``col=(lo, hi]``; date -> decade ``col=1990s``.
+
+Time-windowed user features (:meth:`Dataset.user_features_at`) describe each user's activity and taste over
+the last N days before a cut-off, from interactions strictly before it (no leakage from the test period):
+``activity_28d=4-7`` (log2 bucket of the interaction count) and ``taste_28d.genre=Comedy`` weighted by the
+share of the user's window interactions in that category.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 
 import numpy as np
 import polars as pl
 import scipy.sparse as sp
 
 from .config import FeatureConfig
-from .errors import DataError
+from .errors import ConfigError, DataError
 
-__all__ = ["IdMap", "FeatureMatrix", "Dataset", "build_dataset", "identity_features", "AGE_BUCKETS"]
-
-AGE_BUCKETS = ((0, "<18"), (18, "18-24"), (25, "25-34"), (35, "35-44"), (45, "45-49"), (50, "50-55"),
-               (56, "56+"))
-"""Age buckets (lower bound, label), as in the MovieLens 1M ``users.dat`` coding."""
+__all__ = ["IdMap", "FeatureMatrix", "Dataset", "build_dataset", "identity_features", "column_tokens"]
 
 
 class IdMap:
@@ -29,14 +34,19 @@ class IdMap:
 
     Parameters
     ----------
-    ids : array-like of int64, shape (n,)
-        External ids; duplicates are dropped.
+    ids : array-like, shape (n,)
+        External ids, integers or strings; duplicates are dropped.
     name : str
         What the ids are (``"user_id"``), used in error messages.
     """
 
     def __init__(self, ids: np.ndarray | list, name: str) -> None:
-        self.ids = np.unique(np.asarray(ids, dtype=np.int64))
+        arr = np.asarray(ids)
+        if arr.dtype.kind in "iu":
+            arr = arr.astype(np.int64)
+        elif arr.dtype.kind != "U":
+            arr = arr.astype(str)
+        self.ids = np.unique(arr)
         self.name = name
 
     def __len__(self) -> int:
@@ -45,7 +55,7 @@ class IdMap:
     def __repr__(self) -> str:
         return f"IdMap({self.name}, n={len(self)})"
 
-    def to_index(self, ids: np.ndarray | list | int) -> np.ndarray:
+    def to_index(self, ids: np.ndarray | list | int | str) -> np.ndarray:
         """External ids -> internal indices (int64 array of the same shape).
 
         Raises
@@ -53,12 +63,14 @@ class IdMap:
         DataError
             An id is not in the map (the message names the first unknown id).
         """
-        arr = np.asarray(ids, dtype=np.int64)
+        arr = np.asarray(ids)
+        if self.ids.dtype.kind == "U" and arr.dtype.kind != "U":
+            arr = arr.astype(str)
         if len(self.ids) == 0:
             ok = np.zeros(arr.shape, dtype=bool)
             idx = np.zeros(arr.shape, dtype=np.int64)
         else:
-            idx = np.minimum(np.searchsorted(self.ids, arr), len(self.ids) - 1)
+            idx = np.minimum(np.searchsorted(self.ids, arr), len(self.ids) - 1).astype(np.int64)
             ok = self.ids[idx] == arr
         if not np.all(ok):
             bad = arr[~ok].ravel()[0]
@@ -103,42 +115,14 @@ class FeatureMatrix:
         return [self.tokens[j] for j in self.matrix.indices[lo:hi]]
 
 
-@dataclass(frozen=True)
-class Dataset:
-    """Everything the model layer needs, in internal index space.
-
-    Attributes
-    ----------
-    users, items : IdMap
-    interactions : pl.DataFrame
-        ``user_idx: Int64, item_idx: Int64, rating: Float64, ts: Datetime`` sorted by ``ts``.
-    user_features, item_features : FeatureMatrix
-        Identity plus configured side features; shapes (n_users, n_user_features), (n_items, n_item_features).
-    titles : pl.DataFrame
-        ``item_id, title`` for display.
-    """
-
-    users: IdMap
-    items: IdMap
-    interactions: pl.DataFrame
-    user_features: FeatureMatrix
-    item_features: FeatureMatrix
-    titles: pl.DataFrame
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        """(n_users, n_items)."""
-        return len(self.users), len(self.items)
-
-
 def _token_matrix(long: pl.DataFrame, n_rows: int, normalize: bool) -> FeatureMatrix:
-    """``long`` has columns ``row`` (Int64 index) and ``token`` (Utf8); one nonzero per distinct pair."""
-    long = long.unique()
+    """``long``: ``row`` (Int64), ``token`` (Utf8), ``weight`` (Float64); summed per distinct (row, token)."""
+    long = long.group_by("row", "token").agg(pl.col("weight").sum())
     tokens = long["token"].unique().sort()
     tok_idx = long.join(pl.DataFrame({"token": tokens}).with_row_index("col"), on="token")
-    rows = tok_idx["row"].to_numpy()
-    cols = tok_idx["col"].to_numpy().astype(np.int64)
-    m = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(n_rows, len(tokens)))
+    m = sp.csr_matrix((tok_idx["weight"].to_numpy().astype(np.float32),
+                       (tok_idx["row"].to_numpy(), tok_idx["col"].to_numpy().astype(np.int64))),
+                      shape=(n_rows, len(tokens)))
     if normalize:
         sums = np.asarray(m.sum(axis=1)).ravel()
         sums[sums == 0] = 1.0
@@ -148,46 +132,158 @@ def _token_matrix(long: pl.DataFrame, n_rows: int, normalize: bool) -> FeatureMa
     return FeatureMatrix(matrix=m, tokens=tokens.to_list())
 
 
+def _identity_long(idmap: IdMap, prefix: str) -> pl.DataFrame:
+    return pl.DataFrame({"row": np.arange(len(idmap), dtype=np.int64), "id": idmap.ids}).select(
+        "row", pl.concat_str(pl.lit(f"{prefix}="), pl.col("id").cast(pl.Utf8)).alias("token"),
+        pl.lit(1.0).alias("weight"))
+
+
 def identity_features(idmap: IdMap, prefix: str) -> FeatureMatrix:
     """Identity features only (pure collaborative filtering): an (n, n) identity matrix, tokens ``prefix=id``."""
-    n = len(idmap)
-    return FeatureMatrix(matrix=sp.identity(n, dtype=np.float32, format="csr"),
-                         tokens=_identity_tokens(idmap, prefix).to_list())
+    return FeatureMatrix(matrix=sp.identity(len(idmap), dtype=np.float32, format="csr"),
+                         tokens=_identity_long(idmap, prefix)["token"].to_list())
 
 
-def _identity_tokens(idmap: IdMap, prefix: str) -> pl.Series:
-    return pl.DataFrame({"id": idmap.ids}).select(
-        pl.concat_str(pl.lit(f"{prefix}="), pl.col("id").cast(pl.Utf8)).alias("token"))["token"]
+def column_tokens(table: pl.DataFrame, column: str, *, n_buckets: int = 5, prefix: str | None = None) -> pl.DataFrame:
+    """Tokens of one side-feature column, by its type.
+
+    Parameters
+    ----------
+    table : pl.DataFrame
+        Has ``row`` (Int64 internal index) and ``column``.
+    column : str
+    n_buckets : int
+        Quantile buckets for numeric columns.
+    prefix : str, optional
+        Token namespace (default: the column name).
+
+    Returns
+    -------
+    pl.DataFrame
+        ``row, token, weight`` (weight 1.0); null values give no token.
+    """
+    prefix = prefix or column
+    dtype = table.schema[column]
+    col = pl.col(column)
+    if isinstance(dtype, pl.List):
+        src = table.select("row", col.alias("v")).explode("v")
+        value = pl.col("v").cast(pl.Utf8)
+    elif dtype.is_numeric() and dtype != pl.Boolean:
+        src = table.select("row", _bucket_labels(table[column].cast(pl.Float64).to_numpy(), n_buckets).alias("v"))
+        value = pl.col("v")
+    elif isinstance(dtype, (pl.Date, pl.Datetime)):
+        src = table.select("row", ((col.dt.year() // 10) * 10).cast(pl.Utf8).alias("v"))
+        value = pl.col("v") + pl.lit("s")
+    else:
+        src = table.select("row", col.cast(pl.Utf8).alias("v"))
+        value = pl.col("v")
+    return (src.filter(pl.col("v").is_not_null())
+            .select(pl.col("row").cast(pl.Int64), pl.concat_str(pl.lit(f"{prefix}="), value).alias("token"),
+                    pl.lit(1.0).alias("weight")))
 
 
-def _age_label() -> pl.Expr:
-    expr = pl.lit(AGE_BUCKETS[0][1])
-    for lo, label in AGE_BUCKETS[1:]:
-        expr = pl.when(pl.col("age") >= lo).then(pl.lit(label)).otherwise(expr)
-    return expr
+def _bucket_labels(values: np.ndarray, n_buckets: int) -> pl.Series:
+    """Quantile buckets ``[lo, hi)`` (last one ``[lo, hi]``) of a numeric column; NaN -> null."""
+    finite = values[np.isfinite(values)]
+    if len(finite) == 0:
+        return pl.Series([None] * len(values), dtype=pl.Utf8)
+    edges = np.unique(np.quantile(finite, np.linspace(0, 1, n_buckets + 1)))
+    if len(edges) == 1:
+        edges = np.array([edges[0], edges[0]])
+    idx = np.clip(np.searchsorted(edges, values, side="right") - 1, 0, len(edges) - 2)
+    labels = np.array([f"[{lo:g}, {hi:g}{']' if j == len(edges) - 2 else ')'}"
+                       for j, (lo, hi) in enumerate(zip(edges[:-1], edges[1:]))])
+    out = labels[idx].astype(object)
+    out[~np.isfinite(values)] = None
+    return pl.Series(out.tolist(), dtype=pl.Utf8)
 
 
-def _user_tokens(users: pl.DataFrame, families: tuple[str, ...]) -> list[pl.DataFrame]:
-    out = []
-    if "age" in families:
-        out.append(users.select("row", pl.concat_str(pl.lit("age="), _age_label()).alias("token")))
-    for fam in ("gender", "occupation"):
-        if fam in families:
-            out.append(users.filter(pl.col(fam).is_not_null())
-                       .select("row", pl.concat_str(pl.lit(f"{fam}="), pl.col(fam)).alias("token")))
-    return out
+def _activity_bucket(n: pl.Expr) -> pl.Expr:
+    """log2 buckets of a count: 1, 2-3, 4-7, 8-15, ..."""
+    lo = (pl.lit(2.0).pow(n.cast(pl.Float64).log(2).floor())).cast(pl.Int64)
+    return pl.when(lo == 1).then(pl.lit("1")).otherwise(pl.format("{}-{}", lo, lo * 2 - 1))
 
 
-def _item_tokens(items: pl.DataFrame, families: tuple[str, ...]) -> list[pl.DataFrame]:
-    out = []
-    if "genre" in families:
-        out.append(items.select("row", "genres").explode("genres").filter(pl.col("genres").is_not_null())
-                   .select("row", pl.concat_str(pl.lit("genre="), pl.col("genres")).alias("token")))
-    if "decade" in families:
-        decade = (pl.col("release_date").dt.year() // 10 * 10).cast(pl.Utf8)
-        out.append(items.filter(pl.col("release_date").is_not_null())
-                   .select("row", pl.concat_str(pl.lit("decade="), decade, pl.lit("s")).alias("token")))
-    return out
+@dataclass(frozen=True)
+class Dataset:
+    """Everything the model layer needs, in internal index space.
+
+    Attributes
+    ----------
+    users, items : IdMap
+    interactions : pl.DataFrame
+        ``user_idx: Int64, item_idx: Int64, weight: Float64, ts: Datetime`` sorted by ``ts``.
+    user_features, item_features : FeatureMatrix
+        Identity plus configured static side features; shapes (n_users, n_user_features),
+        (n_items, n_item_features).
+    titles : pl.DataFrame
+        ``item_id, title`` for display.
+    config : FeatureConfig
+    """
+
+    users: IdMap
+    items: IdMap
+    interactions: pl.DataFrame
+    user_features: FeatureMatrix
+    item_features: FeatureMatrix
+    titles: pl.DataFrame
+    config: FeatureConfig
+    _user_long: pl.DataFrame
+    _item_meta: pl.DataFrame
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(n_users, n_items)."""
+        return len(self.users), len(self.items)
+
+    def window_tokens(self, cutoff: datetime) -> pl.DataFrame:
+        """Time-windowed user tokens (``row, token, weight``) from interactions in ``[cutoff - w, cutoff)``."""
+        cfg = self.config
+        parts = []
+        for days in cfg.windows:
+            recent = self.interactions.filter((pl.col("ts") < cutoff) & (pl.col("ts") >= cutoff - timedelta(days=days)))
+            counts = recent.group_by("user_idx").len()
+            parts.append(counts.select(pl.col("user_idx").alias("row"),
+                                       pl.concat_str(pl.lit(f"activity_{days}d="), _activity_bucket(pl.col("len")))
+                                       .alias("token"), pl.lit(1.0).alias("weight")))
+            if cfg.window_category:
+                cat = self._item_meta.select(pl.col("row").alias("item_idx"), pl.col(cfg.window_category).alias("v"))
+                if isinstance(cat.schema["v"], pl.List):
+                    cat = cat.explode("v")
+                shares = (recent.join(cat.filter(pl.col("v").is_not_null()), on="item_idx")
+                          .group_by("user_idx", "v").len()
+                          .with_columns((pl.col("len") / pl.col("len").sum().over("user_idx")).alias("weight")))
+                parts.append(shares.select(pl.col("user_idx").alias("row"),
+                                           pl.concat_str(pl.lit(f"taste_{days}d.{cfg.window_category}="),
+                                                         pl.col("v").cast(pl.Utf8)).alias("token"), "weight"))
+        if not parts:
+            return pl.DataFrame(schema={"row": pl.Int64, "token": pl.Utf8, "weight": pl.Float64})
+        return pl.concat([p.with_columns(pl.col("row").cast(pl.Int64), pl.col("weight").cast(pl.Float64))
+                          for p in parts])
+
+    def user_features_at(self, cutoff: datetime) -> FeatureMatrix:
+        """Static user features plus time-windowed ones computed at ``cutoff`` (just the static ones when
+        ``config.windows`` is empty)."""
+        if not self.config.windows:
+            return self.user_features
+        return _token_matrix(pl.concat([self._user_long, self.window_tokens(cutoff)]), len(self.users),
+                             self.config.normalize)
+
+    def without_windows(self) -> "Dataset":
+        """The same dataset with time-windowed features switched off (the static hybrid)."""
+        return replace(self, config=replace(self.config, windows=()))
+
+
+def _side_long(table: pl.DataFrame, key: str, idmap: IdMap, prefix: str, columns: tuple[str, ...],
+               n_buckets: int, what: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+    rows = table.with_columns(pl.Series("row", idmap.to_index(table[key].to_numpy()), dtype=pl.Int64))
+    for c in columns:
+        if c not in table.columns or c == key:
+            available = [x for x in table.columns if x != key]
+            raise ConfigError(f"no column {c!r} in the {what} table; available: {available}",
+                              parameter=f"features.{what[:-1]}")
+    parts = [_identity_long(idmap, prefix)] + [column_tokens(rows, c, n_buckets=n_buckets) for c in columns]
+    return pl.concat(parts), rows
 
 
 def build_dataset(interactions: pl.DataFrame, users: pl.DataFrame, items: pl.DataFrame,
@@ -197,13 +293,13 @@ def build_dataset(interactions: pl.DataFrame, users: pl.DataFrame, items: pl.Dat
     Parameters
     ----------
     interactions : pl.DataFrame
-        ``user_id, item_id, rating, ts``.
+        ``user_id, item_id, weight, ts``.
     users : pl.DataFrame
-        ``user_id`` plus ``age, gender, occupation`` (used if configured).
+        ``user_id`` plus the columns named in ``features.user``.
     items : pl.DataFrame
-        ``item_id, title`` plus ``genres`` (list) and ``release_date`` (used if configured).
+        ``item_id, title`` plus the columns named in ``features.item`` (and ``features.window_category``).
     features : FeatureConfig, optional
-        Which side-feature families to add to the identity features (default: ``FeatureConfig()``).
+        Which columns become side features (default: ``FeatureConfig()``).
 
     Returns
     -------
@@ -215,29 +311,29 @@ def build_dataset(interactions: pl.DataFrame, users: pl.DataFrame, items: pl.Dat
     ------
     DataError
         A required column is missing.
+    ConfigError
+        A configured feature column does not exist (the message lists the available ones).
     """
     features = features or FeatureConfig()
-    for name, df, cols in (("interactions", interactions, ("user_id", "item_id", "rating", "ts")),
+    for name, df, cols in (("interactions", interactions, ("user_id", "item_id", "weight", "ts")),
                            ("users", users, ("user_id",)), ("items", items, ("item_id", "title"))):
         missing = [c for c in cols if c not in df.columns]
         if missing:
             raise DataError(f"table {name}: missing column(s) {missing}; has {df.columns}")
+    if features.window_category and features.window_category not in items.columns:
+        raise ConfigError(f"no column {features.window_category!r} in the items table; available: "
+                          f"{[c for c in items.columns if c != 'item_id']}", parameter="features.window_category")
     umap = IdMap(np.concatenate([users["user_id"].to_numpy(), interactions["user_id"].to_numpy()]), "user_id")
     imap = IdMap(np.concatenate([items["item_id"].to_numpy(), interactions["item_id"].to_numpy()]), "item_id")
     by_time = interactions.sort("ts", maintain_order=True)
     inter = by_time.select(
-        pl.Series("user_idx", umap.to_index(by_time["user_id"].to_numpy())),
-        pl.Series("item_idx", imap.to_index(by_time["item_id"].to_numpy())),
-        pl.col("rating"), pl.col("ts"))
-
-    def side(table: pl.DataFrame, key: str, idmap: IdMap, prefix: str, maker, fams) -> FeatureMatrix:
-        rows = table.with_columns(pl.Series("row", idmap.to_index(table[key].to_numpy())))
-        ident = pl.DataFrame({"row": np.arange(len(idmap), dtype=np.int64),
-                              "token": _identity_tokens(idmap, prefix)})
-        parts = [ident] + [p.with_columns(pl.col("row").cast(pl.Int64)) for p in maker(rows, fams)]
-        return _token_matrix(pl.concat(parts), len(idmap), features.normalize)
-
-    uf = side(users, "user_id", umap, "user", _user_tokens, features.user)
-    itf = side(items, "item_id", imap, "item", _item_tokens, features.item)
-    return Dataset(users=umap, items=imap, interactions=inter, user_features=uf, item_features=itf,
-                   titles=items.select("item_id", "title"))
+        pl.Series("user_idx", umap.to_index(by_time["user_id"].to_numpy()), dtype=pl.Int64),
+        pl.Series("item_idx", imap.to_index(by_time["item_id"].to_numpy()), dtype=pl.Int64),
+        pl.col("weight"), pl.col("ts"))
+    user_long, _ = _side_long(users, "user_id", umap, "user", features.user, features.n_buckets, "users")
+    item_long, item_meta = _side_long(items, "item_id", imap, "item", features.item, features.n_buckets, "items")
+    return Dataset(users=umap, items=imap, interactions=inter,
+                   user_features=_token_matrix(user_long, len(umap), features.normalize),
+                   item_features=_token_matrix(item_long, len(imap), features.normalize),
+                   titles=items.select("item_id", "title"), config=features, _user_long=user_long,
+                   _item_meta=item_meta)

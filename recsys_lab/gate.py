@@ -23,7 +23,8 @@ class GateResult:
     ----------
     passed : bool
     checks : list of dict
-        One per bound: ``metric, kind ("floor" | "regression"), value, bound, production, passed, message``.
+        One per bound: ``metric, kind ("floor" | "ceiling" | "regression"), value, bound, production, passed,
+        message``.
     """
 
     passed: bool
@@ -53,7 +54,8 @@ def check_gate(metrics: dict[str, float], gate: GateConfig, production: dict[str
     metrics : dict
         Candidate metrics (``metrics.json``).
     gate : GateConfig
-        ``min`` floors (``metric >= bound``) and ``max_regression`` (relative: ``(prod - new) / prod <= bound``).
+        ``min`` floors (``metric >= bound``), ``max`` ceilings (``metric <= bound``, e.g. drift PSI) and
+        ``max_regression`` (relative: ``(prod - new) / prod <= bound``).
     production : dict, optional
         Production's metrics; without them the regression checks pass with a note.
 
@@ -70,6 +72,14 @@ def check_gate(metrics: dict[str, float], gate: GateConfig, production: dict[str
                f"{metric} = {value:.4f} < floor {bound}" if isinstance(value, (int, float)) else
                f"{metric} missing from metrics (floor {bound})")
         checks.append({"metric": metric, "kind": "floor", "value": value, "bound": bound, "production": None,
+                       "passed": bool(ok), "message": msg})
+    for metric, bound in gate.max.items():
+        value = metrics.get(metric)
+        ok = isinstance(value, (int, float)) and value == value and value <= bound
+        msg = (f"{metric} = {value:.4f} <= ceiling {bound}" if ok else
+               f"{metric} = {value:.4f} > ceiling {bound}" if isinstance(value, (int, float)) else
+               f"{metric} missing from metrics (ceiling {bound})")
+        checks.append({"metric": metric, "kind": "ceiling", "value": value, "bound": bound, "production": None,
                        "passed": bool(ok), "message": msg})
     for metric, tol in gate.max_regression.items():
         value = metrics.get(metric)

@@ -90,7 +90,8 @@ def _guarded(epoch: int, method: Callable, *args, **kwargs) -> None:
 
 
 def fit(train: sp.csr_matrix, user_features: sp.csr_matrix, item_features: sp.csr_matrix, cfg: ModelConfig, *,
-        fit_matrix: sp.csr_matrix | None = None, validate: Callable[[LightFM], float] | None = None,
+        fit_matrix: sp.csr_matrix | None = None, fit_user_features: sp.csr_matrix | None = None,
+        validate: Callable[[LightFM], float] | None = None,
         on_epoch: Callable[[dict], None] | None = None, show_progress: bool = False) -> FitResult:
     """Fit a LightFM model, with early stopping on a validation metric when ``validate`` is given.
 
@@ -103,9 +104,15 @@ def fit(train: sp.csr_matrix, user_features: sp.csr_matrix, item_features: sp.cs
     cfg : ModelConfig
     fit_matrix : csr_matrix of shape (n_users, n_items), optional
         Interactions for the early-stopping phase (train minus the validation period). Default ``train``.
+    fit_user_features : csr_matrix, optional
+        User features for the early-stopping phase (time-windowed features computed at the validation
+        cut-off, so validation interactions do not leak into them). Default ``user_features``.
     validate : callable(LightFM) -> float, optional
         Higher-is-better validation metric computed after each epoch (e.g. NDCG@10 on the validation
-        period). Without it the model trains for ``cfg.epochs``.
+        period). Without it the model trains on ``train`` for ``cfg.epochs``. With it, training runs on
+        ``fit_matrix`` until ``cfg.patience`` epochs pass without improvement; then the model is refit on
+        ``train`` for the best epoch count (always when ``fit_matrix`` or ``fit_user_features`` differ from
+        the final inputs; with identical inputs the best epoch's parameters are restored instead).
     on_epoch : callable(dict), optional
         Called with each history row (progress reporting in notebooks).
     show_progress : bool
@@ -123,13 +130,17 @@ def fit(train: sp.csr_matrix, user_features: sp.csr_matrix, item_features: sp.cs
     from tqdm.auto import tqdm
 
     t_start = time.perf_counter()
-    fit_matrix = train if fit_matrix is None else fit_matrix
+    if validate is None:  # plain fit on all training data for cfg.epochs
+        fit_matrix, fit_uf = train, user_features
+    else:
+        fit_matrix = train if fit_matrix is None else fit_matrix
+        fit_uf = user_features if fit_user_features is None else fit_user_features
     model = _new_model(cfg)
     history: list[dict] = []
     best, best_epoch, best_state, stopped = -np.inf, 0, None, False
     for epoch in tqdm(range(1, cfg.epochs + 1), disable=not show_progress, desc="epochs"):
         t0 = time.perf_counter()
-        _guarded(epoch, model.fit_partial, fit_matrix, user_features=user_features,
+        _guarded(epoch, model.fit_partial, fit_matrix, user_features=fit_uf,
                  item_features=item_features, epochs=1, num_threads=cfg.num_threads)
         _check_finite(model, epoch)
         row = {"epoch": epoch, "seconds": time.perf_counter() - t0,
@@ -142,13 +153,14 @@ def fit(train: sp.csr_matrix, user_features: sp.csr_matrix, item_features: sp.cs
             continue
         if row["validation"] > best:
             best, best_epoch = row["validation"], epoch
-            if not cfg.refit:
-                best_state = {k: getattr(model, k).copy() for k in _STATE}
+            best_state = {k: getattr(model, k).copy() for k in _STATE}
         elif cfg.patience and epoch - best_epoch >= cfg.patience:
             stopped = True
             log.info("early stop at epoch %d; best epoch %d (validation %.4f)", epoch, best_epoch, best)
             break
-    if validate is not None and cfg.refit and fit_matrix is not train:
+    same_inputs = fit_matrix is train and fit_uf is user_features
+    if validate is not None and not same_inputs and (cfg.refit or fit_uf is not user_features):
+        # refit on all training data (with features at the test cut-off) for the best number of epochs
         model = _new_model(cfg)
         _guarded(best_epoch, model.fit, train, user_features=user_features, item_features=item_features,
                  epochs=best_epoch, num_threads=cfg.num_threads)

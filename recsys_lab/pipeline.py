@@ -19,23 +19,26 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import polars as pl
 
 from . import ann, evaluation, models
 from ._fs import atomic_write_json
 from .config import Config
-from .datasets import load_movielens_100k
+from .datasets import load
 from .errors import RunError
 from .features import Dataset, build_dataset, identity_features
 from .gate import GateResult, check_gate
 from .split import Split, temporal_split
+from .validate import ValidationReport, clean, drift, validate
 from .warehouse import Snapshot, ingest
 
 __all__ = ["Retrain", "run", "BASELINES"]
 
 log = logging.getLogger(__name__)
 
-BASELINES = ("lightfm_cf", "popularity")
-"""Baselines trained and evaluated on the same split: pure-CF LightFM (identity features) and most-popular."""
+BASELINES = ("lightfm_cf", "lightfm_static", "popularity")
+"""Baselines trained and evaluated on the same split: pure-CF LightFM (identity features), the hybrid without
+time-windowed features (only when windows are configured) and most-popular."""
 
 
 class Retrain:
@@ -71,6 +74,8 @@ class Retrain:
         self.index: ann.MipsIndex | None = None
         self.metrics: dict[str, float] = {}
         self.gate: GateResult | None = None
+        self.validation: ValidationReport | None = None
+        self.drift: dict[str, float] = {}
 
     @contextmanager
     def _phase(self, name: str):
@@ -93,39 +98,64 @@ class Retrain:
 
     @property
     def data_info(self) -> dict:
-        """The data this run saw: snapshot id, content hash, source, and split statistics."""
+        """The data this run saw: snapshot id, content hash, source, guardrail counts, split statistics."""
         snap = self.snapshot
         out = {"snapshot": snap.id, "hash": snap.hash, "source": snap.info()["source"]} if snap else {}
+        if self.validation is not None:
+            out["validation"] = self.validation.to_dict()
         if self.split is not None:
             out["split"] = self.split.stats
         return out
 
     # -- steps -------------------------------------------------------------------------------------------
     def ingest(self) -> Snapshot:
-        """Load MovieLens 100k (checked) and store it as an immutable warehouse snapshot (no-op if unchanged).
+        """Load the configured source, run the data guardrails, and store an immutable warehouse snapshot
+        (a no-op when the data is unchanged).
 
         Raises
         ------
         DataFileError, DownloadError
-            See :func:`recsys_lab.datasets.load_movielens_100k`.
+            See :mod:`recsys_lab.datasets`.
+        DataValidationError
+            A fail-level guardrail found problems (every failed check is listed); nothing is stored.
         """
         with self._phase("ingest"):
             cfg = self.config.data
-            ml = load_movielens_100k(cfg.path, warehouse=cfg.warehouse)
-            self.snapshot = ingest({"interactions": ml.interactions, "users": ml.users, "items": ml.items},
-                                   cfg.warehouse, source=ml.source)
+            tables, weight_range = load(cfg)
+            self.validation = validate(tables.interactions, tables.users, tables.items, self.config.validate,
+                                       weight_range=weight_range, positive_threshold=cfg.positive_threshold,
+                                       weight_transform=cfg.weight_transform, source=tables.source)
+            self.snapshot = ingest({"interactions": clean(tables.interactions), "users": tables.users,
+                                    "items": tables.items}, cfg.warehouse, source=tables.source)
         return self.snapshot
 
     def build_features(self) -> Dataset:
-        """Id maps and feature matrices from the snapshot, then the temporal split."""
+        """Id maps and feature matrices from the snapshot (weight transform applied), then the temporal split."""
         snap = self._need("snapshot", "ingest")
         with self._phase("features"):
             with snap.connect() as con:
                 inter, users, items = (con.sql(f"SELECT * FROM {t}").pl() for t in ("interactions", "users", "items"))
+            if self.config.data.weight_transform == "log1p":
+                inter = inter.with_columns(pl.col("weight").log1p())
             self.dataset = build_dataset(inter, users, items, self.config.features)
             self.split = temporal_split(self.dataset.interactions, self.dataset.shape, self.config.split,
-                                        min_rating=self.config.data.min_rating)
+                                        positive_threshold=self.config.data.positive_threshold)
         return self.dataset
+
+    def check_drift(self, reference: Snapshot | None) -> dict[str, float]:
+        """Drift of this run's snapshot against ``reference`` (production's), added to the metrics as
+        ``drift.*`` (see :func:`recsys_lab.validate.drift`). Without a reference: empty, nothing added."""
+        snap = self._need("snapshot", "ingest")
+        if reference is None:
+            self.drift = {}
+            return self.drift
+        with self._phase("evaluate"):
+            tables = {t: snap.table(t) for t in ("interactions", "users", "items")}
+            ref = {t: reference.table(t) for t in ("interactions", "users", "items")}
+            f = self.config.features
+            self.drift = drift(ref, tables, user_columns=f.user, item_columns=f.item)
+            self.metrics.update(self.drift)
+        return self.drift
 
     def _validator(self, user_features, item_features):
         sp_ = self.split
@@ -141,17 +171,22 @@ class Retrain:
         return validate
 
     def fit(self) -> models.FitResult:
-        """Fit the hybrid model and the pure-CF LightFM baseline on the same split (early stopping on
-        validation NDCG@k, then refit on all training data)."""
+        """Fit the hybrid model and the baselines on the same split (early stopping on validation NDCG@k,
+        then refit on all training data): pure-CF LightFM, and with time-windowed features configured the
+        static hybrid without them (``lightfm_static``), so their effect is measured on the same split."""
         ds, sp_ = self._need("dataset", "build_features"), self.split
         with self._phase("fit"):
-            feats = {"hybrid": (ds.user_features.matrix, ds.item_features.matrix),
-                     "lightfm_cf": (identity_features(ds.users, "user").matrix,
-                                    identity_features(ds.items, "item").matrix)}
-            for name, (uf, itf) in feats.items():
-                use_val = self.config.model.patience > 0 and self.config.split.validation_fraction > 0
-                res = models.fit(sp_.train, uf, itf, self.config.model, fit_matrix=sp_.fit,
-                                 validate=self._validator(uf, itf) if use_val else None,
+            variants = {"hybrid": (ds.user_features_at(sp_.cutoff).matrix, ds.item_features.matrix,
+                                   ds.user_features_at(sp_.validation_cutoff).matrix),
+                        "lightfm_cf": (identity_features(ds.users, "user").matrix,
+                                       identity_features(ds.items, "item").matrix, None)}
+            if ds.config.windows:
+                variants["lightfm_static"] = (ds.user_features.matrix, ds.item_features.matrix, None)
+            use_val = self.config.model.patience > 0 and self.config.split.validation_fraction > 0
+            for name, (uf, itf, fit_uf) in variants.items():
+                fit_uf = uf if fit_uf is None else fit_uf
+                res = models.fit(sp_.train, uf, itf, self.config.model, fit_matrix=sp_.fit, fit_user_features=fit_uf,
+                                 validate=self._validator(fit_uf, itf) if use_val else None,
                                  show_progress=self.show_progress)
                 self.fits[name] = res
                 self.vectors[name] = models.embeddings(res.model, uf, itf)
@@ -187,8 +222,7 @@ class Retrain:
         sp_, k = self.split, self.config.eval.k
         with self._phase("evaluate"):
             users = sp_.warm_test_users
-            candidates = {"hybrid": self.vectors["hybrid"], "lightfm_cf": self.vectors["lightfm_cf"],
-                          "popularity": evaluation.popularity_vectors(sp_.train)}
+            candidates = {**self.vectors, "popularity": evaluation.popularity_vectors(sp_.train)}
             for name, (u, i) in candidates.items():
                 m = evaluation.evaluate(u, i, sp_.test, users=users, exclude=sp_.train_seen, k=k)
                 m.pop("n_users")
@@ -238,13 +272,15 @@ class Retrain:
         atomic_write_json(self.run_dir / "timings.json", self.timings)
         return self.run_dir
 
-    def run_all(self, production: dict[str, float] | None = None) -> dict[str, float]:
-        """All steps in order (gate against ``production``'s metrics); returns the metrics."""
+    def run_all(self, production: dict[str, float] | None = None, reference: Snapshot | None = None
+                ) -> dict[str, float]:
+        """All steps in order (drift against ``reference``, gate against ``production``); returns the metrics."""
         self.ingest()
         self.build_features()
         self.fit()
         self.build_index()
         self.evaluate()
+        self.check_drift(reference)
         self.check_gate(production)
         self.save()
         return self.metrics

@@ -9,7 +9,7 @@ if matplotlib.get_backend().lower() not in ("module://matplotlib_inline.backend_
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-__all__ = ["training_curve", "metrics_comparison"]
+__all__ = ["training_curve", "metrics_comparison", "timeline", "long_tail", "bars"]
 
 
 def training_curve(history: dict[str, list[dict]], *, metric: str = "validation NDCG@10") -> Figure:
@@ -69,5 +69,56 @@ def metrics_comparison(table, *, metrics: tuple[str, ...] | None = None) -> Figu
     ax.set_title("Model vs baselines on the temporal test split")
     ax.legend()
     ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def timeline(df, *, x: str = "period", y: tuple[str, ...] = ("interactions",), title: str = "Interactions over time"
+             ) -> Figure:
+    """Line chart of one or more columns over time (e.g. :func:`recsys_lab.explore.interactions_over_time`)."""
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    for col in y:
+        ax.plot(df[x].to_list(), df[col].to_list(), marker="o", ms=2, label=col)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    return fig
+
+
+def long_tail(popularity, activity) -> Figure:  # noqa: ANN001
+    """Item popularity by rank and user activity by rank, both on log-log axes (the long tails).
+
+    Parameters
+    ----------
+    popularity : pl.DataFrame
+        :func:`recsys_lab.explore.item_popularity` (``rank, interactions, cumulative_share``).
+    activity : pl.DataFrame
+        :func:`recsys_lab.explore.user_activity` (``interactions``, most active first).
+    """
+    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.2))
+    a.loglog(popularity["rank"].to_list(), popularity["interactions"].to_list())
+    top = popularity.filter(popularity["cumulative_share"] <= 0.5).height
+    a.axvline(max(top, 1), color="grey", ls="--", lw=1)
+    a.set_title(f"Item popularity ({top} items = 50% of interactions)")
+    a.set_xlabel("item rank")
+    a.set_ylabel("interactions")
+    b.loglog(range(1, activity.height + 1), activity["interactions"].to_list())
+    b.set_title("User activity")
+    b.set_xlabel("user rank")
+    for ax in (a, b):
+        ax.grid(alpha=0.3, which="both")
+    fig.tight_layout()
+    return fig
+
+
+def bars(df, *, x: str, y: str, title: str, top: int = 20) -> Figure:  # noqa: ANN001
+    """Horizontal bars of the ``top`` rows (e.g. category shares or the weight distribution)."""
+    rows = df.head(top)
+    fig, ax = plt.subplots(figsize=(7, max(2.5, 0.25 * rows.height + 1)))
+    ax.barh([str(v) for v in rows[x].to_list()][::-1], rows[y].to_list()[::-1])
+    ax.set_title(title)
+    ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     return fig

@@ -15,14 +15,14 @@ import polars as pl
 from ._fs import atomic_write_text
 from .errors import RunError
 
-__all__ = ["PACKAGES", "package_versions", "show_versions", "metrics_table", "split_table", "timings_table",
+__all__ = ["PACKAGES", "package_versions", "show_versions", "metrics_table", "drift_table", "split_table",
+           "timings_table",
            "format_summary", "export_html", "check_notebook"]
 
 PACKAGES = ("recsys_lab", "rectools-lightfm", "pynndescent", "numba", "numpy", "scipy", "polars", "duckdb",
             "papermill", "nbformat", "nbconvert")
 """Packages whose versions go into every run manifest."""
 
-_MODELS = ("model", "lightfm_cf", "popularity")
 
 
 def package_versions() -> dict[str, str | None]:
@@ -42,6 +42,12 @@ def show_versions() -> pl.DataFrame:
     return pl.DataFrame({"package": list(v), "version": [str(x) for x in v.values()]})
 
 
+def _baselines(metrics: dict[str, float]) -> list[str]:
+    found = {k.split(".")[1] for k in metrics if k.startswith("baseline.")}
+    return [b for b in ("lightfm_cf", "lightfm_static", "popularity") if b in found] + sorted(
+        found - {"lightfm_cf", "lightfm_static", "popularity"})
+
+
 def metrics_table(metrics: dict[str, float]) -> pl.DataFrame:
     """Model vs baselines, one row per metric.
 
@@ -54,15 +60,30 @@ def metrics_table(metrics: dict[str, float]) -> pl.DataFrame:
     Returns
     -------
     pl.DataFrame
-        Columns ``metric, model, lightfm_cf, popularity`` (Float64); rows in metrics.json order.
+        Columns ``metric, model`` and one per baseline present (``lightfm_cf``, ``lightfm_static`` when
+        time-windowed features are on, ``popularity``), Float64; rows in metrics.json order.
     """
     names = [k for k in metrics if "." not in k]
-    return pl.DataFrame({"metric": names,
-                         "model": [metrics[n] for n in names],
-                         "lightfm_cf": [metrics.get(f"baseline.lightfm_cf.{n}") for n in names],
-                         "popularity": [metrics.get(f"baseline.popularity.{n}") for n in names]},
-                        schema={"metric": pl.Utf8, "model": pl.Float64, "lightfm_cf": pl.Float64,
-                                "popularity": pl.Float64})
+    cols = {"metric": names, "model": [metrics[n] for n in names]}
+    for b in _baselines(metrics):
+        cols[b] = [metrics.get(f"baseline.{b}.{n}") for n in names]
+    return pl.DataFrame(cols, schema={c: pl.Utf8 if c == "metric" else pl.Float64 for c in cols})
+
+
+def drift_table(metrics: dict[str, float]) -> pl.DataFrame:
+    """The ``drift.*`` metrics with their PSI band (< 0.1 stable, 0.1-0.25 moderate, > 0.25 major).
+
+    Returns
+    -------
+    pl.DataFrame
+        ``measure, value, band`` (band empty for shares and churn); empty when there was no reference.
+    """
+    from .validate import psi_band
+
+    rows = [{"measure": k[len("drift."):], "value": float(v),
+             "band": psi_band(v) if k.startswith("drift.psi.") else ""}
+            for k, v in metrics.items() if k.startswith("drift.")]
+    return pl.DataFrame(rows, schema={"measure": pl.Utf8, "value": pl.Float64, "band": pl.Utf8})
 
 
 def split_table(stats: dict) -> pl.DataFrame:
@@ -78,16 +99,21 @@ def timings_table(timings: dict[str, float]) -> pl.DataFrame:
 def format_summary(metrics: dict[str, float], k: int = 10) -> str:
     """Short plain-text table of the headline metrics vs baselines (for the CLI)."""
     keys = [f"ndcg@{k}", f"precision@{k}", f"recall@{k}", f"map@{k}", "mrr", "auc", f"coverage@{k}"]
-    lines = [f"{'metric':<14}{'model':>10}{'lightfm_cf':>12}{'popularity':>12}"]
+    cols = ["model"] + _baselines(metrics)
+    lines = [f"{'metric':<14}" + "".join(f"{c:>16}" for c in cols)]
     for key in keys:
         if key not in metrics:
             continue
-        cells = [metrics.get(key), metrics.get(f"baseline.lightfm_cf.{key}"), metrics.get(f"baseline.popularity.{key}")]
-        lines.append(f"{key:<14}" + "".join(f"{c:>{w}.4f}" if isinstance(c, (int, float)) else f"{'-':>{w}}"
-                                            for c, w in zip(cells, (10, 12, 12))))
+        cells = [metrics.get(key)] + [metrics.get(f"baseline.{b}.{key}") for b in cols[1:]]
+        lines.append(f"{key:<14}" + "".join(f"{c:>16.4f}" if isinstance(c, (int, float)) else f"{'-':>16}"
+                                            for c in cells))
     ann = metrics.get(f"ann.recall@{k}")
     if ann is not None:
         lines.append(f"ann.recall@{k} (pynndescent vs exact top-{k}): {ann:.4f}")
+    psis = {m: v for m, v in metrics.items() if m.startswith("drift.psi.")}
+    if psis:
+        worst = max(psis, key=lambda m: psis[m] if psis[m] == psis[m] else -1)
+        lines.append(f"drift vs production: max PSI {psis[worst]:.3f} ({worst[len('drift.psi.'):]})")
     return "\n".join(lines)
 
 

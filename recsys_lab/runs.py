@@ -37,14 +37,14 @@ import polars as pl
 
 from ._fs import atomic_write_json, atomic_write_text
 from .config import Config
-from .errors import RunError, RunFailedError
+from .errors import RecsysLabError, RunError, RunFailedError
 from .evaluation import top_k
 from .gate import GateResult, check_gate
 from .report import export_html, package_versions, require_thin
 
 __all__ = ["PROJECT_ROOT", "DEFAULT_NOTEBOOK", "STATUSES", "RunResult", "RetrainLock", "LockHeldError",
            "new_run_id", "git_info", "read_run", "execute", "table", "resolve", "production_id",
-           "production_metrics", "promote", "compare", "gc", "recommend", "compare_recommendations",
+           "production_metrics", "production_snapshot", "promote", "compare", "gc", "recommend", "compare_recommendations",
            "user_history"]
 
 log = logging.getLogger(__name__)
@@ -272,8 +272,9 @@ def _absolute_paths(config: Config) -> Config:
     """The kernel runs in the run folder: make data and warehouse paths absolute."""
     d = config.data
     over = {"data.warehouse": str(Path(d.warehouse).resolve())}
-    if d.path:
-        over["data.path"] = str(Path(d.path).expanduser().resolve())
+    for key in ("path", "interactions", "users", "items"):
+        if getattr(d, key):
+            over[f"data.{key}"] = str(Path(getattr(d, key)).expanduser().resolve())
     return config.replace(over)
 
 
@@ -419,6 +420,30 @@ def production_metrics(run_dir_or_runs_dir: str | Path | None = None) -> dict[st
     runs_dir = p.parent if (p / "run.json").is_file() else p
     pid = production_id(runs_dir)
     return _read_json(runs_dir / pid / "metrics.json") if pid else {}
+
+
+def production_snapshot(run_dir_or_runs_dir: str | Path | None = None):  # -> Snapshot | None
+    """The warehouse snapshot production was trained on (the drift reference), or None.
+
+    Returns None when there is no production run or its snapshot file is gone (drift is then not computed).
+    """
+    from .warehouse import open_snapshot
+
+    p = Path(run_dir_or_runs_dir or "runs")
+    runs_dir = p.parent if (p / "run.json").is_file() else p
+    pid = production_id(runs_dir)
+    if not pid:
+        return None
+    manifest = _read_json(runs_dir / pid / "run.json")
+    snap = (manifest.get("data") or {}).get("snapshot")
+    warehouse = ((manifest.get("config") or {}).get("data") or {}).get("warehouse")
+    if not snap or not warehouse:
+        return None
+    try:
+        return open_snapshot(snap, warehouse)
+    except RecsysLabError:
+        log.warning("production's snapshot %s is gone from %s: no drift reference", snap, warehouse)
+        return None
 
 
 def _effective_status(status: str, pid: int | None, host: str | None) -> str:
@@ -629,6 +654,16 @@ def _load_run_model(run_dir: Path) -> _RunModel:
     return model
 
 
+def _user_key(m: _RunModel, user_id: int | str) -> int | str:
+    """The user id in the run's id type (integer or text)."""
+    if m.user_ids.dtype.kind in "iu":
+        try:
+            return int(user_id)
+        except (TypeError, ValueError):
+            raise RunError(f"run {m.run_id}: user ids are integers, got {user_id!r}") from None
+    return str(user_id)
+
+
 def _snapshot_sql(path: Path, query: str, params: list) -> pl.DataFrame:
     if not path.is_file():
         raise RunError(f"{path}: the run's data snapshot is gone from the warehouse")
@@ -636,16 +671,17 @@ def _snapshot_sql(path: Path, query: str, params: list) -> pl.DataFrame:
         return con.sql(query, params=params).pl()
 
 
-def user_history(runs_dir: str | Path, user_id: int, *, run: str = "latest", n: int = 10) -> pl.DataFrame:
-    """The user's last ``n`` interactions before the run's training cut-off: ``ts, item_id, title, rating``."""
+def user_history(runs_dir: str | Path, user_id: int | str, *, run: str = "latest", n: int = 10) -> pl.DataFrame:
+    """The user's last ``n`` interactions before the run's training cut-off: ``ts, item_id, title, weight``."""
     m = _load_run_model(resolve(runs_dir, run))
+    user_id = _user_key(m, user_id)
     return _snapshot_sql(m.snapshot_path,
-                         "SELECT i.ts, i.item_id, it.title, i.rating FROM interactions i JOIN items it USING (item_id) "
+                         "SELECT i.ts, i.item_id, it.title, i.weight FROM interactions i JOIN items it USING (item_id) "
                          "WHERE i.user_id = ? AND i.ts < ?::TIMESTAMPTZ ORDER BY i.ts DESC LIMIT ?",
-                         [int(user_id), m.cutoff, int(n)])
+                         [user_id, m.cutoff, int(n)])
 
 
-def recommend(runs_dir: str | Path, user_id: int, *, run: str = "latest", k: int = 10) -> pl.DataFrame:
+def recommend(runs_dir: str | Path, user_id: int | str, *, run: str = "latest", k: int = 10) -> pl.DataFrame:
     """Top-k items for one user from a run's folded embeddings (exact), items seen before its cut-off excluded.
 
     Returns
@@ -659,11 +695,12 @@ def recommend(runs_dir: str | Path, user_id: int, *, run: str = "latest", k: int
         Unknown run or user, or missing artifacts.
     """
     m = _load_run_model(resolve(runs_dir, run))
-    hit = np.flatnonzero(m.user_ids == int(user_id))
+    user_id = _user_key(m, user_id)
+    hit = np.flatnonzero(m.user_ids == user_id)
     if len(hit) == 0:
-        raise RunError(f"run {m.run_id}: unknown user_id {user_id}")
+        raise RunError(f"run {m.run_id}: unknown user_id {user_id!r}")
     seen = _snapshot_sql(m.snapshot_path, "SELECT DISTINCT item_id FROM interactions WHERE user_id = ? "
-                         "AND ts < ?::TIMESTAMPTZ", [int(user_id), m.cutoff])["item_id"].to_numpy()
+                         "AND ts < ?::TIMESTAMPTZ", [user_id, m.cutoff])["item_id"].to_numpy()
     import scipy.sparse as sp
 
     cols = np.searchsorted(m.item_ids, seen)
@@ -677,7 +714,7 @@ def recommend(runs_dir: str | Path, user_id: int, *, run: str = "latest", k: int
     return out.join(titles, on="item_id", how="left").select("rank", "item_id", "title", "score")
 
 
-def compare_recommendations(runs_dir: str | Path, user_id: int, *, run: str = "latest", vs: str = "production",
+def compare_recommendations(runs_dir: str | Path, user_id: int | str, *, run: str = "latest", vs: str = "production",
                             k: int = 10) -> pl.DataFrame:
     """Two runs' top-k for one user side by side with rank changes.
 

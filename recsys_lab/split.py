@@ -36,9 +36,9 @@ class Split:
     Attributes
     ----------
     train : csr_matrix
-        Positives (rating >= min_rating) before the cut-off: what the final model is fit on.
+        Positives (weight >= positive_threshold) before the cut-off: what the final model is fit on.
     train_seen : csr_matrix
-        Every interaction before the cut-off, any rating: excluded from recommendations.
+        Every interaction before the cut-off, any weight: excluded from recommendations.
     test : csr_matrix
         Positives at or after the cut-off, minus pairs already in ``train_seen``.
     fit, validation : csr_matrix
@@ -72,20 +72,20 @@ def _cut(ts: pl.Series, fraction: float) -> datetime:
 
 
 def temporal_split(interactions: pl.DataFrame, shape: tuple[int, int], config: SplitConfig | None = None,
-                   *, min_rating: float = 4.0) -> Split:
+                   *, positive_threshold: float = 4.0) -> Split:
     """Split interactions at a global time cut-off.
 
     Parameters
     ----------
     interactions : pl.DataFrame
-        ``user_idx, item_idx, rating, ts`` (see :class:`recsys_lab.features.Dataset`).
+        ``user_idx, item_idx, weight, ts`` (see :class:`recsys_lab.features.Dataset`).
     shape : (int, int)
         (n_users, n_items).
     config : SplitConfig, optional
         ``test_fraction`` (last share of interactions by time) and ``validation_fraction`` (last share of
         the training interactions, for early stopping).
-    min_rating : float
-        Ratings at or above this are positives.
+    positive_threshold : float
+        Interactions whose weight is at least this are positives.
 
     Returns
     -------
@@ -109,7 +109,7 @@ def temporal_split(interactions: pl.DataFrame, shape: tuple[int, int], config: S
     if before.height == 0 or after.height == 0:
         raise DataError(f"temporal split at {cutoff} leaves an empty side (train {before.height}, "
                         f"test {after.height}); change split.test_fraction")
-    positive = pl.col("rating") >= min_rating
+    positive = pl.col("weight") >= positive_threshold
     train_seen = to_csr(before, shape)
     train = to_csr(before.filter(positive), shape)
     test = to_csr(after.filter(positive), shape)

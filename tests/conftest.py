@@ -39,14 +39,14 @@ def tiny_tables():
     inter = pl.DataFrame({
         "user_id": [1, 1, 2, 2, 3, 3, 4, 4, 1, 2, 3, 4],
         "item_id": [1, 2, 1, 3, 2, 4, 1, 4, 3, 4, 1, 2],
-        "rating": [5.0, 4, 4, 2, 5, 4, 3, 5, 4, 5, 4, 4],
+        "weight": [5.0, 4, 4, 2, 5, 4, 3, 5, 4, 5, 4, 4],
         "ts": ts,
     })
     users = pl.DataFrame({"user_id": [1, 2, 3, 4], "age": [17, 30, 45, 60], "gender": ["M", "F", "F", "M"],
                           "occupation": ["student", "writer", "writer", "other"], "zip": ["1", "2", "3", "4"]})
     items = pl.DataFrame({"item_id": [1, 2, 3, 4, 5], "title": ["A", "B", "C", "D", "E"],
                           "release_date": [date(1995, 1, 1), date(1987, 5, 1), date(1995, 1, 1), None, None],
-                          "genres": [["Comedy"], ["Drama", "Comedy"], ["Action"], ["Drama"], ["Sci-Fi"]]})
+                          "genre": [["Comedy"], ["Drama", "Comedy"], ["Action"], ["Drama"], ["Sci-Fi"]]})
     return inter, users, items
 
 

@@ -23,9 +23,12 @@ def test_defaults_do_not_use_demographics_that_hurt():
     ({"modle.epochs": 3}, r"modle\.epochs: expected SECTION\.KEY"),
     ({"model.epochs": "ten"}, r"model\.epochs: expected an integer, got 'ten'"),
     ({"model.epochs": 0}, r"model\.epochs: must be >= 1"),
-    ({"features.user": ["shoe_size"]}, r"features\.user: unknown feature set 'shoe_size'"),
     ({"model.loss": "mse"}, r"model\.loss: unknown loss"),
-    ({"data.min_rating": 9}, r"data\.min_rating: must be within"),
+    ({"features.windows": [0]}, r"features\.windows: days must be >= 1"),
+    ({"data.weight_range": [5, 1]}, r"data\.weight_range: expected \[\] or \[min, max\]"),
+    ({"data.source": "csv"}, r"data\.source: unknown source"),
+    ({"data.source": "files"}, r"data\.interactions: source .files. needs an interactions file"),
+    ({"validate.warn": ["nulls"]}, r"validate\.warn: unknown check .nulls."),
 ])
 def test_bad_parameters_name_the_parameter(overrides, match):
     with pytest.raises(ConfigError, match=match):

@@ -1,8 +1,11 @@
+from datetime import datetime, timezone
+
 import numpy as np
+import polars as pl
 import pytest
 
 from recsys_lab.config import FeatureConfig
-from recsys_lab.errors import DataError
+from recsys_lab.errors import ConfigError, DataError
 from recsys_lab.features import IdMap, build_dataset, identity_features
 
 
@@ -20,11 +23,18 @@ def test_id_map_round_trip_and_unknown_id():
 def test_tokens_are_namespaced_and_rows_normalised(tiny_tables):
     inter, users, items = tiny_tables
     ds = build_dataset(inter, users, items, FeatureConfig(user=("age", "gender", "occupation"),
-                                                          item=("genre", "decade")))
+                                                          item=("genre", "release_date"), n_buckets=2))
     assert ds.shape == (4, 5)
-    assert set(ds.item_features.row_tokens(1)) == {"item=2", "genre=Drama", "genre=Comedy", "decade=1980s"}
-    assert set(ds.user_features.row_tokens(0)) == {"user=1", "age=<18", "gender=M", "occupation=student"}
-    assert set(ds.user_features.row_tokens(3)) == {"user=4", "age=56+", "gender=M", "occupation=other"}
+    # list column -> one token per element; date -> decade
+    assert set(ds.item_features.row_tokens(1)) == {"item=2", "genre=Drama", "genre=Comedy", "release_date=1980s"}
+    # text -> col=value; number -> quantile bucket (2 buckets: the two youngest vs the two oldest)
+    young, old = ds.user_features.row_tokens(0), ds.user_features.row_tokens(3)
+    assert {"user=1", "gender=M", "occupation=student"} < set(young)
+    assert {"user=4", "gender=M", "occupation=other"} < set(old)
+    age_young = [t for t in young if t.startswith("age=")]
+    age_old = [t for t in old if t.startswith("age=")]
+    assert len(age_young) == len(age_old) == 1 and age_young != age_old
+    assert age_young == [t for t in ds.user_features.row_tokens(1) if t.startswith("age=")]
     # ids and feature names never collide: every token carries its namespace
     assert all("=" in t for t in ds.item_features.tokens + ds.user_features.tokens)
     sums = np.asarray(ds.item_features.matrix.sum(axis=1)).ravel()
@@ -32,11 +42,46 @@ def test_tokens_are_namespaced_and_rows_normalised(tiny_tables):
     assert ds.item_features.matrix.dtype == np.float32
 
 
+def test_unknown_feature_column_names_the_available_ones(tiny_tables):
+    inter, users, items = tiny_tables
+    with pytest.raises(ConfigError, match=r"features.item: no column 'genres' in the items table; available: "
+                                          r"\['title', 'release_date', 'genre'\]"):
+        build_dataset(inter, users, items, FeatureConfig(item=("genres",)))
+
+
+def test_string_ids_work(tiny_tables):
+    inter, users, items = tiny_tables
+    as_text = [pl.col("user_id").cast(pl.Utf8).str.replace(r"^", "u")]
+    ds = build_dataset(inter.with_columns(as_text), users.with_columns(as_text), items)
+    assert ds.users.ids.tolist() == ["u1", "u2", "u3", "u4"]
+    assert ds.users.to_index(["u3"]).tolist() == [2]
+    assert "user=u2" in ds.user_features.tokens
+
+
+def test_time_windowed_user_features(tiny_tables):
+    inter, users, items = tiny_tables
+    ds = build_dataset(inter, users, items, FeatureConfig(windows=(3, 30), window_category="genre"))
+    cutoff = datetime(2020, 1, 10, tzinfo=timezone.utc)
+    tokens = ds.window_tokens(cutoff)
+    # only interactions strictly before the cut-off count (no leakage from the test period)
+    u1 = tokens.filter(pl.col("row") == int(ds.users.to_index(1)))
+    # user 1 saw items 1 (Comedy, Jan 1), 2 (Drama+Comedy, Jan 2), 3 (Action, Jan 9); item 4 on Jan 10 is not before
+    assert set(u1["token"]) == {"activity_30d=2-3", "taste_30d.genre=Comedy", "taste_30d.genre=Drama",
+                                "taste_30d.genre=Action", "activity_3d=1", "taste_3d.genre=Action"}
+    comedy = u1.filter(pl.col("token") == "taste_30d.genre=Comedy")["weight"][0]
+    assert comedy == pytest.approx(2 / 4)  # 2 of the 4 genre mentions
+    u4 = tokens.filter(pl.col("row") == int(ds.users.to_index(4)))
+    assert {"activity_3d=2-3", "activity_30d=2-3"} <= set(u4["token"])  # Jan 7 and 8 are within 3 days of Jan 10
+    m = ds.user_features_at(cutoff)
+    assert m.shape[0] == 4 and any(t.startswith("taste_30d") for t in m.tokens)
+    assert ds.without_windows().user_features_at(cutoff).tokens == ds.user_features.tokens
+
+
 def test_cold_item_gets_a_row_from_its_side_features(tiny_tables):
     inter, users, items = tiny_tables
     ds = build_dataset(inter, users, items)
     cold = ds.items.to_index(5)
-    assert set(ds.item_features.row_tokens(int(cold))) == {"item=5", "genre=Sci-Fi"}
+    assert set(ds.item_features.row_tokens(int(cold[()] if cold.ndim == 0 else cold))) == {"item=5", "genre=Sci-Fi"}
     assert ds.interactions["item_idx"].max() < len(ds.items)
     assert ds.interactions["ts"].is_sorted()
 

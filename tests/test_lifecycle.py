@@ -191,7 +191,12 @@ def test_gate_failure_exits_3_and_keeps_production(first_run, second_run, workdi
     assert runs.production_id(workdir / "runs") == first.name
     manifest = runs.read_run(second)
     assert manifest["status"] == "succeeded" and manifest["gate"]["passed"] is False and not manifest["promoted"]
-    assert "floor 0.99" in (second / "report.html").read_text()  # the gate table is in the report
+    html = (second / "report.html").read_text()
+    assert "floor 0.99" in html  # the gate table is in the report
+    # drift against production's snapshot: the same data, so every PSI is 0 and nothing is new
+    m = json.loads((second / "metrics.json").read_text())
+    assert m["drift.psi.item_popularity"] == pytest.approx(0.0) and m["drift.new_user_share"] == 0.0
+    assert "Drift against production" in html and "item_popularity" in html
 
 
 def test_like_reruns_with_the_same_config(first_run, second_run):

@@ -36,3 +36,37 @@ def test_check_catches_logic_outputs_and_parameter_cells(tmp_path):
     assert "has outputs" in problems
     with pytest.raises(RunError, match="not a thin notebook"):
         require_thin(path)
+
+
+def test_explore_notebook_runs_on_real_data(ml100k_source, tmp_path):
+    """The exploration notebook executes under papermill on MovieLens and its HTML renders the plots."""
+    import papermill as pm
+
+    from recsys_lab.report import export_html
+
+    out = tmp_path / "explore.ipynb"
+    pm.execute_notebook(str(NOTEBOOKS[0].parent / "explore.ipynb"), str(out), kernel_name="python3",
+                        parameters={"config": {"data": {"path": str(ml100k_source),
+                                                        "warehouse": str(tmp_path / "warehouse")}}},
+                        progress_bar=False, cwd=str(tmp_path))
+    html = export_html(out, tmp_path / "explore.html").read_text()
+    assert html.count("data:image/png") >= 5  # timeline, long tails, weights, categories, cold start
+    assert "Star Wars (1977)" in html  # the SQL and Polars top-items tables
+    nb = nbformat.read(out, as_version=4)
+    tables = [o["data"]["text/html"] for c in nb.cells if c.cell_type == "code" for o in c.outputs
+              if "text/html" in o.get("data", {})]
+    import re
+
+    def ids_and_counts(table: str) -> list:
+        return re.findall(r"<tr><td>(\d+)</td><td>[^<]*</td><td>(\d+)</td>", table)
+
+    assert len(ids_and_counts(tables[-1])) == 10
+    assert ids_and_counts(tables[-1]) == ids_and_counts(tables[-2])  # the SQL and the Polars answers agree
+
+
+def test_lab_opens_jupyterlab_on_the_notebooks(tmp_path):
+    from .conftest import cli
+
+    proc = cli("lab", "--dry-run", cwd=tmp_path)
+    assert proc.returncode == 0 and "-m jupyterlab --notebook-dir=" in proc.stdout
+    assert proc.stdout.strip().split("--notebook-dir=")[1].split()[0].endswith("notebooks")

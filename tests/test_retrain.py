@@ -108,7 +108,7 @@ def test_failed_run_keeps_the_executed_notebook(tmp_path, ml100k_source):
     proc = cli("retrain", "--data", bad, cwd=tmp_path)
     assert proc.returncode == 1
     assert "FAILED" in proc.stderr and "DataFileError" in proc.stderr and "u.data, line" in proc.stderr
-    (run,) = (tmp_path / "runs").iterdir()
+    (run,) = [p for p in (tmp_path / "runs").iterdir() if p.is_dir()]
     manifest = json.loads((run / "run.json").read_text())
     assert manifest["status"] == "failed"
     assert manifest["error"]["ename"] == "DataFileError" and manifest["error"]["cell_index"] is not None

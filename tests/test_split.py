@@ -10,7 +10,7 @@ from recsys_lab.split import temporal_split
 
 def test_split_invariants_on_movielens(ml100k):
     ds = build_dataset(ml100k.interactions, ml100k.users, ml100k.items)
-    sp_ = temporal_split(ds.interactions, ds.shape, SplitConfig(), min_rating=4)
+    sp_ = temporal_split(ds.interactions, ds.shape, SplitConfig(), positive_threshold=4)
     inter = ds.interactions
     before = inter.filter(pl.col("ts") < sp_.cutoff)
     # the last 20 % by time is test
@@ -18,7 +18,7 @@ def test_split_invariants_on_movielens(ml100k):
     assert before.height == sp_.stats["n_train"]
     # nothing seen in training is a test positive; train holds only positives
     assert sp_.test.multiply(sp_.train_seen).nnz == 0
-    pos_before = before.filter(pl.col("rating") >= 4).select("user_idx", "item_idx").unique().height
+    pos_before = before.filter(pl.col("weight") >= 4).select("user_idx", "item_idx").unique().height
     assert sp_.train.nnz == pos_before
     # validation is inside the training period, after the fit period
     assert sp_.validation_cutoff < sp_.cutoff
@@ -33,8 +33,8 @@ def test_split_invariants_on_movielens(ml100k):
 def test_positive_threshold_is_configurable(tiny_tables):
     inter, users, items = tiny_tables
     ds = build_dataset(inter, users, items)
-    strict = temporal_split(ds.interactions, ds.shape, SplitConfig(test_fraction=0.25), min_rating=5)
-    loose = temporal_split(ds.interactions, ds.shape, SplitConfig(test_fraction=0.25), min_rating=1)
+    strict = temporal_split(ds.interactions, ds.shape, SplitConfig(test_fraction=0.25), positive_threshold=5)
+    loose = temporal_split(ds.interactions, ds.shape, SplitConfig(test_fraction=0.25), positive_threshold=1)
     assert strict.train.nnz < loose.train.nnz
     assert strict.train_seen.nnz == loose.train_seen.nnz == 9  # 9 of 12 interactions before the cut-off
 

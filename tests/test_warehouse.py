@@ -29,10 +29,10 @@ def test_reingesting_identical_data_is_a_noop(tiny_tables, tmp_path):
 def test_changed_data_gives_a_new_snapshot_and_old_one_is_unchanged(tiny_tables, tmp_path):
     t = _tables(tiny_tables)
     a = ingest(t, tmp_path)
-    t2 = dict(t, interactions=t["interactions"].with_columns(pl.col("rating").clip(upper_bound=4.0)))
+    t2 = dict(t, interactions=t["interactions"].with_columns(pl.col("weight").clip(upper_bound=4.0)))
     b = ingest(t2, tmp_path)
     assert a.id != b.id
-    assert open_snapshot(a.id, tmp_path).table("interactions")["rating"].max() == 5.0
+    assert open_snapshot(a.id, tmp_path).table("interactions")["weight"].max() == 5.0
     assert open_snapshot("latest", tmp_path).id == b.id
     assert list_snapshots(tmp_path).height == 2
 
