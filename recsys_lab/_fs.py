@@ -7,12 +7,13 @@ is killed (``kill -9``) mid-write.
 from __future__ import annotations
 
 import json
+import pickle
 import os
 import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_write_json", "atomic_write_with"]
+__all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_write_json", "atomic_write_with", "load_pickle"]
 
 
 def atomic_write_with(path: str | Path, write: Callable[[Path], None]) -> Path:
@@ -54,4 +55,16 @@ def _nan_to_none(obj: Any) -> Any:
         return {k: _nan_to_none(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [_nan_to_none(v) for v in obj]
+    return obj
+
+
+def load_pickle(path: str | Path, expected: type, error: type[Exception], what: str) -> Any:
+    """Unpickle ``path`` and check its type; failures raise ``error`` naming the file and what was expected."""
+    try:
+        with open(path, "rb") as fh:
+            obj = pickle.load(fh)
+    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError) as exc:
+        raise error(f"{path}: cannot load {what} ({exc})") from exc
+    if not isinstance(obj, expected):
+        raise error(f"{path}: not a {expected.__name__} but {type(obj).__name__}")
     return obj

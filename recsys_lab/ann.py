@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._fs import atomic_write_bytes
+from ._fs import atomic_write_bytes, load_pickle
 from .errors import ModelError
 
 __all__ = ["MipsIndex", "augment_items", "augment_queries", "load_index"]
@@ -153,11 +153,4 @@ def load_index(path: str | Path) -> MipsIndex:
     ModelError
         Missing file or not a MipsIndex.
     """
-    try:
-        with open(path, "rb") as fh:
-            index = pickle.load(fh)
-    except (OSError, pickle.UnpicklingError, EOFError) as exc:
-        raise ModelError(f"{path}: cannot load index ({exc})") from exc
-    if not isinstance(index, MipsIndex):
-        raise ModelError(f"{path}: not a MipsIndex but {type(index).__name__}")
-    return index
+    return load_pickle(path, MipsIndex, ModelError, "index")

@@ -1,4 +1,5 @@
-"""MovieLens 100k: locate (local directory, zip, cache or download), parse and check the GroupLens files.
+"""Sources: MovieLens 100k (located in a directory, zip, cache or downloaded; parsed and checked) and any
+interaction log in CSV or Parquet with a column mapping (:func:`load_files`), both into :class:`Tables`.
 
 Source: F. Maxwell Harper and Joseph A. Konstan, "The MovieLens Datasets: History and Context", ACM TiiS
 5(4), 2015. https://grouplens.org/datasets/movielens/100k/ . The licence forbids redistribution: the
@@ -8,7 +9,6 @@ project never ships the files; it downloads them or reads a path you give it.
 from __future__ import annotations
 
 import hashlib
-import io
 import logging
 import os
 import urllib.request

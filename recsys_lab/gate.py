@@ -65,22 +65,16 @@ def check_gate(metrics: dict[str, float], gate: GateConfig, production: dict[str
         A missing or non-finite metric fails its floor.
     """
     checks = []
-    for metric, bound in gate.min.items():
-        value = metrics.get(metric)
-        ok = isinstance(value, (int, float)) and value == value and value >= bound
-        msg = (f"{metric} = {value:.4f} >= floor {bound}" if ok else
-               f"{metric} = {value:.4f} < floor {bound}" if isinstance(value, (int, float)) else
-               f"{metric} missing from metrics (floor {bound})")
-        checks.append({"metric": metric, "kind": "floor", "value": value, "bound": bound, "production": None,
-                       "passed": bool(ok), "message": msg})
-    for metric, bound in gate.max.items():
-        value = metrics.get(metric)
-        ok = isinstance(value, (int, float)) and value == value and value <= bound
-        msg = (f"{metric} = {value:.4f} <= ceiling {bound}" if ok else
-               f"{metric} = {value:.4f} > ceiling {bound}" if isinstance(value, (int, float)) else
-               f"{metric} missing from metrics (ceiling {bound})")
-        checks.append({"metric": metric, "kind": "ceiling", "value": value, "bound": bound, "production": None,
-                       "passed": bool(ok), "message": msg})
+    for kind, bounds, holds, ok_op, bad_op in (("floor", gate.min, lambda v, b: v >= b, ">=", "<"),
+                                               ("ceiling", gate.max, lambda v, b: v <= b, "<=", ">")):
+        for metric, bound in bounds.items():
+            value = metrics.get(metric)
+            numeric = isinstance(value, (int, float)) and value == value
+            ok = numeric and holds(value, bound)
+            msg = (f"{metric} = {value:.4f} {ok_op if ok else bad_op} {kind} {bound}" if numeric else
+                   f"{metric} missing from metrics ({kind} {bound})")
+            checks.append({"metric": metric, "kind": kind, "value": value if numeric else None, "bound": bound,
+                           "production": None, "passed": bool(ok), "message": msg})
     for metric, tol in gate.max_regression.items():
         value = metrics.get(metric)
         prod = (production or {}).get(metric)

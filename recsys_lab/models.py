@@ -19,7 +19,7 @@ from typing import Callable
 import numpy as np
 import scipy.sparse as sp
 
-from ._fs import atomic_write_bytes
+from ._fs import atomic_write_bytes, load_pickle
 from .config import ModelConfig
 from .errors import ModelError, PerformanceWarning
 
@@ -215,11 +215,4 @@ def load_model(path: str | Path) -> LightFM:
     ModelError
         The file is missing or not a LightFM pickle.
     """
-    try:
-        with open(path, "rb") as fh:
-            model = pickle.load(fh)
-    except (OSError, pickle.UnpicklingError, EOFError) as exc:
-        raise ModelError(f"{path}: cannot load model ({exc})") from exc
-    if not isinstance(model, LightFM):
-        raise ModelError(f"{path}: not a LightFM model but {type(model).__name__}")
-    return model
+    return load_pickle(path, LightFM, ModelError, "model")

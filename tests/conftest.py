@@ -50,6 +50,24 @@ def tiny_tables():
     return inter, users, items
 
 
+def copy_movielens(source: Path, dst: Path) -> Path:
+    """Copy u.data, u.item and u.user from a GroupLens directory or zip into a new writable ``dst``."""
+    import shutil
+    import zipfile
+
+    dst.mkdir(parents=True)
+    wanted = ("u.data", "u.item", "u.user")
+    if Path(source).is_file():
+        with zipfile.ZipFile(source) as zf:
+            for name in zf.namelist():
+                if name.rsplit("/", 1)[-1] in wanted:
+                    (dst / name.rsplit("/", 1)[-1]).write_bytes(zf.read(name))
+    else:
+        for name in wanted:
+            shutil.copy(Path(source) / name, dst / name)
+    return dst
+
+
 def cli(*args, cwd, timeout=900):
     """Run ``recsys-lab ARGS`` in a subprocess (the real console entry point); returns CompletedProcess."""
     import subprocess

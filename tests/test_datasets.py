@@ -8,21 +8,13 @@ import pytest
 from recsys_lab.datasets import GENRES, download_movielens_100k, load_movielens_100k, resolve_source
 from recsys_lab.errors import DataFileError, DownloadError
 
+from .conftest import copy_movielens
+
 
 @pytest.fixture()
 def ml_copy(ml100k_source, tmp_path) -> Path:
     """A writable directory copy of the three files we parse."""
-    dst = tmp_path / "ml"
-    dst.mkdir()
-    if ml100k_source.is_file():
-        with zipfile.ZipFile(ml100k_source) as zf:
-            for name in zf.namelist():
-                if name.rsplit("/", 1)[-1] in ("u.data", "u.item", "u.user"):
-                    (dst / name.rsplit("/", 1)[-1]).write_bytes(zf.read(name))
-    else:
-        for name in ("u.data", "u.item", "u.user"):
-            shutil.copy(ml100k_source / name, dst / name)
-    return dst
+    return copy_movielens(ml100k_source, tmp_path / "ml")
 
 
 def test_real_movielens_shapes_and_types(ml100k):

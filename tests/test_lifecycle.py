@@ -2,7 +2,6 @@
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -146,7 +145,7 @@ def test_second_retrain_is_refused_naming_the_holder(tmp_path):
     try:
         proc = cli("retrain", cwd=tmp_path)
         assert proc.returncode == 5
-        assert f"another retrain holds" in proc.stderr and f"pid {holder.pid}, run holder-run" in proc.stderr
+        assert "another retrain holds" in proc.stderr and f"pid {holder.pid}, run holder-run" in proc.stderr
         assert not [p for p in (tmp_path / "runs").iterdir() if p.is_dir()]  # no run folder was created
     finally:
         holder.kill()

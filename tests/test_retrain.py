@@ -1,9 +1,6 @@
 """End to end on the real MovieLens 100k: `recsys-lab retrain` executes the notebook with papermill."""
 
 import json
-import shutil
-import zipfile
-from pathlib import Path
 
 import nbformat
 import pytest
@@ -11,7 +8,7 @@ import pytest
 from recsys_lab.config import Config
 from recsys_lab.pipeline import Retrain
 
-from .conftest import cli
+from .conftest import cli, copy_movielens
 
 pytestmark = pytest.mark.realdata
 
@@ -93,17 +90,7 @@ def test_bad_parameter_is_refused_before_any_run(workdir):
 
 
 def test_failed_run_keeps_the_executed_notebook(tmp_path, ml100k_source):
-    bad = tmp_path / "bad-ml"
-    bad.mkdir()
-    if ml100k_source.is_file():
-        with zipfile.ZipFile(ml100k_source) as zf:
-            for name in zf.namelist():
-                base = name.rsplit("/", 1)[-1]
-                if base in ("u.data", "u.item", "u.user"):
-                    (bad / base).write_bytes(zf.read(name))
-    else:
-        for name in ("u.data", "u.item", "u.user"):
-            shutil.copy(Path(ml100k_source) / name, bad / name)
+    bad = copy_movielens(ml100k_source, tmp_path / "bad-ml")
     (bad / "u.data").write_text((bad / "u.data").read_text()[:5000].rsplit("\t", 1)[0])  # truncated
     proc = cli("retrain", "--data", bad, cwd=tmp_path)
     assert proc.returncode == 1

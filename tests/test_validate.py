@@ -1,11 +1,7 @@
 """Data guardrails (each check), drift (PSI), and a retrain on corrupted real data failing before training."""
 
 import json
-import shutil
-import warnings
-import zipfile
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -15,7 +11,7 @@ from recsys_lab.config import ValidateConfig
 from recsys_lab.errors import DataValidationError
 from recsys_lab.validate import CHECKS, DataQualityWarning, drift, psi, psi_band, validate
 
-from .conftest import cli
+from .conftest import cli, copy_movielens
 
 
 def _run(inter, users, items, **kw):
@@ -102,16 +98,7 @@ def test_drift_on_movielens_halves(ml100k):
 
 
 def test_retrain_on_corrupted_data_fails_before_training(ml100k_source, tmp_path):
-    bad = tmp_path / "bad-ml"
-    bad.mkdir()
-    if Path(ml100k_source).is_file():
-        with zipfile.ZipFile(ml100k_source) as zf:
-            for name in zf.namelist():
-                if name.rsplit("/", 1)[-1] in ("u.data", "u.item", "u.user"):
-                    (bad / name.rsplit("/", 1)[-1]).write_bytes(zf.read(name))
-    else:
-        for name in ("u.data", "u.item", "u.user"):
-            shutil.copy(Path(ml100k_source) / name, bad / name)
+    bad = copy_movielens(ml100k_source, tmp_path / "bad-ml")
     lines = (bad / "u.data").read_text().splitlines()
     lines[0] = "\t242\t3\t881250949"           # null user id
     lines[1] = "186\t302\t3\t4102444800"        # year 2100: future
