@@ -311,6 +311,27 @@ def lab(port: int = typer.Option(8888, "--port", help="Port of the JupyterLab se
         os.execv(sys.executable, cmd)
 
 
+@app.command()
+def bench(
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="TOML config (data and model settings)."),
+    param: Optional[list[str]] = typer.Option(None, "-p", "--param", metavar="NAME VALUE", help="Override."),
+    data: Optional[Path] = typer.Option(None, "--data", help="MovieLens 100k directory or zip."),
+    repeat: int = typer.Option(3, "--repeat", help="Timed repetitions (best is reported)."),
+    large_items: int = typer.Option(100_000, "--large-items", help="Synthetic catalogue size for ANN at scale "
+                                    "(0 skips it)."),
+    as_json: bool = typer.Option(False, "--json", help="Also print the figures as JSON."),
+) -> None:
+    """Benchmarks against baselines measured in the same run (top-k, metrics, ANN vs exact)."""
+    from .bench import run
+
+    try:
+        figures = run(_build_config(config, param, data), repeat=repeat, large_items=large_items, echo=typer.echo)
+    except RecsysLabError as exc:
+        _fail(str(exc), EXIT_USAGE)
+    if as_json:
+        typer.echo(json.dumps(figures, indent=2))
+
+
 def _merge_pairs(argv: list[str]) -> list[str]:
     """Rewrite ``-p NAME VALUE`` as ``-p NAME=VALUE`` (typer has no options taking pairs); both forms work."""
     out, i = [], 0

@@ -201,7 +201,7 @@ class Retrain:
         u, i = self.vectors["hybrid"]
         with self._phase("index"):
             cfg = self.config.ann
-            self.index = ann.MipsIndex(i, n_neighbors=cfg.n_neighbors, epsilon=cfg.epsilon,
+            self.index = ann.MipsIndex(i, method=cfg.method, n_neighbors=cfg.n_neighbors, epsilon=cfg.epsilon,
                                        seed=self.config.model.seed, n_jobs=self.config.model.num_threads)
             t0 = time.perf_counter()
             approx, _ = self.index.query(u, k)

@@ -14,9 +14,9 @@ def vectors():
     return users, items
 
 
-@pytest.fixture(scope="module")
-def index(vectors):
-    return MipsIndex(vectors[1], seed=0)
+@pytest.fixture(scope="module", params=["inner_product", "euclidean_augmented"])
+def index(vectors, request):
+    return MipsIndex(vectors[1], method=request.param, seed=0)
 
 
 def test_augmentation_turns_inner_product_order_into_euclidean_order(vectors):
@@ -54,3 +54,5 @@ def test_bad_inputs(vectors, index, tmp_path):
         index.query(users[:, :5])
     with pytest.raises(ModelError, match="cannot load index"):
         load_index(tmp_path / "missing.pkl")
+    with pytest.raises(ModelError, match="unknown MIPS method 'dot'"):
+        MipsIndex(items, method="dot")

@@ -1,0 +1,19 @@
+"""The benchmark runs end to end on the real data (its figures are printed, not asserted as timings)."""
+
+import pytest
+
+from recsys_lab.bench import run
+from recsys_lab.config import Config
+
+
+@pytest.mark.realdata
+def test_bench_reports_ratios_against_baselines(ml100k_source, tmp_path):
+    lines = []
+    cfg = Config().replace({"data.path": str(ml100k_source), "data.warehouse": str(tmp_path / "wh"),
+                            "model.epochs": 3})
+    figures = run(cfg, repeat=1, large_items=3000, large_queries=200, echo=lines.append)
+    text = "\n".join(lines)
+    assert "vs LightFM.predict" in text and "vs exact numpy" in text and "numba compile" in text
+    for key in ("topk.speedup", "metrics.speedup", "ann.small.speedup", "ann.large.speedup"):
+        assert figures[key] > 0
+    assert figures["ann.small.recall"] >= 0.9 and figures["ann.large.recall"] >= 0.9
