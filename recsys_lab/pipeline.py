@@ -12,6 +12,7 @@ Example
 
 from __future__ import annotations
 
+import io
 import logging
 import time
 from contextlib import contextmanager
@@ -22,7 +23,7 @@ import numpy as np
 import polars as pl
 
 from . import ann, evaluation, models
-from ._fs import atomic_write_json
+from ._fs import atomic_write_bytes, atomic_write_json
 from .config import Config
 from .datasets import load
 from .errors import RunError
@@ -287,18 +288,17 @@ class Retrain:
 
 
 def _save_npz(path: Path, **arrays: np.ndarray) -> None:
-    import io
-
-    from ._fs import atomic_write_bytes
-
     buf = io.BytesIO()
     np.savez(buf, **arrays)
     atomic_write_bytes(path, buf.getvalue())
 
 
 def run(config: Config | dict | None = None, *, run_dir: str | Path | None = None,
-        production: dict[str, float] | None = None) -> Retrain:
-    """Run every step of a retrain in this process (same code as the notebook); returns the finished job."""
+        production: dict[str, float] | None = None, reference: Snapshot | None = None) -> Retrain:
+    """Run every step of a retrain in this process (same code as the notebook); returns the finished job.
+
+    ``production`` (metrics) and ``reference`` (snapshot) are what the gate and the drift compare against.
+    """
     job = Retrain(config, run_dir=run_dir)
-    job.run_all(production)
+    job.run_all(production, reference)
     return job
