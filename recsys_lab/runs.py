@@ -45,7 +45,7 @@ from .report import export_html, package_versions, require_thin
 __all__ = ["PROJECT_ROOT", "DEFAULT_NOTEBOOK", "STATUSES", "RunResult", "RetrainLock", "LockHeldError",
            "new_run_id", "git_info", "read_run", "execute", "table", "resolve", "production_id",
            "production_metrics", "production_snapshot", "promote", "compare", "gc", "recommend", "compare_recommendations",
-           "user_history"]
+           "user_history", "raise_for_status"]
 
 log = logging.getLogger(__name__)
 
@@ -462,6 +462,11 @@ def table(runs_dir: str | Path = "runs") -> pl.DataFrame:
         promoted, reason`` and one Float64 column per key metric (``ndcg@10``, ``recall@10``, ``auc``,
         ``coverage@10``, ``ann.recall@10``; null when absent). ``status`` is ``crashed`` for a ``running``
         run whose process is gone.
+
+    Raises
+    ------
+    RunError
+        A ``run.json`` cannot be read (e.g. hand-edited into invalid JSON); the message says why.
     """
     runs_dir = Path(runs_dir)
     schema = {"run_id": pl.Utf8, "status": pl.Utf8, "started_at": pl.Utf8, "ended_at": pl.Utf8,
@@ -489,8 +494,11 @@ def table(runs_dir: str | Path = "runs") -> pl.DataFrame:
         FROM r LEFT JOIN {metrics_src} m ON m.run_id = r.run_id
         ORDER BY r.started_at DESC, r.run_id DESC
     """
-    with duckdb.connect() as con:
-        df = con.sql(query).pl()
+    try:
+        with duckdb.connect() as con:
+            df = con.sql(query).pl()
+    except duckdb.Error as exc:  # a hand-edited or foreign run.json: name it instead of a raw traceback
+        raise RunError(f"{runs_dir}: cannot read the run manifests ({str(exc).splitlines()[0]})") from exc
     prod = production_id(runs_dir)
     status = [_effective_status(s, p, h) for s, p, h in zip(df["status"], df["pid"], df["host"])]
     df = df.with_columns(pl.Series("status", status, pl.Utf8), (pl.col("run_id") == pl.lit(prod)).alias("production"))

@@ -317,3 +317,26 @@ def test_airflow_dag_example_is_valid_python():
     src = (ROOT / "recsys_lab" / "airflow_dag.py").read_text()
     compile(src, "airflow_dag.py", "exec")
     assert "PapermillOperator" in src and "recsys-lab retrain --promote" in src
+
+
+def test_corrupt_manifest_is_a_clear_error_not_a_traceback(tmp_path):
+    _fake_run(tmp_path / "runs", "20260101T000000Z-aaaaaa")
+    bad = tmp_path / "runs" / "20260102T000000Z-bbbbbb"
+    bad.mkdir()
+    (bad / "run.json").write_text('{"run_id": "20260102T000000Z-bbbbbb", "status": ')
+    with pytest.raises(RunError, match="cannot read the run manifests"):
+        runs.table(tmp_path / "runs")
+    proc = cli("runs", "list", cwd=tmp_path)
+    assert proc.returncode == 2 and "error:" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_raise_for_status_names_the_failing_cell(tmp_path):
+    from recsys_lab.errors import RunFailedError
+
+    ok = runs.RunResult(run_id="a", run_dir=tmp_path, status="succeeded")
+    assert runs.raise_for_status(ok) is ok
+    failed = runs.RunResult(run_id="b", run_dir=tmp_path, status="failed", reason="cell 4 (DataFileError): bad",
+                            manifest={"error": {"cell_index": 6, "ename": "DataFileError", "evalue": "bad"}})
+    with pytest.raises(RunFailedError, match=r"failed: cell 4 \(DataFileError\): bad") as info:
+        runs.raise_for_status(failed)
+    assert info.value.cell_index == 6 and info.value.ename == "DataFileError"
