@@ -44,7 +44,8 @@ def _print_frame(df) -> None:  # noqa: ANN001
 
 
 def _fail(message: str, code: int) -> None:
-    typer.echo(f"error: {message}", err=True)
+    """Print the error's first line (every failed check is on it) and exit with ``code``."""
+    typer.echo(f"error: {str(message).strip().splitlines()[0] if str(message).strip() else 'unknown'}", err=True)
     raise typer.Exit(code)
 
 
@@ -108,7 +109,9 @@ def retrain(
         raise typer.Exit(EXIT_TIMEOUT if result.status == "timed_out" else EXIT_FAILED)
     typer.echo(f"run {result.run_id} succeeded in {t.get('total', 0):.1f} s "
                f"(data snapshot {(result.manifest.get('data') or {}).get('snapshot')})")
-    typer.echo(format_summary(result.metrics, cfg.eval.k))
+    data_info = result.manifest.get("data") or {}
+    typer.echo(format_summary(result.metrics, cfg.eval.k, warnings=data_info.get("warnings"),
+                              protocol=(data_info.get("split") or {}).get("method")))
     typer.echo("phases (s): " + ", ".join(f"{k} {v:.2f}" for k, v in t.items()))
     typer.echo(f"report: {result.report.resolve()}")
     if result.gate is not None and not result.gate.passed:

@@ -34,7 +34,7 @@ from .errors import ConfigError
 
 __all__ = [
     "DataConfig", "FeatureConfig", "SplitConfig", "ModelConfig", "AnnConfig", "EvalConfig", "ValidateConfig",
-    "GateConfig", "RunConfig", "Config", "CHECK_NAMES",
+    "GateConfig", "RunConfig", "Config", "CHECK_NAMES", "SPLIT_METHODS", "BASELINES",
     "load_config", "parse_value",
 ]
 
@@ -57,10 +57,13 @@ class DataConfig:
     interactions, users, items : str or None
         ``files`` only: the interaction log (required) and optional user and item tables (CSV or Parquet,
         by suffix). Every non-key column of the user and item tables can become a side feature.
-    user_col, item_col, time_col : str
-        Column names of the user id, item id and timestamp (defaults ``user_id``, ``item_id``, ``ts``); the
-        user and item tables use the same id column names. Timestamps may be datetimes, ISO strings or
-        epoch numbers (see ``time_unit``).
+    user_col, item_col : str
+        Column names of the user id and item id (defaults ``user_id``, ``item_id``); the user and item tables use
+        the same id column names.
+    time_col : str
+        Timestamp column (default ``ts``): datetimes, ISO strings or epoch numbers (see ``time_unit``). ``""``
+        means the log has no time column (e.g. aggregated play counts); so does a log that lacks the default
+        ``ts`` column. Without timestamps the split is per-user random (``split.method = "auto"``).
     time_unit : str
         Unit of numeric timestamps: ``"s"`` (default) or ``"ms"``.
     weight_col : str or None
@@ -70,8 +73,9 @@ class DataConfig:
     weight_range : list of float
         Allowed ``[min, max]`` of the raw weight, checked by the guardrails; ``[]`` (default) only requires
         non-negative weights. The MovieLens preset uses ``[1, 5]``.
-    positive_threshold : float
-        Interactions whose (transformed) weight is at least this are positives (default 4.0: ratings >= 4).
+    positive_threshold : float or None
+        Interactions whose (transformed) weight is at least this are positives. Default None: 4.0 for the
+        MovieLens preset (ratings >= 4), 0.0 for ``files`` (every logged interaction is a positive).
     title_col : str or None
         Item title column in the items table (default None: the item id is the title).
     warehouse : str
@@ -90,7 +94,7 @@ class DataConfig:
     weight_col: str | None = None
     weight_transform: str = "none"
     weight_range: tuple[float, ...] = ()
-    positive_threshold: float = 4.0
+    positive_threshold: float | None = None
     title_col: str | None = None
     warehouse: str = "warehouse"
 
@@ -106,6 +110,13 @@ class DataConfig:
         _check(len(self.weight_range) in (0, 2) and (not self.weight_range or
                                                      self.weight_range[0] <= self.weight_range[1]),
                "data.weight_range", f"expected [] or [min, max], got {list(self.weight_range)}")
+
+    @property
+    def threshold(self) -> float:
+        """The positive threshold in force: ``positive_threshold``, else 4.0 (MovieLens) or 0.0 (files)."""
+        if self.positive_threshold is not None:
+            return float(self.positive_threshold)
+        return 4.0 if self.source == "movielens-100k" else 0.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -144,26 +155,44 @@ class FeatureConfig:
         _check(all(w >= 1 for w in self.windows), "features.windows", f"days must be >= 1, got {list(self.windows)}")
 
 
+SPLIT_METHODS = ("auto", "time_global", "time_per_user", "random")
+"""Split protocols (see :mod:`recsys_lab.split`)."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class SplitConfig:
-    """Temporal split.
+    """How interactions are split into train, validation and test (see :mod:`recsys_lab.split`).
 
     Parameters
     ----------
+    method : str
+        ``"time_global"``: one time cut-off for everyone (the last ``test_fraction`` of interactions is test; as in
+        production, but on ML-100k only ~100 warm users are left to evaluate). ``"time_per_user"``: each user's
+        last ``test_fraction`` of interactions by time is test (906 evaluation users on ML-100k).
+        ``"random"``: per-user random holdout, seeded. ``"auto"`` (default): ``time_per_user`` when the log has
+        timestamps, ``time_global`` when time-windowed features are configured (they need one cut-off),
+        ``random`` without timestamps.
     test_fraction : float
-        Share of interactions, by timestamp, after the cut-off (default 0.2: the last 20 %).
+        Share of interactions (of each user's, for the per-user methods) held out as test (default 0.2).
     validation_fraction : float
-        Share of the *training* interactions, by timestamp, held out for early stopping (default 0.2;
-        on ML-100k 0.2 gave NDCG@10 0.173 +- 0.008 over 3 seeds against 0.156 +- 0.008 with 0.1).
+        Share of the *training* interactions held out, the same way, for early stopping (default 0.2).
+    cold_users : float
+        Per-user methods only: share of users (seeded sample) held out of training entirely, to measure the
+        cold-start path (fold-in, onboarding) on users the model never saw (default 0.1). ``time_global`` has
+        natural cold users (test users with no training interaction) and ignores this.
     """
 
+    method: str = "auto"
     test_fraction: float = 0.2
     validation_fraction: float = 0.2
+    cold_users: float = 0.1
 
     def __post_init__(self) -> None:
+        _check(self.method in SPLIT_METHODS, "split.method", f"expected one of {SPLIT_METHODS}, got {self.method!r}")
         _check(0.0 < self.test_fraction < 1.0, "split.test_fraction", f"must be in (0, 1), got {self.test_fraction}")
         _check(0.0 <= self.validation_fraction < 1.0, "split.validation_fraction",
                f"must be in [0, 1), got {self.validation_fraction}")
+        _check(0.0 <= self.cold_users < 0.5, "split.cold_users", f"must be in [0, 0.5), got {self.cold_users}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -178,6 +207,10 @@ class ModelConfig:
         Embedding dimension (default 64).
     learning_rate : float
         SGD step (default 0.05).
+    learning_schedule : str
+        ``"adagrad"`` (default) or ``"adadelta"``.
+    max_sampled : int
+        WARP: negatives sampled per positive before giving up (default 10, LightFM's).
     item_alpha, user_alpha : float
         L2 penalties on item and user feature embeddings (default 1e-6).
     epochs : int
@@ -191,11 +224,19 @@ class ModelConfig:
         OpenMP threads for fit (default 2). Use 1 for bit-identical reruns.
     seed : int
         Seed for LightFM and everything random downstream (default 42).
+    validation_users : int
+        Early stopping scores a fixed, seeded sample of at most this many validation users after each epoch
+        (default 2000; 0: all), so its cost does not grow with the user base.
+    sample_weight : str
+        ``"none"`` (default): every positive counts once. ``"weight"``: the (transformed) weight of each positive
+        is LightFM's ``sample_weight`` (e.g. ``log1p`` play counts).
     """
 
     loss: str = "warp"
     no_components: int = 64
     learning_rate: float = 0.05
+    learning_schedule: str = "adagrad"
+    max_sampled: int = 10
     item_alpha: float = 1e-6
     user_alpha: float = 1e-6
     epochs: int = 40
@@ -203,12 +244,20 @@ class ModelConfig:
     refit: bool = True
     num_threads: int = 2
     seed: int = 42
+    validation_users: int = 2000
+    sample_weight: str = "none"
 
     def __post_init__(self) -> None:
+        _check(self.validation_users >= 0, "model.validation_users", f"must be >= 0, got {self.validation_users}")
+        _check(self.sample_weight in ("none", "weight"), "model.sample_weight",
+               f"expected 'none' or 'weight', got {self.sample_weight!r}")
         _check(self.loss in ("warp", "bpr", "warp-kos", "logistic"), "model.loss",
                f"unknown loss {self.loss!r}; expected warp, bpr, warp-kos or logistic")
         _check(self.no_components >= 1, "model.no_components", f"must be >= 1, got {self.no_components}")
         _check(self.learning_rate > 0, "model.learning_rate", f"must be > 0, got {self.learning_rate}")
+        _check(self.learning_schedule in ("adagrad", "adadelta"), "model.learning_schedule",
+               f"expected 'adagrad' or 'adadelta', got {self.learning_schedule!r}")
+        _check(self.max_sampled >= 1, "model.max_sampled", f"must be >= 1, got {self.max_sampled}")
         _check(self.item_alpha >= 0 and self.user_alpha >= 0, "model.item_alpha/user_alpha", "must be >= 0")
         _check(self.epochs >= 1, "model.epochs", f"must be >= 1, got {self.epochs}")
         _check(self.patience >= 0, "model.patience", f"must be >= 0, got {self.patience}")
@@ -242,20 +291,49 @@ class AnnConfig:
         _check(self.epsilon >= 0, "ann.epsilon", f"must be >= 0, got {self.epsilon}")
 
 
+BASELINES = ("popularity", "lightfm_cf", "ease", "als")
+"""Baselines evaluated on the same split as the model (see :mod:`recsys_lab.baselines`)."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class EvalConfig:
-    """Evaluation.
+    """Evaluation protocol, baselines and uncertainty.
 
     Parameters
     ----------
     k : int
-        Cut-off of the @k metrics (default 10).
+        Cut-off of the @k metrics (default 10). Metric keys follow it (``ndcg@20`` for ``k = 20``); larger than
+        the catalogue is an error.
+    baselines : list of str
+        Baselines fit and evaluated on the same split (default all: ``popularity``, ``lightfm_cf`` (LightFM
+        without side features), ``ease`` (Steck 2019; skipped above ``ease_max_items``), ``als`` (implicit ALS)).
+    bootstrap : int
+        Bootstrap resamples over users for the 95 % intervals (default 1000; seeded by ``model.seed``).
+    max_ci_width : float
+        Warn when the 95 % interval of NDCG@k is wider than this (default 0.04): too few users to decide.
+    max_users : int
+        Evaluate at most this many test users (seeded sample; default 50000; 0: all), bounding the cost on large
+        logs. Intervals account for the sample.
+    ease_max_items : int
+        EASE needs an items x items inverse: skipped (with a note) above this catalogue size (default 20000).
     """
 
     k: int = 10
+    baselines: tuple[str, ...] = BASELINES
+    bootstrap: int = 1000
+    max_ci_width: float = 0.04
+    max_users: int = 50_000
+    ease_max_items: int = 20_000
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "baselines", tuple(self.baselines))
         _check(self.k >= 1, "eval.k", f"must be >= 1, got {self.k}")
+        for name in self.baselines:
+            _check(name in BASELINES, "eval.baselines", f"unknown baseline {name!r}; expected some of {BASELINES}")
+        _check(self.bootstrap >= 100, "eval.bootstrap", f"must be >= 100, got {self.bootstrap}")
+        _check(self.max_ci_width > 0, "eval.max_ci_width", f"must be > 0, got {self.max_ci_width}")
+        _check(self.max_users >= 0, "eval.max_users", f"must be >= 0, got {self.max_users}")
+        _check(self.ease_max_items >= 0, "eval.ease_max_items", f"must be >= 0, got {self.ease_max_items}")
 
 
 CHECK_NAMES = ("null_keys", "duplicates", "weight_range", "future_ts", "old_ts", "unknown_users", "unknown_items",
@@ -291,40 +369,58 @@ class ValidateConfig:
 
 
 def _default_floors() -> dict[str, float]:
-    return {"ndcg@10": 0.05, "ann.recall@10": 0.9}
+    return {"ndcg@k": 0.05, "ann.recall@k": 0.9}
 
 
 def _default_regression() -> dict[str, float]:
-    return {"ndcg@10": 0.10, "recall@10": 0.10}
+    return {"ndcg@k": 0.10, "recall@k": 0.10}
 
 
 @dataclass(frozen=True, kw_only=True)
 class GateConfig:
     """Metric gate applied before promotion (see :mod:`recsys_lab.gate`).
 
+    Metric names may end in ``@k``: it stands for ``eval.k`` (``ndcg@k`` is ``ndcg@20`` when ``eval.k = 20``).
+
     Parameters
     ----------
     min : dict of str to float
-        Absolute floors, ``metric >= bound`` (default ``{"ndcg@10": 0.05, "ann.recall@10": 0.9}``).
+        Absolute floors, ``metric >= bound`` (default ``{"ndcg@k": 0.05, "ann.recall@k": 0.9}``).
     max : dict of str to float
         Absolute ceilings, ``metric <= bound``, e.g. drift bounds ``{"drift.psi.item_popularity" = 0.25}``
         (default none).
     max_regression : dict of str to float
-        Largest allowed relative drop against production, ``(prod - new) / prod <= bound``
-        (default ``{"ndcg@10": 0.10, "recall@10": 0.10}``: at most 10 % worse).
+        Champion/challenger: production is re-scored on this run's split and compared per user, paired. A check
+        fails when production is significantly better (the paired 95 % interval of candidate - production lies
+        below 0) **and** the relative drop ``(prod - new) / prod`` exceeds the bound (default
+        ``{"ndcg@k": 0.10, "recall@k": 0.10}``).
+    not_worse_than : list of str
+        Baselines the model must not be significantly worse than on NDCG@k (paired 95 % interval), default
+        ``["popularity"]``.
     """
 
     min: dict[str, float] = field(default_factory=_default_floors)
     max: dict[str, float] = field(default_factory=dict)
     max_regression: dict[str, float] = field(default_factory=_default_regression)
+    not_worse_than: tuple[str, ...] = ("popularity",)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "not_worse_than", tuple(self.not_worse_than))
         for name in ("min", "max", "max_regression"):
             for metric, bound in getattr(self, name).items():
                 _check(isinstance(bound, (int, float)) and not isinstance(bound, bool), f"gate.{name}.{metric}",
                        f"expected a number, got {bound!r}")
         for metric, bound in self.max_regression.items():
             _check(0 <= bound, f"gate.max_regression.{metric}", f"must be >= 0, got {bound}")
+        for name in self.not_worse_than:
+            _check(name in BASELINES, "gate.not_worse_than", f"unknown baseline {name!r}; expected some of {BASELINES}")
+
+    def resolved(self, k: int) -> "GateConfig":
+        """A copy with every ``@k`` suffix replaced by ``@{k}``."""
+        def sub(d: dict[str, float]) -> dict[str, float]:
+            return {(m[:-2] + f"@{k}" if m.endswith("@k") else m): v for m, v in d.items()}
+        return GateConfig(min=sub(self.min), max=sub(self.max), max_regression=sub(self.max_regression),
+                          not_worse_than=self.not_worse_than)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -53,12 +53,15 @@ class Tables:
         genre: List[Utf8]``; 1,682 rows.
     source : str
         Where the data was read from.
+    has_time : bool
+        False for a log without a time column (``ts`` is then all null).
     """
 
     interactions: pl.DataFrame
     users: pl.DataFrame
     items: pl.DataFrame
     source: str
+    has_time: bool = True
 
 
 class _Files:
@@ -320,6 +323,12 @@ def _to_utc(df: pl.DataFrame, path: str, col: str, unit: str) -> pl.Expr:
     if isinstance(dtype, pl.Date):
         return pl.col(col).cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
     if dtype.is_numeric():
+        top = df[col].drop_nulls().abs().max()
+        limit = 1e11 if unit == "s" else 1e14  # 1e11 s is the year 5138: the numbers are not in this unit
+        if top is not None and top > limit:
+            hint = 'time_unit = "ms"' if unit == "s" and top <= 1e14 else "epoch seconds or milliseconds"
+            raise DataFileError(path, f"epoch timestamps up to {top:.0f} are too large for time_unit = {unit!r} "
+                                f"(they would be after the year 5000); expected {hint}", column=col)
         return pl.from_epoch(pl.col(col).cast(pl.Int64), time_unit=unit).dt.replace_time_zone("UTC")
     if dtype == pl.Utf8:
         parsed = pl.col(col).str.to_datetime(strict=False, time_zone="UTC", time_unit="us")
@@ -339,7 +348,7 @@ def load_files(cfg) -> Tables:  # noqa: ANN001 - DataConfig, imported lazily to 
     ----------
     cfg : DataConfig
         ``interactions``, ``users``, ``items`` paths and the column mapping (``user_col``, ``item_col``,
-        ``time_col``, ``weight_col``, ``time_unit``, ``weight_transform``, ``title_col``).
+        ``time_col`` (``""``: none), ``weight_col``, ``time_unit``, ``weight_transform``, ``title_col``).
 
     Returns
     -------
@@ -352,15 +361,22 @@ def load_files(cfg) -> Tables:  # noqa: ANN001 - DataConfig, imported lazily to 
     Raises
     ------
     DataFileError
-        Missing file or column, unreadable file, unparsable timestamps.
+        Missing file or column, unreadable file, unparsable timestamps, epoch numbers too large for
+        ``time_unit`` (the message suggests ``time_unit = "ms"``).
     """
     ipath = str(cfg.interactions)
     raw = _read_table(ipath, "interactions")
-    cols = [cfg.user_col, cfg.item_col, cfg.time_col] + ([cfg.weight_col] if cfg.weight_col else [])
+    time_col = cfg.time_col or None
+    if time_col == "ts" and "ts" not in raw.columns:  # the default name and no such column: a log without time
+        log.info("%s has no 'ts' column: no timestamps (set data.time_col to name one)", ipath)
+        time_col = None
+    cols = [cfg.user_col, cfg.item_col] + ([time_col] if time_col else []) + ([cfg.weight_col] if cfg.weight_col else [])
     _require(raw, ipath, cols)
     weight = pl.col(cfg.weight_col).cast(pl.Float64, strict=False) if cfg.weight_col else pl.lit(1.0)
+    ts = (_to_utc(raw, ipath, time_col, cfg.time_unit) if time_col
+          else pl.lit(None, dtype=pl.Datetime("us", "UTC")))
     inter = raw.select(pl.col(cfg.user_col).alias("user_id"), pl.col(cfg.item_col).alias("item_id"),
-                       weight.alias("weight"), _to_utc(raw, ipath, cfg.time_col, cfg.time_unit).alias("ts"))
+                       weight.alias("weight"), ts.alias("ts"))
 
     def side(path: str | None, key: str, new_key: str) -> pl.DataFrame:
         if not path:
@@ -380,7 +396,7 @@ def load_files(cfg) -> Tables:  # noqa: ANN001 - DataConfig, imported lazily to 
     if "title" not in items.columns:
         items = items.with_columns(pl.col("item_id").cast(pl.Utf8).alias("title"))
     items = items.with_columns(pl.col("title").cast(pl.Utf8))
-    return Tables(interactions=inter, users=users, items=items, source=ipath)
+    return Tables(interactions=inter, users=users, items=items, source=ipath, has_time=time_col is not None)
 
 
 def load(cfg) -> tuple[Tables, tuple[float, ...]]:  # noqa: ANN001

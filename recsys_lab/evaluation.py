@@ -13,8 +13,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["top_k", "ranking_metrics", "rank_metrics", "coverage_at_k", "evaluate", "recall_overlap",
-           "popularity_vectors"]
+__all__ = ["top_k", "ranking_metrics", "rank_metrics", "coverage_at_k", "per_user_metrics", "evaluate",
+           "recall_overlap", "popularity_vectors", "sample_users"]
 
 _BATCH_CELLS = 1 << 24  # scores computed per batch: 16 M float32 = 64 MiB
 
@@ -82,7 +82,8 @@ def _hits(items: np.ndarray, users: np.ndarray, test: sp.csr_matrix) -> np.ndarr
     return (truth[pos] == codes) if len(truth) else np.zeros(codes.shape, bool)
 
 
-def ranking_metrics(items: np.ndarray, users: np.ndarray, test: sp.csr_matrix, k: int) -> dict[str, float]:
+def ranking_metrics(items: np.ndarray, users: np.ndarray, test: sp.csr_matrix, k: int, *,
+                    per_user: bool = False) -> dict:
     """precision@k, recall@k, NDCG@k (binary gain) and MAP@k of top-k lists.
 
     Parameters
@@ -94,31 +95,34 @@ def ranking_metrics(items: np.ndarray, users: np.ndarray, test: sp.csr_matrix, k
     test : csr_matrix of shape (n_users, n_items)
         Test positives.
     k : int
+    per_user : bool
+        Return one value per user (ndarray of shape (n,), float64) instead of the mean.
 
     Returns
     -------
     dict
         ``precision@k``: hits / k; ``recall@k``: hits / n_pos; ``ndcg@k``: DCG / ideal DCG with
         ``DCG = sum_j hit_j / log2(j + 2)``; ``map@k``: ``sum_j precision@j * hit_j / min(n_pos, k)``.
-        Means over users; NaN for no users.
+        Means over users (NaN for no users), or per-user arrays.
     """
+    names = [f"{m}@{k}" for m in ("precision", "recall", "ndcg", "map")]
     if len(users) == 0:
-        return {f"{m}@{k}": float("nan") for m in ("precision", "recall", "ndcg", "map")}
+        return {n: (np.zeros(0) if per_user else float("nan")) for n in names}
     hits = _hits(items[:, :k], users, test).astype(np.float64)
+    if hits.shape[1] < k:  # fewer than k items in the catalogue: the missing ranks are misses
+        hits = np.hstack([hits, np.zeros((len(hits), k - hits.shape[1]))])
     n_pos = test.getnnz(axis=1)[users].astype(np.float64)
     discount = 1.0 / np.log2(np.arange(k) + 2.0)
     dcg = hits @ discount
     ideal = np.concatenate([[0.0], np.cumsum(discount)])[np.minimum(n_pos, k).astype(int)]
     prec_at_j = np.cumsum(hits, axis=1) / np.arange(1, k + 1)
     ap = (prec_at_j * hits).sum(axis=1) / np.minimum(n_pos, k)
-    return {f"precision@{k}": float(np.mean(hits.sum(axis=1) / k)),
-            f"recall@{k}": float(np.mean(hits.sum(axis=1) / n_pos)),
-            f"ndcg@{k}": float(np.mean(dcg / ideal)),
-            f"map@{k}": float(np.mean(ap))}
+    values = dict(zip(names, (hits.sum(axis=1) / k, hits.sum(axis=1) / n_pos, dcg / ideal, ap)))
+    return values if per_user else {n: float(np.mean(v)) for n, v in values.items()}
 
 
 def rank_metrics(user_vecs: np.ndarray, item_vecs: np.ndarray, users: np.ndarray, test: sp.csr_matrix,
-                 exclude: sp.csr_matrix | None = None) -> dict[str, float]:
+                 exclude: sp.csr_matrix | None = None, *, per_user: bool = False) -> dict:
     """MRR and AUC over the full ranking of non-excluded items.
 
     Parameters
@@ -129,16 +133,18 @@ def rank_metrics(user_vecs: np.ndarray, item_vecs: np.ndarray, users: np.ndarray
     test : csr_matrix of shape (n_users, n_items)
     exclude : csr_matrix of shape (n_users, n_items), optional
         Items removed from the candidates (seen in training).
+    per_user : bool
+        Return per-user arrays of shape (n,) instead of means.
 
     Returns
     -------
     dict
         ``mrr``: mean over users of 1 / (1-based rank of the best-ranked test positive);
         ``auc``: mean over users of the share of (positive, negative) candidate pairs ranked correctly,
-        negatives being the non-excluded, non-positive items.
+        negatives being the non-excluded, non-positive items (NaN for a user without negatives).
     """
     if len(users) == 0:
-        return {"mrr": float("nan"), "auc": float("nan")}
+        return {m: (np.zeros(0) if per_user else float("nan")) for m in ("mrr", "auc")}
     users = np.asarray(users, dtype=np.int64)
     n_items = len(item_vecs)
     rr = np.empty(len(users))
@@ -161,8 +167,10 @@ def rank_metrics(user_vecs: np.ndarray, item_vecs: np.ndarray, users: np.ndarray
         rr[lo:hi] = 1.0 / (best + 1.0)
         per_user_neg_above = np.bincount(sub.row, weights=neg_above, minlength=hi - lo)
         with np.errstate(invalid="ignore", divide="ignore"):
-            auc[lo:hi] = 1.0 - per_user_neg_above / (n_pos * n_neg)
-    return {"mrr": float(np.mean(rr)), "auc": float(np.nanmean(auc))}
+            auc[lo:hi] = np.where(n_neg > 0, 1.0 - per_user_neg_above / (n_pos * np.maximum(n_neg, 1)), np.nan)
+    if per_user:
+        return {"mrr": rr, "auc": auc}
+    return {"mrr": float(np.mean(rr)), "auc": float(np.nanmean(auc)) if np.isfinite(auc).any() else float("nan")}
 
 
 def coverage_at_k(items: np.ndarray, n_items: int, k: int) -> float:
@@ -184,6 +192,14 @@ def recall_overlap(approx: np.ndarray, exact: np.ndarray) -> float:
     return float(np.isin(codes_a, codes_e).sum() / (n * k))
 
 
+def sample_users(users: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """A seeded sample of at most ``n`` users (all when ``n`` is 0 or not smaller), sorted; int64."""
+    users = np.asarray(users, dtype=np.int64)
+    if n <= 0 or len(users) <= n:
+        return users
+    return np.sort(np.random.default_rng(seed).choice(users, size=n, replace=False))
+
+
 def popularity_vectors(train: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
     """Most-popular baseline as vectors: user vectors of ones (n_users, 1) and item training counts (n_items, 1).
 
@@ -194,9 +210,40 @@ def popularity_vectors(train: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
     return np.ones((train.shape[0], 1), dtype=np.float32), counts
 
 
+def per_user_metrics(user_vecs: np.ndarray, item_vecs: np.ndarray, test: sp.csr_matrix, *, users: np.ndarray,
+                     exclude: sp.csr_matrix | None = None, k: int = 10) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Every ranking metric per user, and the top-k lists they came from (computed once, shared).
+
+    Parameters
+    ----------
+    user_vecs : ndarray of shape (n_users, d), float32
+    item_vecs : ndarray of shape (n_items, d), float32
+    test : csr_matrix of shape (n_users, n_items)
+        Test positives.
+    users : ndarray of shape (n,), int64
+        Users to evaluate (each with at least one test positive).
+    exclude : csr_matrix, optional
+        Items never recommended per user (seen in training).
+    k : int
+        Cut-off (default 10).
+
+    Returns
+    -------
+    values : dict of str to ndarray of shape (n,), float64
+        ``precision@k, recall@k, ndcg@k, map@k, mrr, auc`` per user, in ``users`` order.
+    items : ndarray of shape (n, min(k, n_items)), int64
+        The top-k lists (for coverage and beyond-accuracy measures).
+    """
+    users = np.asarray(users, dtype=np.int64)
+    items, _ = top_k(user_vecs, item_vecs, k, users=users, exclude=exclude)
+    values = ranking_metrics(items, users, test, k, per_user=True)
+    values.update(rank_metrics(user_vecs, item_vecs, users, test, exclude, per_user=True))
+    return values, items
+
+
 def evaluate(user_vecs: np.ndarray, item_vecs: np.ndarray, test: sp.csr_matrix, *, users: np.ndarray,
              exclude: sp.csr_matrix | None = None, k: int = 10) -> dict[str, float]:
-    """All ranking metrics of one model on one split.
+    """All ranking metrics of one model on one split, averaged over users.
 
     Parameters
     ----------
@@ -217,9 +264,9 @@ def evaluate(user_vecs: np.ndarray, item_vecs: np.ndarray, test: sp.csr_matrix, 
         ``precision@k, recall@k, ndcg@k, map@k, mrr, auc, coverage@k`` and ``n_users``.
         Coverage is over top-k lists of the evaluated users.
     """
-    items, _ = top_k(user_vecs, item_vecs, k, users=users, exclude=exclude)
-    out = ranking_metrics(items, users, test, k)
-    out.update(rank_metrics(user_vecs, item_vecs, users, test, exclude))
+    values, items = per_user_metrics(user_vecs, item_vecs, test, users=users, exclude=exclude, k=k)
+    out = {name: (float(np.nanmean(v)) if len(v) and np.isfinite(v).any() else float("nan"))
+           for name, v in values.items()}
     out[f"coverage@{k}"] = coverage_at_k(items, len(item_vecs), k)
     out["n_users"] = int(len(users))
     return out

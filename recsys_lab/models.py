@@ -68,6 +68,7 @@ class FitResult:
 
 def _new_model(cfg: ModelConfig) -> LightFM:
     return LightFM(no_components=cfg.no_components, loss=cfg.loss, learning_rate=cfg.learning_rate,
+                   learning_schedule=cfg.learning_schedule, max_sampled=cfg.max_sampled,
                    item_alpha=cfg.item_alpha, user_alpha=cfg.user_alpha, random_state=cfg.seed)
 
 
@@ -91,7 +92,8 @@ def _guarded(epoch: int, method: Callable, *args, **kwargs) -> None:
 
 def fit(train: sp.csr_matrix, user_features: sp.csr_matrix, item_features: sp.csr_matrix, cfg: ModelConfig, *,
         fit_matrix: sp.csr_matrix | None = None, fit_user_features: sp.csr_matrix | None = None,
-        validate: Callable[[LightFM], float] | None = None,
+        validate: Callable[[LightFM], float] | None = None, sample_weight: sp.csr_matrix | None = None,
+        fit_sample_weight: sp.csr_matrix | None = None,
         on_epoch: Callable[[dict], None] | None = None, show_progress: bool = False) -> FitResult:
     """Fit a LightFM model, with early stopping on a validation metric when ``validate`` is given.
 
@@ -113,6 +115,9 @@ def fit(train: sp.csr_matrix, user_features: sp.csr_matrix, item_features: sp.cs
         ``fit_matrix`` until ``cfg.patience`` epochs pass without improvement; then the model is refit on
         ``train`` for the best epoch count (always when ``fit_matrix`` or ``fit_user_features`` differ from
         the final inputs; with identical inputs the best epoch's parameters are restored instead).
+    sample_weight, fit_sample_weight : csr_matrix of shape (n_users, n_items), float32, optional
+        Per-interaction weights (same nonzeros as ``train`` and ``fit_matrix``), passed to LightFM as
+        ``sample_weight`` (e.g. transformed play counts). Default: every interaction weighs 1.
     on_epoch : callable(dict), optional
         Called with each history row (progress reporting in notebooks).
     show_progress : bool
@@ -131,16 +136,19 @@ def fit(train: sp.csr_matrix, user_features: sp.csr_matrix, item_features: sp.cs
 
     t_start = time.perf_counter()
     if validate is None:  # plain fit on all training data for cfg.epochs
-        fit_matrix, fit_uf = train, user_features
+        fit_matrix, fit_uf, fit_sample_weight = train, user_features, sample_weight
     else:
         fit_matrix = train if fit_matrix is None else fit_matrix
         fit_uf = user_features if fit_user_features is None else fit_user_features
+        fit_sample_weight = sample_weight if fit_matrix is train else fit_sample_weight
+    final_inputs = _weighted(train, sample_weight)
+    fit_inputs = final_inputs if fit_matrix is train else _weighted(fit_matrix, fit_sample_weight)
     model = _new_model(cfg)
     history: list[dict] = []
     best, best_epoch, best_state, stopped = -np.inf, 0, None, False
     for epoch in tqdm(range(1, cfg.epochs + 1), disable=not show_progress, desc="epochs"):
         t0 = time.perf_counter()
-        _guarded(epoch, model.fit_partial, fit_matrix, user_features=fit_uf,
+        _guarded(epoch, model.fit_partial, fit_inputs[0], user_features=fit_uf, sample_weight=fit_inputs[1],
                  item_features=item_features, epochs=1, num_threads=cfg.num_threads)
         _check_finite(model, epoch)
         row = {"epoch": epoch, "seconds": time.perf_counter() - t0,
@@ -162,14 +170,23 @@ def fit(train: sp.csr_matrix, user_features: sp.csr_matrix, item_features: sp.cs
     if validate is not None and not same_inputs and (cfg.refit or fit_uf is not user_features):
         # refit on all training data (with features at the test cut-off) for the best number of epochs
         model = _new_model(cfg)
-        _guarded(best_epoch, model.fit, train, user_features=user_features, item_features=item_features,
-                 epochs=best_epoch, num_threads=cfg.num_threads)
+        _guarded(best_epoch, model.fit, final_inputs[0], user_features=user_features, item_features=item_features,
+                 sample_weight=final_inputs[1], epochs=best_epoch, num_threads=cfg.num_threads)
         _check_finite(model, best_epoch)
     elif best_state is not None:
         for k, v in best_state.items():
             setattr(model, k, v)
     return FitResult(model=model, history=history, best_epoch=best_epoch, stopped_early=stopped,
                      fit_seconds=time.perf_counter() - t_start)
+
+
+def _weighted(matrix: sp.csr_matrix, weights: sp.csr_matrix | None) -> tuple[sp.coo_matrix, sp.coo_matrix | None]:
+    """Interactions and matching ``sample_weight`` in the COO form LightFM wants (same row and col arrays)."""
+    if weights is None:
+        return matrix.tocoo(), None
+    w = weights.tocoo()
+    return sp.coo_matrix((np.ones_like(w.data, dtype=np.float32), (w.row, w.col)), shape=w.shape), \
+        sp.coo_matrix((w.data.astype(np.float32), (w.row, w.col)), shape=w.shape)
 
 
 _STATE = ("item_embeddings", "item_embedding_gradients", "item_embedding_momentum", "item_biases",

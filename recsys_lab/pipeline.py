@@ -22,24 +22,95 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from . import ann, evaluation, models
+from . import ann, baselines, evaluation, models
 from ._fs import atomic_write_bytes, atomic_write_json
 from .config import Config
 from .datasets import load
-from .errors import RunError
+from .errors import ConfigError, DataError, RecsysLabWarning, RunError
 from .features import Dataset, build_dataset, identity_features
-from .gate import GateResult, check_gate
-from .split import Split, temporal_split
+from .gate import NO_PRODUCTION, GateResult, check_gate
+from .intervals import bootstrap_ci, paired_difference
+from .split import Split, make_split
 from .validate import ValidationReport, clean, drift, validate
-from .warehouse import Snapshot, ingest
+from .warehouse import Snapshot, ingest, open_snapshot
 
-__all__ = ["Retrain", "run", "BASELINES"]
+__all__ = ["Retrain", "run", "BASELINES", "Production", "EvaluationWarning"]
 
 log = logging.getLogger(__name__)
 
-BASELINES = ("lightfm_cf", "lightfm_static", "popularity")
-"""Baselines trained and evaluated on the same split: pure-CF LightFM (identity features), the hybrid without
-time-windowed features (only when windows are configured) and most-popular."""
+BASELINES = ("popularity", "lightfm_cf", "lightfm_static", "ease", "als")
+"""Baselines trained and evaluated on the same split: most-popular, pure-CF LightFM (identity features), the
+hybrid without time-windowed features (only when windows are configured), EASE and implicit ALS."""
+
+HEADLINE = ("ndcg", "precision", "recall", "map")
+"""@k metrics reported with intervals (plus ``mrr`` and ``auc``)."""
+
+
+class EvaluationWarning(RecsysLabWarning):
+    """The evaluation cannot carry a decision (e.g. too few users: the interval of NDCG@k is too wide)."""
+
+
+class Production:
+    """Production's evidence as the gate and drift need it: a run folder's metrics, id maps and vectors.
+
+    Parameters
+    ----------
+    run_dir : str or Path
+        The production run folder.
+
+    Attributes
+    ----------
+    run_id : str
+    metrics : dict
+    user_ids, item_ids : ndarray
+        External ids in production's index order.
+    user_vecs, item_vecs : ndarray, float32
+        Folded vectors (see :func:`recsys_lab.models.embeddings`).
+
+    Raises
+    ------
+    RunError
+        A file is missing or unreadable; the message names it (the gate then fails closed).
+    """
+
+    FILES = ("metrics.json", "run.json", "artifacts/id_maps.npz", "artifacts/embeddings.npz")
+
+    def __init__(self, run_dir: str | Path) -> None:
+        import json
+
+        self.run_dir = Path(run_dir)
+        self.run_id = self.run_dir.name
+        loaded = {}
+        for name in self.FILES:
+            path = self.run_dir / name
+            try:
+                loaded[name] = (json.loads(path.read_text()) if name.endswith(".json") else dict(np.load(path)))
+            except (OSError, ValueError, EOFError) as exc:
+                raise RunError(f"production run {self.run_id}: cannot read {path} ({type(exc).__name__}: "
+                               f"{str(exc).splitlines()[0] if str(exc) else 'empty'})") from exc
+            if name.endswith(".json") and not isinstance(loaded[name], dict):
+                raise RunError(f"production run {self.run_id}: {path} is not a JSON object")
+        self.metrics = loaded["metrics.json"]
+        self.manifest = loaded["run.json"]
+        try:
+            self.user_ids, self.item_ids = loaded["artifacts/id_maps.npz"]["user_ids"], \
+                loaded["artifacts/id_maps.npz"]["item_ids"]
+            self.user_vecs, self.item_vecs = loaded["artifacts/embeddings.npz"]["user_vecs"], \
+                loaded["artifacts/embeddings.npz"]["item_vecs"]
+        except KeyError as exc:
+            raise RunError(f"production run {self.run_id}: {exc} missing from its artifacts") from exc
+
+    def snapshot(self) -> Snapshot | None:
+        """The warehouse snapshot production was trained on (drift reference), or None when it is gone."""
+        snap = (self.manifest.get("data") or {}).get("snapshot")
+        warehouse = ((self.manifest.get("config") or {}).get("data") or {}).get("warehouse")
+        if not snap or not warehouse:
+            return None
+        try:
+            return open_snapshot(snap, warehouse)
+        except (DataError, OSError):
+            log.warning("production's snapshot %s is gone from %s: no drift reference", snap, warehouse)
+            return None
 
 
 class Retrain:
@@ -77,6 +148,11 @@ class Retrain:
         self.gate: GateResult | None = None
         self.validation: ValidationReport | None = None
         self.drift: dict[str, float] = {}
+        self.baseline_fits: dict[str, baselines.BaselineFit] = {}
+        self.eval_users: np.ndarray | None = None
+        self.per_user: dict[str, dict[str, np.ndarray]] = {}
+        self.warnings: list[str] = []
+        self.production_comparison: dict[str, dict] | None = None
 
     @contextmanager
     def _phase(self, name: str):
@@ -106,6 +182,7 @@ class Retrain:
             out["validation"] = self.validation.to_dict()
         if self.split is not None:
             out["split"] = self.split.stats
+        out["warnings"] = list(self.warnings)
         return out
 
     # -- steps -------------------------------------------------------------------------------------------
@@ -124,14 +201,25 @@ class Retrain:
             cfg = self.config.data
             tables, weight_range = load(cfg)
             self.validation = validate(tables.interactions, tables.users, tables.items, self.config.validate,
-                                       weight_range=weight_range, positive_threshold=cfg.positive_threshold,
-                                       weight_transform=cfg.weight_transform, source=tables.source)
-            self.snapshot = ingest({"interactions": clean(tables.interactions), "users": tables.users,
+                                       weight_range=weight_range, positive_threshold=cfg.threshold,
+                                       weight_transform=cfg.weight_transform, source=tables.source,
+                                       has_time=tables.has_time)
+            self.snapshot = ingest({"interactions": clean(tables.interactions, has_time=tables.has_time),
+                                    "users": tables.users,
                                     "items": tables.items}, cfg.warehouse, source=tables.source)
         return self.snapshot
 
     def build_features(self) -> Dataset:
-        """Id maps and feature matrices from the snapshot (weight transform applied), then the temporal split."""
+        """Id maps and feature matrices from the snapshot (weight transform applied), then the split
+        (``split.method``; see :mod:`recsys_lab.split`).
+
+        Raises
+        ------
+        ConfigError
+            ``eval.k`` larger than the catalogue, or a split method the data cannot support.
+        DataError
+            No training positive or no user to evaluate.
+        """
         snap = self._need("snapshot", "ingest")
         with self._phase("features"):
             with snap.connect() as con:
@@ -139,14 +227,37 @@ class Retrain:
             if self.config.data.weight_transform == "log1p":
                 inter = inter.with_columns(pl.col("weight").log1p())
             self.dataset = build_dataset(inter, users, items, self.config.features)
-            self.split = temporal_split(self.dataset.interactions, self.dataset.shape, self.config.split,
-                                        positive_threshold=self.config.data.positive_threshold)
+            if self.config.eval.k > len(self.dataset.items):
+                raise ConfigError(f"must be at most the catalogue size ({len(self.dataset.items)} items), got "
+                                  f"{self.config.eval.k}", parameter="eval.k")
+            self.split = make_split(self.dataset.interactions, self.dataset.shape, self.config.split,
+                                    positive_threshold=self.config.data.threshold, seed=self.config.model.seed,
+                                    windows=bool(self.config.features.windows))
+            if self.split.stats["warm_test_users"] == 0:
+                raise DataError(f"no user has both training and test positives under split.method = "
+                                f"{self.split.method!r}: nothing to evaluate (more data, a lower "
+                                "data.positive_threshold or another split.method)")
+            if self.split.method == "random" and self.config.split.method == "auto":
+                self._warn("the log has no timestamps: split.method 'auto' used a per-user random holdout")
         return self.dataset
 
-    def check_drift(self, reference: Snapshot | None) -> dict[str, float]:
+    def check_drift(self, reference: "Snapshot | Production | str | Path | None") -> dict[str, float]:
         """Drift of this run's snapshot against ``reference`` (production's), added to the metrics as
-        ``drift.*`` (see :func:`recsys_lab.validate.drift`). Without a reference: empty, nothing added."""
+        ``drift.*`` (see :func:`recsys_lab.validate.drift`). Without a reference: empty, nothing added.
+
+        Parameters
+        ----------
+        reference : Snapshot, Production, path of the production run folder, or None
+        """
         snap = self._need("snapshot", "ingest")
+        if isinstance(reference, (str, Path)):
+            try:
+                reference = Production(reference)
+            except RunError as exc:
+                log.warning("no drift reference: %s", exc)
+                reference = None
+        if isinstance(reference, Production):
+            reference = reference.snapshot()
         if reference is None:
             self.drift = {}
             return self.drift
@@ -158,41 +269,85 @@ class Retrain:
             self.metrics.update(self.drift)
         return self.drift
 
-    def _validator(self, user_features, item_features):
-        sp_ = self.split
-        k = self.config.eval.k
-        users = np.flatnonzero((sp_.validation.getnnz(axis=1) > 0) & (sp_.fit.getnnz(axis=1) > 0))
+    def _validation_users(self) -> np.ndarray:
+        return evaluation.sample_users(self.split.validation_users, self.config.model.validation_users,
+                                       self.config.model.seed)
+
+    def _vector_validator(self):  # noqa: ANN202
+        """``validate(user_vecs, item_vecs) -> NDCG@k`` on the sampled validation users (None without any)."""
+        sp_, k = self.split, self.config.eval.k
+        users = self._validation_users()
         if len(users) == 0:
             return None
 
-        def validate(model) -> float:
-            u, i = models.embeddings(model, user_features, item_features)
+        def validate(u: np.ndarray, i: np.ndarray) -> float:
             items, _ = evaluation.top_k(u, i, k, users=users, exclude=sp_.fit_seen)
             return evaluation.ranking_metrics(items, users, sp_.validation, k)[f"ndcg@{k}"]
         return validate
 
+    def _validator(self, user_features, item_features):  # noqa: ANN001, ANN202
+        by_vectors = self._vector_validator()
+        if by_vectors is None:
+            return None
+
+        def validate(model) -> float:  # noqa: ANN001
+            return by_vectors(*models.embeddings(model, user_features, item_features))
+        return validate
+
     def fit(self) -> models.FitResult:
-        """Fit the hybrid model and the baselines on the same split (early stopping on validation NDCG@k,
-        then refit on all training data): pure-CF LightFM, and with time-windowed features configured the
-        static hybrid without them (``lightfm_static``), so their effect is measured on the same split."""
+        """Fit the hybrid model and the baselines on the same split.
+
+        LightFM models early-stop on validation NDCG@k (a seeded sample of ``model.validation_users`` users),
+        then refit on all training data: the hybrid, pure-CF LightFM (``lightfm_cf``) and, with time-windowed
+        features configured, the static hybrid without them (``lightfm_static``). EASE and implicit ALS
+        (``eval.baselines``) choose their hyper-parameters on the same validation slice (:mod:`recsys_lab.baselines`).
+        """
         ds, sp_ = self._need("dataset", "build_features"), self.split
+        cfg = self.config
+        wanted = set(cfg.eval.baselines)
         with self._phase("fit"):
-            variants = {"hybrid": (ds.user_features_at(sp_.cutoff).matrix, ds.item_features.matrix,
-                                   ds.user_features_at(sp_.validation_cutoff).matrix),
-                        "lightfm_cf": (identity_features(ds.users, "user").matrix,
-                                       identity_features(ds.items, "item").matrix, None)}
+            variants = {"hybrid": (ds.user_features_at(sp_.cutoff).matrix if sp_.cutoff else ds.user_features.matrix,
+                                   ds.item_features.matrix,
+                                   ds.user_features_at(sp_.validation_cutoff).matrix if sp_.validation_cutoff
+                                   else None)}
+            if "lightfm_cf" in wanted:
+                variants["lightfm_cf"] = (identity_features(ds.users, "user").matrix,
+                                          identity_features(ds.items, "item").matrix, None)
             if ds.config.windows:
                 variants["lightfm_static"] = (ds.user_features.matrix, ds.item_features.matrix, None)
-            use_val = self.config.model.patience > 0 and self.config.split.validation_fraction > 0
+            use_val = cfg.model.patience > 0 and cfg.split.validation_fraction > 0
+            weighted = cfg.model.sample_weight == "weight"
             for name, (uf, itf, fit_uf) in variants.items():
                 fit_uf = uf if fit_uf is None else fit_uf
-                res = models.fit(sp_.train, uf, itf, self.config.model, fit_matrix=sp_.fit, fit_user_features=fit_uf,
+                res = models.fit(sp_.train, uf, itf, cfg.model, fit_matrix=sp_.fit, fit_user_features=fit_uf,
                                  validate=self._validator(fit_uf, itf) if use_val else None,
+                                 sample_weight=sp_.train_weights if weighted else None,
+                                 fit_sample_weight=sp_.fit_weights if weighted else None,
                                  show_progress=self.show_progress)
                 self.fits[name] = res
                 self.vectors[name] = models.embeddings(res.model, uf, itf)
                 log.info("%s: %d epochs in %.2f s", name, res.best_epoch, res.fit_seconds)
+            validate = self._vector_validator() if cfg.split.validation_fraction > 0 else None
+            if "ease" in wanted:
+                if len(ds.items) > cfg.eval.ease_max_items:
+                    self._warn(f"baseline ease skipped: {len(ds.items)} items > eval.ease_max_items "
+                               f"{cfg.eval.ease_max_items}")
+                else:
+                    self.baseline_fits["ease"] = baselines.fit_ease(sp_.fit, sp_.train, validate)
+            if "als" in wanted:
+                self.baseline_fits["als"] = baselines.fit_als(sp_.fit_weights, sp_.train_weights, validate,
+                                                              seed=cfg.model.seed,
+                                                              num_threads=cfg.model.num_threads)
+            for name, b in self.baseline_fits.items():
+                self.vectors[name] = (b.user_vecs, b.item_vecs)
         return self.fits["hybrid"]
+
+    def _warn(self, message: str) -> None:
+        import warnings
+
+        self.warnings.append(message)
+        log.warning("%s", message)
+        warnings.warn(message, EvaluationWarning, stacklevel=3)
 
     def build_index(self) -> ann.MipsIndex:
         """pynndescent MIPS index over the hybrid item vectors; records ``ann.recall@k`` against exact top-k
@@ -217,30 +372,157 @@ class Retrain:
         return self.index
 
     def evaluate(self) -> dict[str, float]:
-        """Metrics of the hybrid model (plain names) and of each baseline (``baseline.<name>.<metric>``) on
-        the warm test users, plus split statistics (``split.*``)."""
+        """Per-user metrics of the model and every baseline on the same test users, with 95 % bootstrap
+        intervals and paired differences (model - baseline).
+
+        Keys: plain names for the model (``ndcg@10``, ``ndcg@10.ci_low``, ``ndcg@10.ci_high``, ...),
+        ``baseline.<name>.<metric>`` (same suffixes) for baselines, ``vs.<name>.<metric>`` (paired difference
+        model - baseline, with ``.ci_low`` / ``.ci_high``), ``eval.*`` (users, protocol) and ``split.*``. Users
+        are the warm test users (a seeded sample of at most ``eval.max_users``). Warns when the interval of
+        NDCG@k is wider than ``eval.max_ci_width``.
+
+        Returns
+        -------
+        dict of str to float
+        """
         self._need("fits", "fit")
-        sp_, k = self.split, self.config.eval.k
+        sp_, cfg = self.split, self.config
+        k, seed, n_boot = cfg.eval.k, cfg.model.seed, cfg.eval.bootstrap
         with self._phase("evaluate"):
-            users = sp_.warm_test_users
-            candidates = {**self.vectors, "popularity": evaluation.popularity_vectors(sp_.train)}
+            users = evaluation.sample_users(sp_.warm_test_users, cfg.eval.max_users, seed)
+            self.eval_users = users
+            candidates = {"model": self.vectors["hybrid"]}
+            if "popularity" in cfg.eval.baselines:
+                candidates["popularity"] = evaluation.popularity_vectors(sp_.train)
+            candidates.update({n: v for n, v in self.vectors.items() if n != "hybrid"})
             for name, (u, i) in candidates.items():
-                m = evaluation.evaluate(u, i, sp_.test, users=users, exclude=sp_.train_seen, k=k)
-                m.pop("n_users")
-                prefix = "" if name == "hybrid" else f"baseline.{name}."
-                self.metrics.update({prefix + key: value for key, value in m.items()})
-            self.metrics.update({f"split.{key}": value for key, value in sp_.stats.items() if key != "cutoff"})
+                values, items = evaluation.per_user_metrics(u, i, sp_.test, users=users, exclude=sp_.train_seen,
+                                                            k=k)
+                self.per_user[name] = values
+                prefix = "" if name == "model" else f"baseline.{name}."
+                names = list(values)
+                matrix = np.column_stack([values[n] for n in names])
+                low, high = bootstrap_ci(matrix, n_resamples=n_boot, seed=seed)
+                for j, metric in enumerate(names):
+                    col = matrix[:, j]
+                    self.metrics[prefix + metric] = float(np.nanmean(col)) if np.isfinite(col).any() else float("nan")
+                    self.metrics[f"{prefix}{metric}.ci_low"] = float(low[j])
+                    self.metrics[f"{prefix}{metric}.ci_high"] = float(high[j])
+                self.metrics[f"{prefix}coverage@{k}"] = evaluation.coverage_at_k(items, len(i), k)
+            model = self.per_user["model"]
+            for name in self.per_user:
+                if name == "model":
+                    continue
+                for metric in (f"ndcg@{k}", f"recall@{k}"):
+                    d = paired_difference(model[metric], self.per_user[name][metric], n_resamples=n_boot, seed=seed)
+                    key = f"vs.{name}.{metric}"
+                    self.metrics.update({key: d["delta"], f"{key}.ci_low": d["ci_low"], f"{key}.ci_high": d["ci_high"]})
+            self.metrics.update({f"split.{key}": value for key, value in sp_.stats.items()
+                                 if key not in ("cutoff", "method")})
             self.metrics["split.eval_users"] = int(len(users))
+            self.metrics["eval.n_users"] = int(len(users))
+            self.metrics["eval.k"] = k
             self.metrics["fit.best_epoch"] = self.fits["hybrid"].best_epoch
+            width = self.metrics[f"ndcg@{k}.ci_high"] - self.metrics[f"ndcg@{k}.ci_low"]
+            self.metrics[f"eval.ndcg@{k}.ci_width"] = float(width)
+            if width > cfg.eval.max_ci_width:
+                self._warn(f"the 95% interval of ndcg@{k} is {width:.3f} wide (> eval.max_ci_width "
+                           f"{cfg.eval.max_ci_width}) with {len(users)} evaluation users ({sp_.method} split): too "
+                           "few users to tell models apart")
         return self.metrics
 
-    def check_gate(self, production: dict[str, float] | None = None) -> GateResult:
-        """Apply ``config.gate`` to the metrics (floors, and regression against ``production``'s metrics).
+    def per_user_table(self) -> pl.DataFrame:
+        """Per-user metrics of the model and every baseline: ``model, user_id`` plus one column per metric."""
+        if not self.per_user:
+            raise RunError("call evaluate() before this step")
+        ids = self.dataset.users.ids[self.eval_users]
+        frames = [pl.DataFrame({"model": [name] * len(ids), "user_id": ids, **values})
+                  for name, values in self.per_user.items()]
+        return pl.concat(frames)
 
-        The CLI promotes a run only when this passed; the outcome is saved as ``gate.json``.
+    def _production_vectors(self, prod: Production) -> tuple[np.ndarray, np.ndarray, int, int]:
+        """Production's vectors in this run's index space: unknown items can never be recommended (score
+        -1e9), users production never saw get its cold-start path (fold-in: the mean of production's vectors
+        of their training items)."""
+        ds, sp_ = self.dataset, self.split
+        d = prod.item_vecs.shape[1]
+
+        def lookup(theirs: np.ndarray, ours: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            if theirs.dtype.kind != ours.dtype.kind:  # integer ids on one side, text on the other
+                theirs, ours = theirs.astype(str), ours.astype(str)
+            order = np.argsort(theirs, kind="stable")
+            pos = np.clip(np.searchsorted(theirs, ours, sorter=order), 0, max(len(theirs) - 1, 0))
+            idx = order[pos] if len(theirs) else np.zeros(len(ours), np.int64)
+            found = (theirs[idx] == ours) if len(theirs) else np.zeros(len(ours), bool)
+            return idx, found
+
+        iidx, ifound = lookup(prod.item_ids, ds.items.ids)
+        items = np.zeros((len(ds.items), d), np.float32)
+        items[ifound] = prod.item_vecs[iidx[ifound]]
+        items[~ifound, -1] = -1e9
+        uidx, ufound = lookup(prod.user_ids, ds.users.ids)
+        users = np.zeros((len(ds.users), prod.user_vecs.shape[1]), np.float32)
+        users[ufound] = prod.user_vecs[uidx[ufound]]
+        cold = np.flatnonzero(~ufound)
+        if len(cold):
+            x = sp_.train[cold].multiply(ifound[None, :].astype(np.float32)).tocsr()
+            counts = np.maximum(np.asarray(x.sum(axis=1)).ravel(), 1.0)
+            mean = (x @ items) / counts[:, None]
+            mean[:, -1] = 1.0
+            users[cold] = mean
+        users[:, -1] = 1.0
+        return users, items, int(ufound[self.eval_users].sum()), int(ifound.sum())
+
+    def check_gate(self, production: "Production | str | Path | None" = None) -> GateResult:
+        """Apply ``config.gate``: floors, ceilings, baselines, and champion/challenger against ``production``.
+
+        Production (its saved vectors and id maps) is re-scored on *this* run's split and test users, and each
+        ``gate.max_regression`` metric is compared per user, paired (:func:`recsys_lab.intervals.paired_difference`).
+
+        Parameters
+        ----------
+        production : Production, path of the production run folder, or None
+            None: there is no production run (regression checks are skipped, saying so). A folder whose
+            metrics or artifacts cannot be read fails every regression check, naming the file (fail closed).
+
+        Returns
+        -------
+        GateResult
+            Also stored as :attr:`gate` and saved as ``gate.json``.
         """
         self._need("metrics", "evaluate")
-        self.gate = check_gate(self.metrics, self.config.gate, production)
+        cfg = self.config
+        k, seed = cfg.eval.k, cfg.model.seed
+        error: str | None = NO_PRODUCTION
+        self.production_comparison = None
+        if production is not None:
+            try:
+                prod = production if isinstance(production, Production) else Production(production)
+                u, i, known_users, known_items = self._production_vectors(prod)
+                values, _ = evaluation.per_user_metrics(u, i, self.split.test, users=self.eval_users,
+                                                        exclude=self.split.train_seen, k=k)
+                self.per_user["production"] = values
+                comparison = {}
+                for metric in cfg.gate.resolved(k).max_regression:
+                    if metric not in values:
+                        continue
+                    d = paired_difference(self.per_user["model"][metric], values[metric],
+                                          n_resamples=cfg.eval.bootstrap, seed=seed)
+                    d.update(value=float(np.nanmean(self.per_user["model"][metric])),
+                             production=float(np.nanmean(values[metric])))
+                    comparison[metric] = d
+                    self.metrics[f"production.{metric}"] = d["production"]
+                    self.metrics[f"vs.production.{metric}"] = d["delta"]
+                    self.metrics[f"vs.production.{metric}.ci_low"] = d["ci_low"]
+                    self.metrics[f"vs.production.{metric}.ci_high"] = d["ci_high"]
+                self.metrics["production.known_users"] = known_users
+                self.metrics["production.known_items"] = known_items
+                self.production_comparison = comparison
+                error = None
+            except RunError as exc:
+                error = str(exc)
+        self.gate = check_gate(self.metrics, cfg.gate, k=k, production=self.production_comparison,
+                               production_error=error)
         return self.gate
 
     def save(self) -> Path | None:
@@ -268,23 +550,31 @@ class Retrain:
             atomic_write_json(self.run_dir / "history.json", self.history)
             atomic_write_json(self.run_dir / "metrics.json", self.metrics)
             atomic_write_json(self.run_dir / "data.json", self.data_info)
+            if self.per_user:
+                table = self.per_user_table()
+                _save_parquet(art / "per_user_metrics.parquet", table)
             if self.gate is not None:
                 atomic_write_json(self.run_dir / "gate.json", self.gate.to_dict())
         atomic_write_json(self.run_dir / "timings.json", self.timings)
         return self.run_dir
 
-    def run_all(self, production: dict[str, float] | None = None, reference: Snapshot | None = None
-                ) -> dict[str, float]:
-        """All steps in order (drift against ``reference``, gate against ``production``); returns the metrics."""
+    def run_all(self, production: "Production | str | Path | None" = None) -> dict[str, float]:
+        """All steps in order (drift and gate against ``production``, a run folder or None); returns the metrics."""
         self.ingest()
         self.build_features()
         self.fit()
         self.build_index()
         self.evaluate()
-        self.check_drift(reference)
+        self.check_drift(production)
         self.check_gate(production)
         self.save()
         return self.metrics
+
+
+def _save_parquet(path: Path, df: pl.DataFrame) -> None:
+    buf = io.BytesIO()
+    df.write_parquet(buf)
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def _save_npz(path: Path, **arrays: np.ndarray) -> None:
@@ -294,11 +584,11 @@ def _save_npz(path: Path, **arrays: np.ndarray) -> None:
 
 
 def run(config: Config | dict | None = None, *, run_dir: str | Path | None = None,
-        production: dict[str, float] | None = None, reference: Snapshot | None = None) -> Retrain:
+        production: "Production | str | Path | None" = None) -> Retrain:
     """Run every step of a retrain in this process (same code as the notebook); returns the finished job.
 
-    ``production`` (metrics) and ``reference`` (snapshot) are what the gate and the drift compare against.
+    ``production`` (its run folder) is what the gate and the drift compare against.
     """
     job = Retrain(config, run_dir=run_dir)
-    job.run_all(production, reference)
+    job.run_all(production)
     return job

@@ -15,7 +15,8 @@ import polars as pl
 from ._fs import atomic_write_text
 from .errors import RunError
 
-__all__ = ["PACKAGES", "package_versions", "show_versions", "metrics_table", "drift_table", "split_table",
+__all__ = ["PACKAGES", "package_versions", "show_versions", "metrics_table", "evaluation_table", "drift_table",
+           "split_table",
            "timings_table",
            "format_summary", "export_html", "check_notebook"]
 
@@ -42,10 +43,12 @@ def show_versions() -> pl.DataFrame:
     return pl.DataFrame({"package": list(v), "version": [str(x) for x in v.values()]})
 
 
+_ORDER = ("popularity", "lightfm_cf", "lightfm_static", "ease", "als")
+
+
 def _baselines(metrics: dict[str, float]) -> list[str]:
     found = {k.split(".")[1] for k in metrics if k.startswith("baseline.")}
-    return [b for b in ("lightfm_cf", "lightfm_static", "popularity") if b in found] + sorted(
-        found - {"lightfm_cf", "lightfm_static", "popularity"})
+    return [b for b in _ORDER if b in found] + sorted(found - set(_ORDER))
 
 
 def metrics_table(metrics: dict[str, float]) -> pl.DataFrame:
@@ -63,11 +66,47 @@ def metrics_table(metrics: dict[str, float]) -> pl.DataFrame:
         Columns ``metric, model`` and one per baseline present (``lightfm_cf``, ``lightfm_static`` when
         time-windowed features are on, ``popularity``), Float64; rows in metrics.json order.
     """
-    names = [k for k in metrics if "." not in k]
+    names = [k for k in metrics if "." not in k and "@" in k or k in ("mrr", "auc")]
     cols = {"metric": names, "model": [metrics[n] for n in names]}
     for b in _baselines(metrics):
         cols[b] = [metrics.get(f"baseline.{b}.{n}") for n in names]
     return pl.DataFrame(cols, schema={c: pl.Utf8 if c == "metric" else pl.Float64 for c in cols})
+
+
+def evaluation_table(metrics: dict[str, float], k: int = 10) -> pl.DataFrame:
+    """Model and baselines with 95 % intervals and the paired difference to the model, one row per model.
+
+    Parameters
+    ----------
+    metrics : dict
+        Flat metrics as in ``metrics.json`` (``ndcg@k``, ``ndcg@k.ci_low``, ``baseline.<b>.ndcg@k``,
+        ``vs.<b>.ndcg@k`` with ``.ci_low`` / ``.ci_high``, ``eval.n_users``).
+    k : int
+        ``eval.k``.
+
+    Returns
+    -------
+    pl.DataFrame
+        ``model, users, ndcg@k, ndcg_ci_low, ndcg_ci_high, recall@k, recall_ci_low, recall_ci_high,
+        model_minus_this, diff_ci_low, diff_ci_high, verdict`` where the difference is the model's NDCG@k minus
+        this row's, paired over the same users, and ``verdict`` says whether it is significant.
+    """
+    rows = []
+    for name in ["model"] + _baselines(metrics):
+        p = "" if name == "model" else f"baseline.{name}."
+        vs = f"vs.{name}.ndcg@{k}"
+        delta, lo, hi = metrics.get(vs), metrics.get(vs + ".ci_low"), metrics.get(vs + ".ci_high")
+        verdict = ("" if delta is None or lo is None else
+                   "model better" if lo > 0 else "model worse" if hi < 0 else "no significant difference")
+        rows.append({"model": name, "users": metrics.get("eval.n_users"),
+                     f"ndcg@{k}": metrics.get(f"{p}ndcg@{k}"), "ndcg_ci_low": metrics.get(f"{p}ndcg@{k}.ci_low"),
+                     "ndcg_ci_high": metrics.get(f"{p}ndcg@{k}.ci_high"), f"recall@{k}": metrics.get(f"{p}recall@{k}"),
+                     "recall_ci_low": metrics.get(f"{p}recall@{k}.ci_low"),
+                     "recall_ci_high": metrics.get(f"{p}recall@{k}.ci_high"),
+                     "model_minus_this": delta, "diff_ci_low": lo, "diff_ci_high": hi, "verdict": verdict})
+    schema = {c: pl.Float64 for c in rows[0]}
+    schema.update({"model": pl.Utf8, "verdict": pl.Utf8, "users": pl.Int64})
+    return pl.DataFrame(rows, schema=schema)
 
 
 def drift_table(metrics: dict[str, float]) -> pl.DataFrame:
@@ -96,24 +135,52 @@ def timings_table(timings: dict[str, float]) -> pl.DataFrame:
     return pl.DataFrame({"phase": list(timings), "seconds_or_rate": [float(v) for v in timings.values()]})
 
 
-def format_summary(metrics: dict[str, float], k: int = 10) -> str:
-    """Short plain-text table of the headline metrics vs baselines (for the CLI)."""
+def format_summary(metrics: dict[str, float], k: int = 10, *, warnings: list[str] | None = None,
+                   protocol: str | None = None) -> str:
+    """Short plain-text table of the headline metrics vs baselines, with intervals (for the CLI).
+
+    Parameters
+    ----------
+    metrics : dict
+        ``metrics.json``.
+    k : int
+        ``eval.k``.
+    warnings : list of str, optional
+        Evaluation warnings to print last (e.g. an interval too wide to decide).
+    protocol : str, optional
+        The split method, named in the header.
+    """
     keys = [f"ndcg@{k}", f"precision@{k}", f"recall@{k}", f"map@{k}", "mrr", "auc", f"coverage@{k}"]
     cols = ["model"] + _baselines(metrics)
-    lines = [f"{'metric':<14}" + "".join(f"{c:>16}" for c in cols)]
+    users = metrics.get("eval.n_users")
+    head = f"evaluation: {users} users" + (f", {protocol} split" if protocol else "") + "; model [95% interval]"
+    lines = [head, f"{'metric':<14}{'model':>26}" + "".join(f"{c:>14}" for c in cols[1:])]
     for key in keys:
         if key not in metrics:
             continue
-        cells = [metrics.get(key)] + [metrics.get(f"baseline.{b}.{key}") for b in cols[1:]]
-        lines.append(f"{key:<14}" + "".join(f"{c:>16.4f}" if isinstance(c, (int, float)) else f"{'-':>16}"
-                                            for c in cells))
+        lo, hi = metrics.get(f"{key}.ci_low"), metrics.get(f"{key}.ci_high")
+        model = f"{metrics[key]:.4f}" + (f" [{lo:.3f}, {hi:.3f}]" if lo is not None and hi is not None else "")
+        cells = [metrics.get(f"baseline.{b}.{key}") for b in cols[1:]]
+        lines.append(f"{key:<14}{model:>26}" + "".join(f"{c:>14.4f}" if isinstance(c, (int, float)) else f"{'-':>14}"
+                                                       for c in cells))
+    diffs = []
+    for b in cols[1:]:
+        key = f"vs.{b}.ndcg@{k}"
+        if key in metrics and metrics.get(key + ".ci_low") is not None:
+            lo, hi = metrics[key + ".ci_low"], metrics[key + ".ci_high"]
+            sig = "better" if lo > 0 else "worse" if hi < 0 else "n.s."
+            diffs.append(f"{b} {metrics[key]:+.4f} [{lo:+.4f}, {hi:+.4f}] {sig}")
+    if diffs:
+        lines.append(f"paired ndcg@{k}, model - baseline: " + "; ".join(diffs))
     ann = metrics.get(f"ann.recall@{k}")
     if ann is not None:
-        lines.append(f"ann.recall@{k} (pynndescent vs exact top-{k}): {ann:.4f}")
-    psis = {m: v for m, v in metrics.items() if m.startswith("drift.psi.")}
+        lines.append(f"ann.recall@{k} (index vs exact top-{k}): {ann:.4f}")
+    psis = {m: v for m, v in metrics.items() if m.startswith("drift.psi.") and isinstance(v, (int, float))}
     if psis:
         worst = max(psis, key=lambda m: psis[m] if psis[m] == psis[m] else -1)
         lines.append(f"drift vs production: max PSI {psis[worst]:.3f} ({worst[len('drift.psi.'):]})")
+    for w in warnings or []:
+        lines.append(f"WARNING: {w}")
     return "\n".join(lines)
 
 

@@ -29,11 +29,11 @@ __all__ = ["CHECKS", "ValidationReport", "DataQualityWarning", "validate", "clea
 log = logging.getLogger(__name__)
 
 CHECKS = {
-    "null_keys": ("interactions", "rows with a null user_id, item_id, ts or weight",
-                  "SELECT * FROM interactions WHERE user_id IS NULL OR item_id IS NULL OR ts IS NULL OR weight IS NULL"),
-    "duplicates": ("interactions", "duplicate (user_id, item_id, ts) rows beyond the first",
+    "null_keys": ("interactions", "rows with a null user_id, item_id{ts_name} or weight",
+                  "SELECT * FROM interactions WHERE user_id IS NULL OR item_id IS NULL OR weight IS NULL{ts_null}"),
+    "duplicates": ("interactions", "duplicate (user_id, item_id{ts_name}) rows beyond the first",
                    "SELECT user_id, item_id, ts, count(*) AS copies FROM interactions "
-                   "WHERE user_id IS NOT NULL AND item_id IS NOT NULL AND ts IS NOT NULL "
+                   "WHERE user_id IS NOT NULL AND item_id IS NOT NULL{ts_not_null} "
                    "GROUP BY user_id, item_id, ts HAVING count(*) > 1"),
     "weight_range": ("interactions", "weights outside {range}",
                      "SELECT * FROM interactions WHERE weight < {lo} OR weight > {hi} OR isnan(weight)"),
@@ -55,7 +55,7 @@ CHECKS = {
                         "HAVING item_id IS NULL OR count(*) > 1"),
     "empty": ("interactions", "no positive interaction left after filtering (weight {transform} >= {threshold})",
               "SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM interactions WHERE user_id IS NOT NULL AND "
-              "item_id IS NOT NULL AND ts IS NOT NULL AND {weight_expr} >= {threshold})"),
+              "item_id IS NOT NULL{ts_not_null} AND {weight_expr} >= {threshold})"),
 }
 """Guardrail name -> (table, what it finds, DuckDB SQL returning the offending rows)."""
 assert tuple(CHECKS) == CHECK_NAMES, "config.CHECK_NAMES must list the checks of validate.CHECKS"
@@ -96,7 +96,9 @@ class ValidationReport:
         return {r["check"]: r["count"] for r in self.results}
 
     def message(self) -> str:
-        lines = [f"data validation failed: {len(self.failed)} check(s)"]
+        """Every failed check with its count on the first line, then one line per check with examples."""
+        lines = ["data validation failed: " + ", ".join(f"{r['check']} ({r['count']} {r['table']} rows)"
+                                                         for r in self.failed)]
         for r in self.failed:
             lines.append(f"- {r['check']} ({r['table']}): {r['count']} {r['description']}")
             for ex in r["examples"]:
@@ -110,7 +112,7 @@ def _weight_expr(transform: str) -> str:
 
 def validate(interactions: pl.DataFrame, users: pl.DataFrame, items: pl.DataFrame, config: ValidateConfig | None = None,
              *, weight_range: tuple[float, ...] = (), positive_threshold: float = 0.0, weight_transform: str = "none",
-             source: str = "") -> ValidationReport:
+             source: str = "", has_time: bool = True) -> ValidationReport:
     """Run every guardrail; raise if a fail-level check finds anything.
 
     Parameters
@@ -127,6 +129,8 @@ def validate(interactions: pl.DataFrame, users: pl.DataFrame, items: pl.DataFram
         ``"none"`` or ``"log1p"``.
     source : str
         Named in the error message.
+    has_time : bool
+        False for a log without timestamps (``ts`` all null): the timestamp rules are not applied.
 
     Returns
     -------
@@ -144,7 +148,9 @@ def validate(interactions: pl.DataFrame, users: pl.DataFrame, items: pl.DataFram
            "range": f"[{lo}, {hi}]" if weight_range else "[0, inf)",
            "days": config.max_future_days, "year": config.min_year, "threshold": positive_threshold,
            "transform": "" if weight_transform == "none" else f"({weight_transform})",
-           "weight_expr": _weight_expr(weight_transform)}
+           "weight_expr": _weight_expr(weight_transform),
+           "ts_name": ", ts" if has_time else "", "ts_null": " OR ts IS NULL" if has_time else "",
+           "ts_not_null": " AND ts IS NOT NULL" if has_time else ""}
     report = ValidationReport()
     with duckdb.connect() as con:
         con.register("interactions", interactions)
@@ -169,9 +175,9 @@ def validate(interactions: pl.DataFrame, users: pl.DataFrame, items: pl.DataFram
     return report
 
 
-def clean(interactions: pl.DataFrame) -> pl.DataFrame:
-    """Drop interactions that cannot be indexed (null ids or timestamp) or weighed (null weight)."""
-    return interactions.drop_nulls(["user_id", "item_id", "ts", "weight"])
+def clean(interactions: pl.DataFrame, *, has_time: bool = True) -> pl.DataFrame:
+    """Drop interactions that cannot be indexed (null ids, or timestamp when the log has them) or weighed."""
+    return interactions.drop_nulls(["user_id", "item_id", "weight"] + (["ts"] if has_time else []))
 
 
 # -- drift -----------------------------------------------------------------------------------------------
@@ -223,6 +229,18 @@ def _numeric_psi(ref: np.ndarray, new: np.ndarray, bins: int = 10) -> float:
     return psi(np.histogram(ref, edges)[0], np.histogram(new, edges)[0])
 
 
+def _same_id_types(reference: dict[str, pl.DataFrame], new: dict[str, pl.DataFrame]
+                   ) -> tuple[dict[str, pl.DataFrame], dict[str, pl.DataFrame]]:
+    """Cast ids to text on both sides when one snapshot has integer ids and the other text ids."""
+    out_r, out_n = dict(reference), dict(new)
+    for key, tables in (("user_id", ("interactions", "users")), ("item_id", ("interactions", "items"))):
+        if reference["interactions"].schema[key] != new["interactions"].schema[key]:
+            for t in tables:
+                out_r[t] = out_r[t].with_columns(pl.col(key).cast(pl.Utf8))
+                out_n[t] = out_n[t].with_columns(pl.col(key).cast(pl.Utf8))
+    return out_r, out_n
+
+
 def drift(reference: dict[str, pl.DataFrame], new: dict[str, pl.DataFrame], *, user_columns: tuple[str, ...] = (),
           item_columns: tuple[str, ...] = ()) -> dict[str, float]:
     """Drift of a new snapshot against a reference (production's) snapshot.
@@ -244,6 +262,7 @@ def drift(reference: dict[str, pl.DataFrame], new: dict[str, pl.DataFrame], *, u
         / item has no interaction in the reference), ``drift.catalog_churn`` (1 - Jaccard of the two item
         tables' ids).
     """
+    reference, new = _same_id_types(reference, new)
     ri, ni = reference["interactions"], new["interactions"]
     out = {
         "drift.psi.item_popularity": _categorical_psi(ri["item_id"], ni["item_id"]),

@@ -49,7 +49,7 @@ def test_each_check_fails_with_count_and_examples(tiny_tables, check, corrupt, e
     (failure,) = info.value.failures
     assert failure["check"] == check and failure["count"] == expected
     assert 1 <= len(failure["examples"]) <= 5
-    assert str(info.value).startswith("tiny.parquet: data validation failed: 1 check(s)")
+    assert str(info.value).startswith(f"tiny.parquet: data validation failed: {check} ({expected} ")
 
 
 def test_every_failed_check_is_listed_at_once(tiny_tables):
@@ -59,6 +59,10 @@ def test_every_failed_check_is_listed_at_once(tiny_tables):
     with pytest.raises(DataValidationError) as info:
         _run(bad, users.filter(pl.col("user_id") != 2), items, weight_range=(1, 5), positive_threshold=4)
     assert {f["check"] for f in info.value.failures} == {"null_keys", "duplicates", "unknown_users"}
+    # the first line (what the CLI prints) names every failed check with its count, not just how many
+    first = str(info.value).splitlines()[0]
+    for f in info.value.failures:
+        assert f"{f['check']} ({f['count']} " in first
 
 
 def test_warn_level_checks_warn_and_pass(tiny_tables):
@@ -123,3 +127,25 @@ def test_retrain_on_corrupted_data_fails_before_training(ml100k_source, tmp_path
     assert not (run / "artifacts" / "model.pkl").exists() and not (run / "metrics.json").exists()
     assert (tmp_path / "runs" / "PRODUCTION").read_text() == "20260101T000000Z-prod00\n"
     assert not list((tmp_path / "warehouse" / "snapshots").glob("*.duckdb"))  # bad data never became a snapshot
+
+
+def test_a_log_without_timestamps_skips_the_time_rules(tiny_tables):
+    inter, users, items = tiny_tables
+    no_time = inter.with_columns(pl.lit(None, dtype=pl.Datetime("us", "UTC")).alias("ts"))
+    with pytest.raises(DataValidationError, match="null_keys"):
+        _run(no_time, users, items, weight_range=(1, 5), positive_threshold=4)
+    report = _run(no_time, users, items, weight_range=(1, 5), positive_threshold=4, has_time=False)
+    assert not report.failed
+
+
+def test_drift_between_integer_and_text_ids_does_not_crash(tiny_tables):
+    """Production trained on integer ids, the new log has text ids: drift still compares them."""
+    from recsys_lab.validate import drift
+
+    inter, users, items = tiny_tables
+    ref = {"interactions": inter, "users": users, "items": items}
+    new = {"interactions": inter.with_columns(pl.col("user_id").cast(pl.Utf8), pl.col("item_id").cast(pl.Utf8)),
+           "users": users.with_columns(pl.col("user_id").cast(pl.Utf8)),
+           "items": items.with_columns(pl.col("item_id").cast(pl.Utf8))}
+    out = drift(ref, new, user_columns=("gender",), item_columns=("genre",))
+    assert out["drift.new_user_share"] == 0.0 and out["drift.psi.item_popularity"] == pytest.approx(0.0)
