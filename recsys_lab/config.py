@@ -180,12 +180,16 @@ class SplitConfig:
         Per-user methods only: share of users (seeded sample) held out of training entirely, to measure the
         cold-start path (fold-in, onboarding) on users the model never saw (default 0.1). ``time_global`` has
         natural cold users (test users with no training interaction) and ignores this.
+    seed : int
+        Seeds the random protocol and the cold-user sample (default 42), apart from ``model.seed`` so that
+        runs differing only in the model are evaluated on the same split (paired comparisons).
     """
 
     method: str = "auto"
     test_fraction: float = 0.2
     validation_fraction: float = 0.2
     cold_users: float = 0.1
+    seed: int = 42
 
     def __post_init__(self) -> None:
         _check(self.method in SPLIT_METHODS, "split.method", f"expected one of {SPLIT_METHODS}, got {self.method!r}")

@@ -73,7 +73,8 @@ class Production:
         A file is missing or unreadable; the message names it (the gate then fails closed).
     """
 
-    FILES = ("metrics.json", "run.json", "artifacts/id_maps.npz", "artifacts/embeddings.npz")
+    FILES = ("metrics.json", "artifacts/id_maps.npz", "artifacts/embeddings.npz")
+    """Required: the gate fails closed when one is missing or unreadable (``run.json`` is optional: drift only)."""
 
     def __init__(self, run_dir: str | Path) -> None:
         import json
@@ -91,7 +92,10 @@ class Production:
             if name.endswith(".json") and not isinstance(loaded[name], dict):
                 raise RunError(f"production run {self.run_id}: {path} is not a JSON object")
         self.metrics = loaded["metrics.json"]
-        self.manifest = loaded["run.json"]
+        try:
+            self.manifest = json.loads((self.run_dir / "run.json").read_text())
+        except (OSError, ValueError):
+            self.manifest = {}
         try:
             self.user_ids, self.item_ids = loaded["artifacts/id_maps.npz"]["user_ids"], \
                 loaded["artifacts/id_maps.npz"]["item_ids"]
@@ -231,7 +235,7 @@ class Retrain:
                 raise ConfigError(f"must be at most the catalogue size ({len(self.dataset.items)} items), got "
                                   f"{self.config.eval.k}", parameter="eval.k")
             self.split = make_split(self.dataset.interactions, self.dataset.shape, self.config.split,
-                                    positive_threshold=self.config.data.threshold, seed=self.config.model.seed,
+                                    positive_threshold=self.config.data.threshold, seed=self.config.split.seed,
                                     windows=bool(self.config.features.windows))
             if self.split.stats["warm_test_users"] == 0:
                 raise DataError(f"no user has both training and test positives under split.method = "

@@ -264,5 +264,5 @@ def temporal_split(interactions: pl.DataFrame, shape: tuple[int, int], config: S
     """The global time cut-off protocol (``make_split`` with ``method = "time_global"``)."""
     config = config or SplitConfig()
     cfg = SplitConfig(method="time_global", test_fraction=config.test_fraction,
-                      validation_fraction=config.validation_fraction, cold_users=config.cold_users)
+                      validation_fraction=config.validation_fraction, cold_users=config.cold_users, seed=config.seed)
     return make_split(interactions, shape, cfg, positive_threshold=positive_threshold)
