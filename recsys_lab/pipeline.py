@@ -30,6 +30,7 @@ from .errors import ConfigError, DataError, RecsysLabWarning, RunError
 from .features import Dataset, build_dataset, identity_features
 from .gate import NO_PRODUCTION, GateResult, check_gate
 from .intervals import bootstrap_ci, paired_difference
+from .run_folder import RunFolder, read_json
 from .split import Split, make_split
 from .validate import ValidationReport, clean, drift, validate
 from .warehouse import Snapshot, ingest, open_snapshot
@@ -73,36 +74,30 @@ class Production:
         A file is missing or unreadable; the message names it (the gate then fails closed).
     """
 
-    FILES = ("metrics.json", "artifacts/id_maps.npz", "artifacts/embeddings.npz")
-    """Required: the gate fails closed when one is missing or unreadable (``run.json`` is optional: drift only)."""
-
     def __init__(self, run_dir: str | Path) -> None:
-        import json
-
-        self.run_dir = Path(run_dir)
-        self.run_id = self.run_dir.name
-        loaded = {}
-        for name in self.FILES:
-            path = self.run_dir / name
-            try:
-                loaded[name] = (json.loads(path.read_text()) if name.endswith(".json") else dict(np.load(path)))
-            except (OSError, ValueError, EOFError) as exc:
-                raise RunError(f"production run {self.run_id}: cannot read {path} ({type(exc).__name__}: "
-                               f"{str(exc).splitlines()[0] if str(exc) else 'empty'})") from exc
-            if name.endswith(".json") and not isinstance(loaded[name], dict):
-                raise RunError(f"production run {self.run_id}: {path} is not a JSON object")
-        self.metrics = loaded["metrics.json"]
-        try:
-            self.manifest = json.loads((self.run_dir / "run.json").read_text())
-        except (OSError, ValueError):
+        folder = RunFolder(run_dir)
+        self.run_dir, self.run_id = folder.path, folder.run_id
+        where = f"production run {self.run_id}"
+        try:  # the gate fails closed when any of these is missing or unreadable
+            self.metrics = read_json(folder.metrics, "metrics file")
+            if not isinstance(self.metrics, dict):
+                raise RunError(f"{folder.metrics}: not a JSON object")
+            arrays = {}
+            for path, keys in ((folder.id_maps, ("user_ids", "item_ids")),
+                               (folder.embeddings, ("user_vecs", "item_vecs"))):
+                try:
+                    with np.load(path) as npz:
+                        arrays.update({k: npz[k] for k in keys})
+                except (OSError, ValueError, EOFError, KeyError) as exc:
+                    raise RunError(f"{path}: cannot read ({type(exc).__name__}: {exc})") from exc
+        except RunError as exc:
+            raise RunError(f"{where}: {exc}") from exc
+        self.user_ids, self.item_ids = arrays["user_ids"], arrays["item_ids"]
+        self.user_vecs, self.item_vecs = arrays["user_vecs"], arrays["item_vecs"]
+        try:  # optional: only drift needs it
+            self.manifest = read_json(folder.run_json, "run manifest")
+        except RunError:
             self.manifest = {}
-        try:
-            self.user_ids, self.item_ids = loaded["artifacts/id_maps.npz"]["user_ids"], \
-                loaded["artifacts/id_maps.npz"]["item_ids"]
-            self.user_vecs, self.item_vecs = loaded["artifacts/embeddings.npz"]["user_vecs"], \
-                loaded["artifacts/embeddings.npz"]["item_vecs"]
-        except KeyError as exc:
-            raise RunError(f"production run {self.run_id}: {exc} missing from its artifacts") from exc
 
     def snapshot(self) -> Snapshot | None:
         """The warehouse snapshot production was trained on (drift reference), or None when it is gone."""
@@ -539,27 +534,26 @@ class Retrain:
             return None
         self._need("fits", "fit")
         with self._phase("save"):
-            art = self.run_dir / "artifacts"
-            art.mkdir(parents=True, exist_ok=True)
+            folder = RunFolder(self.run_dir)
+            folder.artifacts.mkdir(parents=True, exist_ok=True)
             ds = self.dataset
-            _save_npz(art / "id_maps.npz", user_ids=ds.users.ids, item_ids=ds.items.ids)
+            _save_npz(folder.id_maps, user_ids=ds.users.ids, item_ids=ds.items.ids)
             u, i = self.vectors["hybrid"]
-            _save_npz(art / "embeddings.npz", user_vecs=u, item_vecs=i)
-            _save_npz(art / "features.npz", user_tokens=np.array(ds.user_features.tokens),
+            _save_npz(folder.embeddings, user_vecs=u, item_vecs=i)
+            _save_npz(folder.features, user_tokens=np.array(ds.user_features.tokens),
                       item_tokens=np.array(ds.item_features.tokens))
-            models.save_model(self.fits["hybrid"].model, art / "model.pkl")
+            models.save_model(self.fits["hybrid"].model, folder.model)
             if self.index is not None:
-                self.index.save(art / "index.pkl")
-            atomic_write_json(self.run_dir / "params.json", self.config.to_dict())
-            atomic_write_json(self.run_dir / "history.json", self.history)
-            atomic_write_json(self.run_dir / "metrics.json", self.metrics)
-            atomic_write_json(self.run_dir / "data.json", self.data_info)
+                self.index.save(folder.index)
+            atomic_write_json(folder.params, self.config.to_dict())
+            atomic_write_json(folder.history, self.history)
+            atomic_write_json(folder.metrics, self.metrics)
+            atomic_write_json(folder.data, self.data_info)
             if self.per_user:
-                table = self.per_user_table()
-                _save_parquet(art / "per_user_metrics.parquet", table)
+                _save_parquet(folder.per_user_metrics, self.per_user_table())
             if self.gate is not None:
-                atomic_write_json(self.run_dir / "gate.json", self.gate.to_dict())
-        atomic_write_json(self.run_dir / "timings.json", self.timings)
+                atomic_write_json(folder.gate, self.gate.to_dict())
+        atomic_write_json(folder.timings, self.timings)
         return self.run_dir
 
     def run_all(self, production: "Production | str | Path | None" = None) -> dict[str, float]:
