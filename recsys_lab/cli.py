@@ -213,6 +213,14 @@ def runs_compare(a: str = typer.Argument(..., help="Run A (id, prefix, 'producti
     typer.echo(f"A = {c['a']}\nB = {c['b']}")
     typer.echo("data: " + ("same snapshot " + str(c["snapshots"][0]) if c["same_data"] else
                            f"DIFFERENT snapshots {c['snapshots'][0]} -> {c['snapshots'][1]}"))
+    if c["paired"]:
+        pm = c["paired_metrics"]
+        typer.echo(f"paired over the same {pm['n_users'].max() if pm.height else 0} users ({c['pairing']}): "
+                   "delta = B - A with its 95% bootstrap interval")
+        _print_frame(pm)
+    else:
+        typer.echo(f"NOT paired ({c['pairing']}): differences below carry no interval; compare each run's own "
+                   "intervals (runs show)")
     _print_frame(c["metrics"])
     if c["params"].height:
         typer.echo("parameters that differ:")

@@ -208,15 +208,16 @@ class ModelConfig:
     loss : str
         ``"warp"`` (default), ``"bpr"``, ``"warp-kos"`` or ``"logistic"``.
     no_components : int
-        Embedding dimension (default 64).
+        Embedding dimension (default 128; chosen by the sweep in the README: 64 -> 128 and max_sampled
+        10 -> 100 took validation-stopped NDCG@10 on ML-100k from 0.166 to 0.185).
     learning_rate : float
         SGD step (default 0.05).
     learning_schedule : str
         ``"adagrad"`` (default) or ``"adadelta"``.
     max_sampled : int
-        WARP: negatives sampled per positive before giving up (default 10, LightFM's).
+        WARP: negatives sampled per positive before giving up (default 100; LightFM's own default is 10).
     item_alpha, user_alpha : float
-        L2 penalties on item and user feature embeddings (default 1e-6).
+        L2 penalties on item and user feature embeddings (default 1e-5).
     epochs : int
         Maximum number of epochs (default 40).
     patience : int
@@ -237,12 +238,12 @@ class ModelConfig:
     """
 
     loss: str = "warp"
-    no_components: int = 64
+    no_components: int = 128
     learning_rate: float = 0.05
     learning_schedule: str = "adagrad"
-    max_sampled: int = 10
-    item_alpha: float = 1e-6
-    user_alpha: float = 1e-6
+    max_sampled: int = 100
+    item_alpha: float = 1e-5
+    user_alpha: float = 1e-5
     epochs: int = 40
     patience: int = 5
     refit: bool = True

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 import polars as pl
 
 from ._fs import atomic_write_text
@@ -21,7 +22,7 @@ from .errors import RecsysLabError, RunError
 from .run_folder import (RunFolder, effective_status, production_file, read_json_optional, read_manifest)
 
 __all__ = ["KEY_METRICS", "table", "resolve", "production_id", "production_metrics", "production_snapshot",
-           "promote", "compare", "gc"]
+           "promote", "compare", "paired_comparison", "gc"]
 
 log = logging.getLogger(__name__)
 
@@ -208,15 +209,81 @@ def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:
     return out
 
 
+_SPLIT_KEYS = ("split.", "data.positive_threshold", "data.weight_transform", "data.time_col", "data.user_col",
+               "data.item_col", "data.source", "eval.max_users", "eval.k")
+
+
+def _same_split(ra: dict, rb: dict) -> tuple[bool, str]:
+    """Whether two runs evaluated the same users on the same split (then their per-user metrics pair up)."""
+    sa, sb = (ra.get("data") or {}).get("hash"), (rb.get("data") or {}).get("hash")
+    if sa is None or sa != sb:
+        return False, "different data snapshots"
+    fa, fb = _flatten(ra.get("config", {})), _flatten(rb.get("config", {}))
+    diff = [k for k in sorted(set(fa) | set(fb)) if k.startswith(_SPLIT_KEYS) and fa.get(k) != fb.get(k)]
+    if diff:
+        return False, "different split or evaluation settings (" + ", ".join(diff) + ")"
+    return True, "same snapshot and split"
+
+
+def paired_comparison(run_a: str | Path, run_b: str | Path, *, model: str = "model", n_resamples: int = 1000,
+                      seed: int = 0) -> pl.DataFrame:
+    """Per-user paired differences ``b - a`` of every metric of two runs on the same users.
+
+    Parameters
+    ----------
+    run_a, run_b : str or Path
+        Run folders evaluated on the same snapshot and split (see :func:`compare`).
+    model : str
+        Which model's per-user metrics to pair (``model`` or a baseline name).
+    n_resamples, seed
+        Bootstrap settings (:func:`recsys_lab.intervals.paired_difference`).
+
+    Returns
+    -------
+    pl.DataFrame
+        ``metric, a, b, delta, ci_low, ci_high, significant, n_users``.
+
+    Raises
+    ------
+    RunError
+        A run has no readable ``artifacts/per_user_metrics.parquet``.
+    """
+    from .intervals import paired_difference
+
+    frames = []
+    for run in (run_a, run_b):
+        path = RunFolder(run).per_user_metrics
+        try:
+            frames.append(pl.read_parquet(path).filter(pl.col("model") == model).drop("model"))
+        except (OSError, pl.exceptions.PolarsError) as exc:
+            raise RunError(f"{path}: cannot read the per-user metrics ({str(exc).splitlines()[0]})") from exc
+    joined = frames[0].join(frames[1], on="user_id", suffix="_b")
+    rows = []
+    for metric in [c for c in frames[0].columns if c != "user_id" and c + "_b" in joined.columns]:
+        a, b = joined[metric].to_numpy().astype(float), joined[metric + "_b"].to_numpy().astype(float)
+        d = paired_difference(b, a, n_resamples=n_resamples, seed=seed)
+        rows.append({"metric": metric, "a": float(np.nanmean(a)), "b": float(np.nanmean(b)), "delta": d["delta"],
+                     "ci_low": d["ci_low"], "ci_high": d["ci_high"], "significant": d["significant"],
+                     "n_users": d["n_users"]})
+    return pl.DataFrame(rows, schema={"metric": pl.Utf8, "a": pl.Float64, "b": pl.Float64, "delta": pl.Float64,
+                                      "ci_low": pl.Float64, "ci_high": pl.Float64, "significant": pl.Boolean,
+                                      "n_users": pl.Int64})
+
+
 def compare(runs_dir: str | Path, a: str, b: str) -> dict[str, Any]:
-    """Metric deltas, parameter differences and data difference between runs ``a`` and ``b``.
+    """Metrics, parameter differences and data difference between runs ``a`` and ``b``.
+
+    When both runs evaluated the same users (same data snapshot, split and evaluation settings) the model's
+    per-user metrics are paired: each difference comes with its 95 % bootstrap interval and whether it is
+    significant. Otherwise the comparison is not paired and says why.
 
     Returns
     -------
     dict
-        ``a``, ``b`` (run ids); ``metrics``: pl.DataFrame ``metric, a, b, delta (b - a), relative
-        (delta / |a|)``; ``params``: pl.DataFrame ``parameter, a, b`` of differing config values (paths
-        excluded); ``same_data``: bool; ``snapshots``: (a, b).
+        ``a``, ``b`` (run ids); ``metrics``: pl.DataFrame ``metric, a, b, delta (b - a), relative (delta / |a|)``
+        of the headline metrics (intervals left out); ``paired``: bool; ``pairing``: why (not) paired;
+        ``paired_metrics``: :func:`paired_comparison` output or None; ``params``: pl.DataFrame ``parameter, a,
+        b`` of differing config values (paths excluded); ``same_data``: bool; ``snapshots``: (a, b).
 
     Raises
     ------
@@ -226,7 +293,7 @@ def compare(runs_dir: str | Path, a: str, b: str) -> dict[str, Any]:
     da, db = resolve(runs_dir, a), resolve(runs_dir, b)
     ma = read_json_optional(RunFolder(da).metrics, "metrics file")
     mb = read_json_optional(RunFolder(db).metrics, "metrics file")
-    keys = list(ma) + [k for k in mb if k not in ma]
+    keys = [k for k in list(ma) + [k for k in mb if k not in ma] if not k.endswith((".ci_low", ".ci_high"))]
     num = [k for k in keys if isinstance(ma.get(k), (int, float)) or isinstance(mb.get(k), (int, float))]
     va = [ma.get(k) for k in num]
     vb = [mb.get(k) for k in num]
@@ -241,9 +308,17 @@ def compare(runs_dir: str | Path, a: str, b: str) -> dict[str, Any]:
     params = pl.DataFrame({"parameter": diff, "a": [json.dumps(fa.get(k)) for k in diff],
                            "b": [json.dumps(fb.get(k)) for k in diff]}, schema={"parameter": pl.Utf8, "a": pl.Utf8,
                                                                                   "b": pl.Utf8})
+    paired, why = _same_split(ra, rb)
+    paired_metrics = None
+    if paired:
+        try:
+            paired_metrics = paired_comparison(da, db)
+        except RunError as exc:
+            paired, why = False, str(exc)
     sa, sb = (ra.get("data") or {}).get("hash"), (rb.get("data") or {}).get("hash")
     return {"a": da.name, "b": db.name, "metrics": metrics, "params": params, "same_data": sa == sb and sa is not None,
-            "snapshots": ((ra.get("data") or {}).get("snapshot"), (rb.get("data") or {}).get("snapshot"))}
+            "snapshots": ((ra.get("data") or {}).get("snapshot"), (rb.get("data") or {}).get("snapshot")),
+            "paired": paired, "pairing": why, "paired_metrics": paired_metrics}
 
 
 def gc(runs_dir: str | Path, keep: int, *, dry_run: bool = False) -> list[str]:
