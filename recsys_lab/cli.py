@@ -332,6 +332,31 @@ def bench(
         typer.echo(json.dumps(figures, indent=2))
 
 
+@app.command()
+def generate(
+    users: int = typer.Option(..., "--users", help="Number of users (each gets at least one interaction)."),
+    items: int = typer.Option(..., "--items", help="Number of items."),
+    interactions: int = typer.Option(..., "--interactions", help="Number of interaction rows."),
+    out: Path = typer.Option(..., "--out", help="Folder for interactions.parquet and items.parquet."),
+    seed: int = typer.Option(0, "--seed", help="Random seed (same arguments, same files)."),
+) -> None:
+    """Write a synthetic play-count log (Zipf items, lognormal users, a year of timestamps) and print the
+    [data] config that reads it."""
+    import time
+
+    from . import synthetic
+
+    t0 = time.perf_counter()
+    try:
+        log = synthetic.generate(users, items, interactions, seed=seed)
+        paths = synthetic.write(log, out)
+    except RecsysLabError as exc:
+        _fail(str(exc), EXIT_USAGE)
+    typer.echo(f"# {interactions} interactions, {users} users, {items} items in {time.perf_counter() - t0:.1f} s "
+               f"-> {out}")
+    typer.echo(synthetic.config_snippet(paths))
+
+
 def _merge_pairs(argv: list[str]) -> list[str]:
     """Rewrite ``-p NAME VALUE`` as ``-p NAME=VALUE`` (typer has no options taking pairs); both forms work."""
     out, i = [], 0
