@@ -319,13 +319,16 @@ def bench(
     repeat: int = typer.Option(3, "--repeat", help="Timed repetitions (best is reported)."),
     large_items: int = typer.Option(100_000, "--large-items", help="Synthetic catalogue size for ANN at scale "
                                     "(0 skips it)."),
+    gemm_size: int = typer.Option(50_000, "--gemm-size", help="Users = items of the top-k vs bare GEMM "
+                                  "comparison (0 skips it)."),
     as_json: bool = typer.Option(False, "--json", help="Also print the figures as JSON."),
 ) -> None:
-    """Benchmarks against baselines measured in the same run (top-k, metrics, ANN vs exact)."""
+    """Benchmarks against baselines measured in the same run (top-k vs GEMM, metrics, ANN vs exact)."""
     from .bench import run
 
     try:
-        figures = run(_build_config(config, param, data), repeat=repeat, large_items=large_items, echo=typer.echo)
+        figures = run(_build_config(config, param, data), repeat=repeat, large_items=large_items,
+                      gemm_size=gemm_size, echo=typer.echo)
     except RecsysLabError as exc:
         _fail(str(exc), EXIT_USAGE)
     if as_json:
