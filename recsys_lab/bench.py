@@ -2,7 +2,8 @@
 
 ``recsys-lab bench`` (or ``python -m recsys_lab.bench``) prints:
 
-1. top-k for every user: folded-embedding GEMM + ``argpartition`` vs ``LightFM.predict`` per user + sort;
+0. exact top-k for all users at 50k x 50k (d = 65) against the bare float32 GEMM of the same run;
+1. top-k for every user: folded-embedding GEMM + selection vs ``LightFM.predict`` per user + sort;
 2. ranking metrics: our vectorised ``evaluate`` vs ``lightfm.evaluation`` (precision@k + AUC);
 3. candidate generation: pynndescent MIPS index vs exact numpy top-k, on the ML-100k item vectors and on a
    synthetic large catalogue, with recall@k and the numba compile cost reported separately.
@@ -13,14 +14,16 @@ Timings are wall seconds, best of ``repeat`` runs (after one warm-up run).
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
 from . import ann, evaluation, models
+from ._fs import atomic_write_with
 from .config import Config
 
-__all__ = ["best_of", "run"]
+__all__ = ["best_of", "run", "lightfm_vectors", "topk_vs_gemm", "bare_gemm_seconds"]
 
 
 def best_of(fn: Callable[[], object], repeat: int = 3) -> float:
@@ -39,7 +42,7 @@ def _line(name: str, ours: float, base: float, base_name: str) -> str:
 
 
 def run(config: Config | None = None, *, repeat: int = 3, large_items: int = 100_000, large_queries: int = 2_000,
-        echo: Callable[[str], None] = print) -> dict[str, float]:
+        gemm_size: int = 50_000, echo: Callable[[str], None] = print) -> dict[str, float]:
     """Run all benchmarks on the configured data; returns the figures (seconds, ratios, recalls).
 
     Parameters
@@ -50,6 +53,8 @@ def run(config: Config | None = None, *, repeat: int = 3, large_items: int = 100
         Timed repetitions (best is reported).
     large_items, large_queries : int
         Size of the synthetic catalogue for the ANN-vs-exact comparison at scale (0 skips it).
+    gemm_size : int
+        Users and items of the all-users top-k vs bare GEMM comparison (default 50,000 x 50,000; 0 skips it).
     echo : callable
         Where the lines go.
     """
@@ -59,6 +64,8 @@ def run(config: Config | None = None, *, repeat: int = 3, large_items: int = 100
 
     cfg = config or Config()
     out: dict[str, float] = {}
+    if gemm_size:
+        out.update(topk_vs_gemm(gemm_size, gemm_size, repeat=max(1, min(repeat, 3)), echo=echo))
     job = Retrain(cfg)
     job.ingest()
     job.build_features()
@@ -80,7 +87,7 @@ def run(config: Config | None = None, *, repeat: int = 3, large_items: int = 100
 
     t_ours = best_of(lambda: evaluation.top_k(u, i, k), repeat)
     t_lfm = best_of(lightfm_topk, max(1, repeat // 2))
-    echo(_line("top-k, all users (GEMM + argpartition)", t_ours, t_lfm, "LightFM.predict"))
+    echo(_line("top-k, all users (GEMM + selection)", t_ours, t_lfm, "LightFM.predict"))
     out.update({"topk.ours_s": t_ours, "topk.lightfm_predict_s": t_lfm, "topk.speedup": t_lfm / t_ours})
 
     # 2. ranking metrics on the warm test users
@@ -130,6 +137,60 @@ def run(config: Config | None = None, *, repeat: int = 3, large_items: int = 100
     return out
 
 
+def bare_gemm_seconds(user_vecs: np.ndarray, item_vecs: np.ndarray) -> float:
+    """Wall seconds of the bare float32 GEMM ``user_vecs @ item_vecs.T`` in the blocks of
+    :func:`recsys_lab.evaluation.top_k`, into one reused buffer (no selection): the floor top-k is compared
+    with. The faster of two layouts: one BLAS call per block on all BLAS threads, or one worker thread per
+    core with one BLAS thread each."""
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    from threadpoolctl import threadpool_limits
+
+    item_t = np.ascontiguousarray(item_vecs.T, dtype=np.float32)
+    n_items = item_t.shape[1]
+    blocks = list(evaluation._batches(len(user_vecs), n_items))
+    step = max(hi - lo for lo, hi in blocks)
+
+    def work(mine: list[tuple[int, int]]) -> None:
+        buf = np.empty((step, n_items), dtype=np.float32)
+        for lo, hi in mine:
+            np.matmul(user_vecs[lo:hi], item_t, out=buf[:hi - lo])
+
+    t0 = time.perf_counter()
+    work(blocks)
+    blas_threads = time.perf_counter() - t0
+    threads = os.cpu_count() or 1
+    t0 = time.perf_counter()
+    with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(threads) as pool:
+        list(pool.map(work, [blocks[t::threads] for t in range(threads)]))
+    return min(blas_threads, time.perf_counter() - t0)
+
+
+def topk_vs_gemm(n_users: int = 50_000, n_items: int = 50_000, *, dim: int = 65, k: int = 10, repeat: int = 3,
+                 seed: int = 0, echo: Callable[[str], None] = print) -> dict[str, float]:
+    """All-users exact top-k (:func:`recsys_lab.evaluation.top_k`) against the bare GEMM, same vectors, same
+    process, runs interleaved; best of ``repeat`` each. Vectors: the clustered catalogue of :func:`_large`.
+
+    Returns
+    -------
+    dict
+        ``topk_gemm.topk_s``, ``topk_gemm.gemm_s`` (seconds) and ``topk_gemm.ratio`` (top-k / GEMM).
+    """
+    items, users = _large(n_items, n_users, dim, seed)
+    t_topk, t_gemm = [], []
+    for _ in range(repeat):
+        t_gemm.append(bare_gemm_seconds(users, items))
+        t0 = time.perf_counter()
+        evaluation.top_k(users, items, k)
+        t_topk.append(time.perf_counter() - t0)
+    out = {"topk_gemm.topk_s": min(t_topk), "topk_gemm.gemm_s": min(t_gemm)}
+    out["topk_gemm.ratio"] = out["topk_gemm.topk_s"] / out["topk_gemm.gemm_s"]
+    echo(f"exact top-{k}, {n_users} users x {n_items} items (d = {dim}): {out['topk_gemm.topk_s']:.2f} s vs bare "
+         f"float32 GEMM {out['topk_gemm.gemm_s']:.2f} s -> {out['topk_gemm.ratio']:.2f}x the GEMM")
+    return out
+
+
 def _large(n_items: int, n_queries: int, dim: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """A clustered synthetic catalogue (200 taste clusters, like learned embeddings, unlike i.i.d. Gaussians
     on which every graph index degrades to brute force) with spread-out norms."""
@@ -139,6 +200,56 @@ def _large(n_items: int, n_queries: int, dim: int, seed: int) -> tuple[np.ndarra
     items *= rng.lognormal(0, 0.3, (n_items, 1)).astype(np.float32)
     queries = centers[rng.integers(0, 200, n_queries)] + 0.35 * rng.normal(size=(n_queries, dim)).astype(np.float32)
     return items.astype(np.float32), queries.astype(np.float32)
+
+
+def lightfm_vectors(n_users: int, n_items: int, n_interactions: int, *, epochs: int = 10, seed: int = 0,
+                    num_threads: int = 2, cache_dir: str | Path | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Real LightFM vectors for benchmarks: a :mod:`recsys_lab.synthetic` log, binarised, fitted by
+    :func:`recsys_lab.models.fit` (WARP, 64 components, identity features) and folded by
+    :func:`recsys_lab.models.embeddings`.
+
+    Parameters
+    ----------
+    n_users, n_items, n_interactions : int
+        Sizes of the generated log.
+    epochs, seed, num_threads : int
+        LightFM settings.
+    cache_dir : path, optional
+        Where to keep ``lightfm_<users>_<items>_<interactions>_<epochs>_<seed>.npz``; a cached file is reused.
+
+    Returns
+    -------
+    user_vecs : ndarray of shape (n_users, 65), float32
+    item_vecs : ndarray of shape (n_items, 65), float32
+    """
+    import scipy.sparse as sp
+
+    from . import synthetic
+    from .config import ModelConfig
+
+    cache = (Path(cache_dir) / f"lightfm_{n_users}_{n_items}_{n_interactions}_{epochs}_{seed}.npz"
+             if cache_dir else None)
+    if cache is not None and cache.exists():
+        with np.load(cache) as z:
+            return z["users"], z["items"]
+    log = synthetic.generate(n_users, n_items, n_interactions, seed=seed)
+    rows = log.interactions["user_id"].to_numpy()
+    cols = log.interactions["item_id"].to_numpy()
+    train = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(n_users, n_items))
+    train.sum_duplicates()
+    train.data[:] = 1.0
+    cfg = ModelConfig(epochs=epochs, patience=0, seed=seed, num_threads=num_threads)
+    uf = sp.identity(n_users, dtype=np.float32, format="csr")
+    itf = sp.identity(n_items, dtype=np.float32, format="csr")
+    res = models.fit(train, uf, itf, cfg)
+    u, i = models.embeddings(res.model, uf, itf)
+    if cache is not None:
+        def _save(path: Path) -> None:
+            with open(path, "wb") as fh:
+                np.savez(fh, users=u, items=i)
+
+        atomic_write_with(cache, _save)
+    return u, i
 
 
 if __name__ == "__main__":  # pragma: no cover

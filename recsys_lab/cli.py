@@ -334,17 +334,45 @@ def bench(
     repeat: int = typer.Option(3, "--repeat", help="Timed repetitions (best is reported)."),
     large_items: int = typer.Option(100_000, "--large-items", help="Synthetic catalogue size for ANN at scale "
                                     "(0 skips it)."),
+    gemm_size: int = typer.Option(50_000, "--gemm-size", help="Users = items of the top-k vs bare GEMM "
+                                  "comparison (0 skips it)."),
     as_json: bool = typer.Option(False, "--json", help="Also print the figures as JSON."),
 ) -> None:
-    """Benchmarks against baselines measured in the same run (top-k, metrics, ANN vs exact)."""
+    """Benchmarks against baselines measured in the same run (top-k vs GEMM, metrics, ANN vs exact)."""
     from .bench import run
 
     try:
-        figures = run(_build_config(config, param, data), repeat=repeat, large_items=large_items, echo=typer.echo)
+        figures = run(_build_config(config, param, data), repeat=repeat, large_items=large_items,
+                      gemm_size=gemm_size, echo=typer.echo)
     except RecsysLabError as exc:
         _fail(str(exc), EXIT_USAGE)
     if as_json:
         typer.echo(json.dumps(figures, indent=2))
+
+
+@app.command()
+def generate(
+    users: int = typer.Option(..., "--users", help="Number of users (each gets at least one interaction)."),
+    items: int = typer.Option(..., "--items", help="Number of items."),
+    interactions: int = typer.Option(..., "--interactions", help="Number of interaction rows."),
+    out: Path = typer.Option(..., "--out", help="Folder for interactions.parquet and items.parquet."),
+    seed: int = typer.Option(0, "--seed", help="Random seed (same arguments, same files)."),
+) -> None:
+    """Write a synthetic play-count log (Zipf items, lognormal users, a year of timestamps) and print the
+    [data] config that reads it."""
+    import time
+
+    from . import synthetic
+
+    t0 = time.perf_counter()
+    try:
+        log = synthetic.generate(users, items, interactions, seed=seed)
+        paths = synthetic.write(log, out)
+    except RecsysLabError as exc:
+        _fail(str(exc), EXIT_USAGE)
+    typer.echo(f"# {interactions} interactions, {users} users, {items} items in {time.perf_counter() - t0:.1f} s "
+               f"-> {out}")
+    typer.echo(synthetic.config_snippet(paths))
 
 
 def _merge_pairs(argv: list[str]) -> list[str]:

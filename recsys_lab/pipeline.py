@@ -348,26 +348,52 @@ class Retrain:
         log.warning("%s", message)
         warnings.warn(message, EvaluationWarning, stacklevel=3)
 
-    def build_index(self) -> ann.MipsIndex:
-        """pynndescent MIPS index over the hybrid item vectors; records ``ann.recall@k`` against exact top-k
-        for all users (unfiltered, as candidate generation sees them) and query speeds."""
+    def build_index(self) -> ann.MipsIndex | None:
+        """Candidate generation per ``config.ann``: exact search (``auto`` below ``auto_min_items`` items, or
+        ``exact``: returns None) or a MIPS index over the hybrid item vectors.
+
+        Records ``ann.recall@k`` (index top-k vs exact top-k, unfiltered as candidate generation sees them,
+        on a seeded sample of ``ann.recall_users`` real users' vectors; 1.0 for exact search) and the timings
+        ``index.build`` (numba compile excluded), ``index.numba_compile``, ``index.ann_queries_per_s``,
+        ``index.exact_queries_per_s`` and ``index.exact`` (1.0 when no index was built). Warns
+        (:class:`recsys_lab.ann.AnnRecallWarning`) when the recall is below ``ann.min_recall``.
+        """
+        import warnings
+
         self._need("fits", "fit")
         k = self.config.eval.k
         u, i = self.vectors["hybrid"]
+        cfg = self.config.ann
+        method = cfg.resolved_method(len(i))
+        rng = np.random.default_rng(self.config.model.seed)
+        sample = np.sort(rng.choice(len(u), min(cfg.recall_users, len(u)), replace=False))
+        q = u[sample]
         with self._phase("index"):
-            cfg = self.config.ann
-            self.index = ann.MipsIndex(i, method=cfg.method, n_neighbors=cfg.n_neighbors, epsilon=cfg.epsilon,
-                                       seed=self.config.model.seed, n_jobs=self.config.model.num_threads)
             t0 = time.perf_counter()
-            approx, _ = self.index.query(u, k)
-            t_ann = time.perf_counter() - t0
-            t0 = time.perf_counter()
-            exact, _ = evaluation.top_k(u, i, k)
+            exact, _ = evaluation.top_k(q, i, k)
             t_exact = time.perf_counter() - t0
-        self.metrics[f"ann.recall@{k}"] = evaluation.recall_overlap(approx, exact)
-        self.timings.update({"index.build": self.index.build_seconds, "index.numba_compile": self.index.compile_seconds,
-                             "index.ann_queries_per_s": len(u) / max(t_ann, 1e-9),
-                             "index.exact_queries_per_s": len(u) / max(t_exact, 1e-9)})
+            self.index = None
+            recall, t_ann, build, compile_s = 1.0, t_exact, 0.0, 0.0
+            if method != "exact":
+                self.index = ann.MipsIndex(i, method=method, n_neighbors=cfg.n_neighbors, epsilon=cfg.epsilon,
+                                           head_size=cfg.head_size or None, seed=self.config.model.seed,
+                                           n_jobs=self.config.model.num_threads)
+                t0 = time.perf_counter()
+                approx, _ = self.index.query(q, k)
+                t_ann = time.perf_counter() - t0
+                recall = evaluation.recall_overlap(approx, exact)
+                build, compile_s = self.index.build_seconds, self.index.compile_seconds
+        log.info("candidate generation: %s over %d items, recall@%d %.4f on %d users", method, len(i), k, recall,
+                 len(q))
+        self.metrics[f"ann.recall@{k}"] = recall
+        self.timings.update({"index.build": build, "index.numba_compile": compile_s,
+                             "index.ann_queries_per_s": len(q) / max(t_ann, 1e-9),
+                             "index.exact_queries_per_s": len(q) / max(t_exact, 1e-9),
+                             "index.exact": float(self.index is None)})
+        if recall < cfg.min_recall:
+            warnings.warn(f"ann.recall@{k} {recall:.4f} is below ann.min_recall {cfg.min_recall} ({method} over "
+                          f"{len(i)} items, {len(q)} users): raise ann.epsilon or ann.head_size, or use "
+                          f"ann.method = 'exact'", ann.AnnRecallWarning, stacklevel=2)
         return self.index
 
     def evaluate(self) -> dict[str, float]:

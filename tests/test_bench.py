@@ -11,8 +11,9 @@ def test_bench_reports_ratios_against_baselines(ml100k_source, tmp_path):
     lines = []
     cfg = Config().replace({"data.path": str(ml100k_source), "data.warehouse": str(tmp_path / "wh"),
                             "model.epochs": 3})
-    figures = run(cfg, repeat=1, large_items=3000, large_queries=200, echo=lines.append)
+    figures = run(cfg, repeat=1, large_items=3000, large_queries=200, gemm_size=3000, echo=lines.append)
     text = "\n".join(lines)
+    assert "x the GEMM" in text and figures["topk_gemm.ratio"] > 0
     assert "vs LightFM.predict" in text and "vs exact numpy" in text and "numba compile" in text
     for key in ("topk.speedup", "metrics.speedup", "ann.small.speedup", "ann.large.speedup"):
         assert figures[key] > 0

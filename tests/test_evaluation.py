@@ -100,3 +100,47 @@ def test_popularity_ranks_by_training_count():
 def test_no_users_gives_nan():
     empty = np.array([], dtype=np.int64)
     assert math.isnan(ev.ranking_metrics(np.zeros((0, 3), int), empty, sp.csr_matrix((2, 3)), 3)["ndcg@3"])
+
+
+def _reference_top_k(u, i, k, seen):
+    """Obviously correct: full scores, -inf on excluded items, sort by (-score, item)."""
+    s = u @ i.T
+    s[seen.toarray() > 0] = -np.inf
+    order = np.lexsort((np.broadcast_to(np.arange(s.shape[1]), s.shape), -s), axis=1)[:, :k]
+    return order, np.take_along_axis(s, order, axis=1)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_top_k_threshold_path_is_exact_on_a_large_catalogue(monkeypatch, threads):
+    """>= 2,048 items take the sampled-threshold path; it must equal a full sort, with excluded items, ties,
+    rows where most items are excluded (threshold -inf: fallback) and rows with fewer than k items left."""
+    monkeypatch.setattr(ev, "_THREADS", threads)
+    monkeypatch.setattr(ev, "_BATCH_CELLS", 7 * 4000)  # several blocks, so both workers have blocks
+    rng = np.random.default_rng(3)
+    n_users, n_items, k = 60, 4000, 12
+    u = rng.normal(size=(n_users, 8)).astype(np.float32)
+    i = rng.normal(size=(n_items, 8)).astype(np.float32) * rng.lognormal(0, 0.5, (n_items, 1)).astype(np.float32)
+    i[100:110] = i[5]  # ties: equal scores come in item order
+    seen = (rng.random((n_users, n_items)) < 0.05)
+    seen[0, :] = True
+    seen[0, [7, 9, 3000]] = False  # 3 items left for k = 12: tail is excluded items at -inf
+    seen[1, :3985] = True  # most of the catalogue, and so all of the threshold sample, excluded
+    seen = sp.csr_matrix(seen.astype(np.float32))
+    items, scores = ev.top_k(u, i, k, exclude=seen)
+    want_i, want_s = _reference_top_k(u, i, k, seen)
+    np.testing.assert_array_equal(items[1:], want_i[1:])
+    np.testing.assert_allclose(scores, want_s, rtol=1e-5)
+    assert sorted(items[0, :3].tolist()) == [7, 9, 3000] and np.isneginf(scores[0, 3:]).all()
+    assert not seen[np.arange(1, n_users)[:, None], items[1:]].toarray().any()
+    sub, _ = ev.top_k(u, i, k, users=np.array([5, 2]), exclude=seen)
+    np.testing.assert_array_equal(sub, want_i[[5, 2]])
+
+
+def test_top_k_with_k_at_or_above_the_catalogue_size(problem):
+    u, i, seen, _, _ = problem
+    items, scores = ev.top_k(u, i, 500, exclude=seen)
+    assert items.shape == (len(u), len(i))
+    for user in range(len(u)):
+        assert sorted(items[user].tolist()) == list(range(len(i)))  # every item once
+        n_left = len(i) - seen[user].nnz
+        assert np.isfinite(scores[user, :n_left]).all() and np.isneginf(scores[user, n_left:]).all()
