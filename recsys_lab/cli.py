@@ -320,12 +320,18 @@ def bench(
     large_items: int = typer.Option(100_000, "--large-items", help="Synthetic catalogue size for ANN at scale "
                                     "(0 skips it)."),
     as_json: bool = typer.Option(False, "--json", help="Also print the figures as JSON."),
+    foldin: bool = typer.Option(False, "--foldin", help="Fold-in benchmarks instead: onboarding latency "
+                                "(fold-in + top-10, p50/p99) and update throughput (users/s)."),
 ) -> None:
-    """Benchmarks against baselines measured in the same run (top-k, metrics, ANN vs exact)."""
-    from .bench import run
+    """Benchmarks against baselines measured in the same run (top-k, metrics, ANN vs exact; or fold-in)."""
+    from .bench import run, run_foldin
 
     try:
-        figures = run(_build_config(config, param, data), repeat=repeat, large_items=large_items, echo=typer.echo)
+        if foldin:
+            figures = run_foldin(_build_config(config, param, data), large_items=large_items, echo=typer.echo)
+        else:
+            figures = run(_build_config(config, param, data), repeat=repeat, large_items=large_items,
+                          echo=typer.echo)
     except RecsysLabError as exc:
         _fail(str(exc), EXIT_USAGE)
     if as_json:

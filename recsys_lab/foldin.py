@@ -69,7 +69,7 @@ global temporal split with test_fraction 0.4, 349 users): mean 0.338, bpr 0.274,
 bias as offset: lower still, it un-learns popularity), most-popular 0.309. WARP-trained item embeddings are
 not a least-squares geometry; the mean of the picked items is what WARP's user gradient points to."""
 
-_CHUNK_CELLS = 1 << 22  # float64 cells of the per-chunk (nnz, d, d) outer products: 32 MiB
+_CHUNK_CELLS = 1 << 21  # float64 cells of a chunk's padded (users, longest, d) item block: 16 MiB
 
 
 class FoldIn:
@@ -170,6 +170,12 @@ class FoldIn:
         w = np.ones(len(items), np.float32) if weights is None else np.asarray(weights, np.float32).ravel()
         if len(w) != len(items):
             raise DataError(f"weights: expected {len(items)} values (one per item), got {len(w)}")
+        if self.method == "mean" and len(items) and np.all(w > 0) and items.min() >= 0 and items.max() < self.n_items:
+            out = np.ones(self.dim + 1, np.float32)                   # fast path, same result as users()
+            out[:-1] = (w @ self._v[items]) / w.sum()
+            if base is not None:
+                out[:-1] += self._base_row(base)
+            return out
         m = sp.csr_matrix((w, items, np.array([0, len(items)])), shape=(1, self.n_items))
         return self.users(m, base=None if base is None else np.asarray(base)[None, :])[0]
 
@@ -219,6 +225,12 @@ class FoldIn:
         out[:, -1] = 1.0
         return out
 
+    def _base_row(self, base: np.ndarray) -> np.ndarray:
+        b = np.asarray(base, dtype=np.float64).ravel()
+        if len(b) not in (self.dim, self.dim + 1):
+            raise DataError(f"base: expected shape ({self.dim},) or ({self.dim + 1},), got {b.shape}")
+        return b[:self.dim]
+
     # -- methods -----------------------------------------------------------------------------------------
     def _mean(self, m: sp.csr_matrix) -> np.ndarray:
         sums = np.asarray(m.sum(axis=1)).ravel()
@@ -242,15 +254,22 @@ class FoldIn:
         empty = np.setdiff1d(np.arange(n), has)
         if len(empty):  # no items: the all-negative solution would only un-learn the biases; keep base
             rhs[empty] = 0.0
-        avg = max(1.0, m.nnz / max(len(has), 1))
-        step = max(1, int(_CHUNK_CELLS // (d * d * avg)))            # users per chunk: bounded outer products
-        for lo in range(0, len(has), step):
+        lengths = np.diff(m.indptr)
+        has = has[np.argsort(lengths[has], kind="stable")]           # similar lengths together: little padding
+        lo = 0
+        while lo < len(has):                                          # A_u = G + reg I + X_u^T X_u, batched
+            window = lengths[has[lo:lo + 65536]]                      # ascending: padded cells grow with the step
+            cells = np.arange(1, len(window) + 1) * window * d
+            step = max(1, int(np.searchsorted(cells, _CHUNK_CELLS, side="right")))
             chunk = has[lo:lo + step]
+            lo += step
             starts, ends = m.indptr[chunk], m.indptr[chunk + 1]
-            idx = np.arange(starts[0], ends[-1])                     # rows between are empty: contiguous
-            x = v_pos[idx] * np.sqrt(c[idx] - 1.0)[:, None]
-            seg = np.concatenate([[0], np.cumsum(ends - starts)[:-1]])
-            a = np.add.reduceat(np.einsum("nd,ne->nde", x, x), seg, axis=0) + reg
+            idx = _ranges(starts, ends)
+            n_row = ends - starts
+            x = np.zeros((len(chunk), int(n_row.max()), d))
+            x[np.repeat(np.arange(len(chunk)), n_row), idx - np.repeat(starts, n_row)] = \
+                v_pos[idx] * np.sqrt(c[idx] - 1.0)[:, None]
+            a = np.matmul(x.transpose(0, 2, 1), x) + reg
             z[chunk] = np.linalg.solve(a, rhs[chunk][:, :, None])[:, :, 0]
         return z
 
@@ -323,7 +342,7 @@ def top_k_one(user_vec: np.ndarray, item_vecs: np.ndarray, k: int = 10, *,
     k = max(0, min(k, n_ok))
     if k == 0:
         return np.empty(0, np.int64), np.empty(0, np.float32)
-    part = np.argpartition(-s, k - 1)[:k] if k < len(s) else np.arange(len(s))
+    part = np.argpartition(s, len(s) - k)[len(s) - k:] if k < len(s) else np.arange(len(s))
     order = np.argsort(-s[part], kind="stable")
     return part[order].astype(np.int64), s[part[order]].astype(np.float32)
 

@@ -111,8 +111,9 @@ def test_bad_input_raises_typed_errors(item_vecs):
         F.fold_in(item_vecs, [1, 2], [1.0])
     with pytest.raises(DataError, match="item_vecs: holds NaN"):
         F.FoldIn(np.full((3, 3), np.nan))
-    with pytest.raises(DataError, match=r"base: expected shape \(1, 5\)"):
-        F.fold_in(item_vecs, [1], base=np.zeros(3))
+    for method in F.METHODS:
+        with pytest.raises(DataError, match=r"base: expected shape \((1, )?5"):
+            F.fold_in(item_vecs, [1], base=np.zeros(3), method=method)
 
 
 def test_histories_sort_by_time_keep_first_occurrence_and_follow_the_given_users():
