@@ -60,7 +60,7 @@ import scipy.sparse as sp
 from .errors import ConfigError, DataError
 
 __all__ = ["METHODS", "DEFAULT_METHOD", "FoldIn", "fold_in", "fold_in_many", "Histories", "OnboardingResult",
-           "onboarding_curve", "RecoveryResult", "retrain_recovery", "top_k_one"]
+           "onboarding_curve", "RecoveryResult", "retrain_recovery", "top_k_one", "cold_start_metrics"]
 
 METHODS = ("mean", "ridge", "bpr")
 DEFAULT_METHOD = "mean"
@@ -668,3 +668,80 @@ def retrain_recovery(item_vecs: np.ndarray, user_vecs: np.ndarray, popularity: n
         ndcg[name] = _ndcg_recall(_rank(u, item_vecs, excl, k), tgt, k)[0]
     ndcg["popularity"] = _ndcg_recall(_rank(np.ones((len(users), 1), np.float32), pop[:, None], excl, k), tgt, k)[0]
     return RecoveryResult(k=k, users=users, ndcg=ndcg)
+
+
+def cold_start_metrics(item_vecs: np.ndarray, user_vecs: np.ndarray, popularity: np.ndarray, *,
+                       user_idx: np.ndarray, item_idx: np.ndarray, ts: np.ndarray, positive: np.ndarray,
+                       is_test: np.ndarray, cold_users: np.ndarray, warm_users: np.ndarray, test: sp.csr_matrix,
+                       exclude: sp.csr_matrix, ns: tuple[int, ...] = (0, 1, 3, 5, 10), k: int = 10, last: int = 10,
+                       foldin: FoldIn | None = None, n_boot: int = 2000, seed: int = 0
+                       ) -> tuple[dict[str, float], OnboardingResult, RecoveryResult]:
+    """The per-retrain cold-start measurement in one call, with flat metric names for ``metrics.json``.
+
+    Parameters
+    ----------
+    item_vecs, user_vecs : ndarray, shapes (n_items, d + 1) and (n_users, d + 1), float32
+        The retrain's folded vectors.
+    popularity : ndarray of shape (n_items,)
+        Most-popular score (training positives per item).
+    user_idx, item_idx, ts : ndarray of shape (n_rows,)
+        Interaction columns (``Dataset.interactions``: ``user_idx, item_idx, ts``).
+    positive : ndarray of bool, shape (n_rows,)
+        ``weight >= positive_threshold``.
+    is_test : ndarray of bool, shape (n_rows,)
+        ``ts >= split.cutoff``.
+    cold_users : ndarray of int64
+        Users without any training interaction (``split.train_seen.getnnz(axis=1) == 0``).
+    warm_users : ndarray of int64
+        ``split.warm_test_users``.
+    test, exclude : csr_matrix of shape (n_users, n_items)
+        ``split.test`` and ``split.train_seen`` (warm comparison only).
+    ns, k : onboarding sizes and cut-off.
+    last : int
+        Warm users are folded in from their ``last`` most recent training positives.
+
+    Returns
+    -------
+    metrics : dict
+        ``cold.foldin.ndcg@{k}@n{n}``, ``cold.popularity.ndcg@{k}@n{n}`` (and ``recall``), ``cold.n_users@n{n}``,
+        ``cold.diff.ndcg@{k}@n{n}`` with ``.lo`` / ``.hi`` (95 % paired bootstrap), and
+        ``warm.foldin_last{last}.ndcg@{k}``, ``warm.retrain.ndcg@{k}``, ``warm.popularity.ndcg@{k}``,
+        ``warm.foldin_recovered``, ``warm.n_users``.
+    onboarding : OnboardingResult
+    recovery : RecoveryResult
+
+    Example (in ``pipeline.Retrain``)::
+
+        inter, sp_ = self.dataset.interactions, self.split
+        u, i = self.vectors["hybrid"]
+        m, _, _ = foldin.cold_start_metrics(
+            i, u, np.asarray(sp_.train.sum(axis=0)).ravel(),
+            user_idx=inter["user_idx"].to_numpy(), item_idx=inter["item_idx"].to_numpy(), ts=inter["ts"].to_numpy(),
+            positive=(inter["weight"] >= threshold).to_numpy(), is_test=(inter["ts"] >= sp_.cutoff).to_numpy(),
+            cold_users=np.flatnonzero(sp_.train_seen.getnnz(axis=1) == 0), warm_users=sp_.warm_test_users,
+            test=sp_.test, exclude=sp_.train_seen, k=k)
+        self.metrics.update(m)
+    """
+    pos_test = np.asarray(positive, bool) & np.asarray(is_test, bool)
+    pos_train = np.asarray(positive, bool) & ~np.asarray(is_test, bool)
+    u, it, t = np.asarray(user_idx), np.asarray(item_idx), np.asarray(ts)
+    hist = Histories.from_arrays(u[pos_test], it[pos_test], t[pos_test], users=np.asarray(cold_users, np.int64))
+    onboarding = onboarding_curve(item_vecs, popularity, hist, ns=ns, k=k, foldin=foldin)
+    out: dict[str, float] = {}
+    for n, d in onboarding.per_n.items():
+        for name in ("foldin", "popularity"):
+            for metric in ("ndcg", "recall"):
+                v = d[f"{name}.{metric}"]
+                out[f"cold.{name}.{metric}@{k}@n{n}"] = float(v.mean()) if len(v) else float("nan")
+        diff = onboarding.difference(n, n_boot=n_boot, seed=seed)
+        out[f"cold.diff.ndcg@{k}@n{n}"] = diff["diff"]
+        out[f"cold.diff.ndcg@{k}@n{n}.lo"] = diff["lo"]
+        out[f"cold.diff.ndcg@{k}@n{n}.hi"] = diff["hi"]
+        out[f"cold.n_users@n{n}"] = diff["n_users"]
+    wh = Histories.from_arrays(u[pos_train], it[pos_train], t[pos_train], users=np.asarray(warm_users, np.int64))
+    recovery = retrain_recovery(item_vecs, user_vecs, popularity, wh, test, exclude, last=last, k=k, foldin=foldin)
+    rm = recovery.means()
+    out.update({f"warm.foldin_last{last}.ndcg@{k}": rm[f"foldin.ndcg@{k}"], f"warm.retrain.ndcg@{k}": rm[f"retrain.ndcg@{k}"],
+                f"warm.popularity.ndcg@{k}": rm[f"popularity.ndcg@{k}"], "warm.foldin_recovered": rm["recovered"],
+                "warm.n_users": rm["n_users"]})
+    return out, onboarding, recovery

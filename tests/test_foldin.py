@@ -185,3 +185,32 @@ def test_retrain_recovery_is_one_when_the_retrain_is_the_fold_in():
     np.testing.assert_array_equal(r.ndcg["foldin"], r.ndcg["retrain"])
     m = r.means()
     assert m["n_users"] == 2 and (np.isnan(m["recovered"]) or m["recovered"] == pytest.approx(1.0))
+
+
+def test_cold_start_metrics_from_split_columns():
+    v, pop = _planted()
+    # user 0 cold (test only), user 1 warm (train then test); rows: user, item, ts, weight
+    rows = np.array([[1, 30, 1, 5], [1, 31, 2, 5], [1, 2, 3, 1],                     # training (ts < 10)
+                     [0, 0, 10, 5], [0, 3, 11, 5], [0, 7, 12, 2], [0, 9, 13, 4],     # cold user's test rows
+                     [1, 32, 14, 5]])
+    user, item, ts, w = rows.T
+    test = sp.csr_matrix(([1.0, 1.0, 1.0, 1.0], ([0, 0, 0, 1], [0, 3, 9, 32])), shape=(2, 60))
+    exclude = sp.csr_matrix(([1.0, 1.0, 1.0], ([1, 1, 1], [30, 31, 2])), shape=(2, 60))
+    m, onboarding, recovery = F.cold_start_metrics(
+        v, np.zeros((2, 5), np.float32), pop, user_idx=user, item_idx=item, ts=ts, positive=w >= 4, is_test=ts >= 10,
+        cold_users=np.array([0]), warm_users=np.array([1]), test=test, exclude=exclude, ns=(0, 1, 2), k=5)
+    assert onboarding.per_n[2]["n_targets"].tolist() == [1]  # positives 0, 3, 9 in time order; 7 is not positive
+    assert m["cold.n_users@n2"] == 1 and "cold.diff.ndcg@5@n2.lo" in m
+    assert m["warm.n_users"] == 1 and recovery.users.tolist() == [1]
+    assert m["cold.foldin.ndcg@5@n0"] == m["cold.popularity.ndcg@5@n0"]
+
+
+def test_onboarding_plot_has_the_curves_and_the_difference():
+    from recsys_lab import plots
+
+    v, pop = _planted()
+    hist = F.Histories.from_lists([[0, 5, 9, 12, 20, 25, 3], [30, 35, 41, 50, 55, 59, 33]])
+    fig = plots.onboarding_curve(F.onboarding_curve(v, pop, hist, ns=(0, 1, 3), k=5).table(), k=5)
+    left, right = fig.axes
+    assert [line.get_label() for line in left.get_lines()] == ["fold-in", "most-popular"]
+    assert right.get_ylabel() == "fold-in - most-popular, NDCG@5"
