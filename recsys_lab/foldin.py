@@ -60,7 +60,8 @@ import scipy.sparse as sp
 from .errors import ConfigError, DataError
 
 __all__ = ["METHODS", "DEFAULT_METHOD", "FoldIn", "fold_in", "fold_in_many", "Histories", "OnboardingResult",
-           "onboarding_curve", "RecoveryResult", "retrain_recovery", "top_k_one", "cold_start_metrics"]
+           "onboarding_curve", "RecoveryResult", "retrain_recovery", "top_k_one", "cold_start_metrics",
+           "cold_start_from_split"]
 
 METHODS = ("mean", "ridge", "bpr")
 DEFAULT_METHOD = "mean"
@@ -745,3 +746,37 @@ def cold_start_metrics(item_vecs: np.ndarray, user_vecs: np.ndarray, popularity:
                 f"warm.popularity.ndcg@{k}": rm[f"popularity.ndcg@{k}"], "warm.foldin_recovered": rm["recovered"],
                 "warm.n_users": rm["n_users"]})
     return out, onboarding, recovery
+
+
+def cold_start_from_split(interactions, split, user_vecs: np.ndarray, item_vecs: np.ndarray, *,  # noqa: ANN001
+                          positive_threshold: float, ns: tuple[int, ...] = (0, 1, 3, 5, 10), k: int = 10,
+                          last: int = 10, foldin: FoldIn | None = None
+                          ) -> tuple[dict[str, float], OnboardingResult, RecoveryResult]:
+    """:func:`cold_start_metrics` from a dataset's interactions frame and a :class:`recsys_lab.split.Split`.
+
+    Parameters
+    ----------
+    interactions : DataFrame
+        ``Dataset.interactions`` (columns ``user_idx, item_idx, weight, ts``; anything whose columns have
+        ``to_numpy()``, e.g. Polars).
+    split : Split
+        Its ``cutoff``, ``train`` (popularity), ``train_seen`` (cold users: no training interaction at all;
+        warm exclusions), ``test`` and ``warm_test_users`` are used.
+    user_vecs, item_vecs : ndarray
+        The retrain's folded vectors (``Retrain.vectors["hybrid"]``).
+    positive_threshold : float
+        ``config.data.positive_threshold``.
+
+    Example: ``m, curve, recovery = foldin.cold_start_from_split(job.dataset.interactions, job.split,
+    *job.vectors["hybrid"], positive_threshold=job.config.data.positive_threshold)``.
+    """
+    ts = interactions["ts"].to_numpy()
+    cutoff = np.datetime64(split.cutoff.replace(tzinfo=None)) if getattr(split.cutoff, "tzinfo", None) else split.cutoff
+    if np.issubdtype(ts.dtype, np.datetime64):
+        cutoff = np.datetime64(cutoff).astype(ts.dtype)
+    return cold_start_metrics(
+        item_vecs, user_vecs, np.asarray(split.train.sum(axis=0)).ravel(),
+        user_idx=interactions["user_idx"].to_numpy(), item_idx=interactions["item_idx"].to_numpy(), ts=ts,
+        positive=interactions["weight"].to_numpy() >= positive_threshold, is_test=ts >= cutoff,
+        cold_users=np.flatnonzero(split.train_seen.getnnz(axis=1) == 0), warm_users=split.warm_test_users,
+        test=split.test, exclude=split.train_seen, ns=ns, k=k, last=last, foldin=foldin)
