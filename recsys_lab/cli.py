@@ -83,7 +83,10 @@ def retrain(
 ) -> None:
     """Train, index, evaluate and report: execute the retrain notebook with papermill into runs/<run_id>/."""
     from .report import format_summary
-    from .runs import LockHeldError, execute, read_run, resolve
+    from .execution import execute
+    from .lock import LockHeldError
+    from .registry import resolve
+    from .run_folder import RunFolder, read_run
 
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(message)s")
     try:
@@ -104,7 +107,7 @@ def retrain(
     t = result.manifest.get("timings", {})
     if result.status != "succeeded":
         typer.echo(f"run {result.run_id} {result.status.upper()}: {result.reason}", err=True)
-        typer.echo(f"executed notebook: {(result.run_dir / 'retrain.ipynb').resolve()}", err=True)
+        typer.echo(f"executed notebook: {RunFolder(result.run_dir).notebook.resolve()}", err=True)
         raise typer.Exit(EXIT_TIMEOUT if result.status == "timed_out" else EXIT_FAILED)
     typer.echo(f"run {result.run_id} succeeded in {t.get('total', 0):.1f} s "
                f"(data snapshot {(result.manifest.get('data') or {}).get('snapshot')})")
@@ -148,7 +151,7 @@ def runs_list(
     """Runs, newest first, with key metrics; the production run is marked."""
     import polars as pl
 
-    from .runs import table
+    from .registry import table
 
     t = _guard(lambda: table(runs_dir))
     if status:
@@ -168,7 +171,8 @@ def runs_list(
 def runs_show(ref: str = typer.Argument(..., help="Run id, unique prefix, 'production' or 'latest'."),
               runs_dir: Path = RUNS_DIR) -> None:
     """Config, metrics, timings, gate outcome and artifact paths of one run."""
-    from .runs import production_id, read_run, resolve
+    from .registry import production_id, resolve
+    from .run_folder import RunFolder, read_run
 
     run_dir = _guard(lambda: resolve(runs_dir, ref))
     m = read_run(run_dir)
@@ -178,7 +182,7 @@ def runs_show(ref: str = typer.Argument(..., help="Run id, unique prefix, 'produ
         typer.echo(f"reason: {m['reason']}")
     typer.echo(f"git {m['git'].get('commit')}{' (dirty)' if m['git'].get('dirty') else ''}; data snapshot "
                f"{(m.get('data') or {}).get('snapshot')}")
-    metrics_path = run_dir / "metrics.json"
+    metrics_path = RunFolder(run_dir).metrics
     if metrics_path.is_file():
         metrics = json.loads(metrics_path.read_text())
         typer.echo("metrics:\n" + "\n".join(f"  {k:<36}{v:.4f}" if isinstance(v, float) else f"  {k:<36}{v}"
@@ -200,7 +204,7 @@ def runs_show(ref: str = typer.Argument(..., help="Run id, unique prefix, 'produ
 def runs_compare(a: str = typer.Argument(..., help="Run A (id, prefix, 'production', 'latest')."),
                  b: str = typer.Argument(..., help="Run B."), runs_dir: Path = RUNS_DIR) -> None:
     """Metric deltas (B - A, absolute and relative), parameter differences and data snapshot change."""
-    from .runs import compare
+    from .registry import compare
 
     c = _guard(lambda: compare(runs_dir, a, b))
     typer.echo(f"A = {c['a']}\nB = {c['b']}")
@@ -219,7 +223,7 @@ def runs_promote(ref: str = typer.Argument(..., help="Run id or prefix."),
                  force: bool = typer.Option(False, "--force", help="Promote even a failed or gate-failed run."),
                  runs_dir: Path = RUNS_DIR) -> None:
     """Make a run production (atomic replace of runs/PRODUCTION)."""
-    from .runs import promote
+    from .registry import promote
 
     run_id = _guard(lambda: promote(runs_dir, ref, force=force))
     typer.echo(f"production is now {run_id}")
@@ -230,7 +234,7 @@ def runs_gc(keep: int = typer.Option(..., "--keep", help="How many newest runs t
             dry_run: bool = typer.Option(False, "--dry-run", help="Only list what would be removed."),
             runs_dir: Path = RUNS_DIR) -> None:
     """Remove old runs, never the production run nor a live one."""
-    from .runs import gc
+    from .registry import gc
 
     removed = _guard(lambda: gc(runs_dir, keep, dry_run=dry_run))
     verb = "would remove" if dry_run else "removed"
@@ -247,7 +251,7 @@ def recommend(
     runs_dir: Path = RUNS_DIR,
 ) -> None:
     """A user's recent history and a run's top-k (optionally side by side with another run)."""
-    from .runs import compare_recommendations, recommend as rec, user_history
+    from .serving import compare_recommendations, recommend as rec, user_history
 
     typer.echo(f"user {user}: last {history} interactions before the training cut-off")
     _print_frame(_guard(lambda: user_history(runs_dir, user, run=run, n=history)))
@@ -303,7 +307,7 @@ def lab(port: int = typer.Option(8888, "--port", help="Port of the JupyterLab se
     """Open JupyterLab on notebooks/ with this environment as the python3 kernel."""
     import os
 
-    from .runs import PROJECT_ROOT
+    from .execution import PROJECT_ROOT
 
     cmd = [sys.executable, "-m", "jupyterlab", f"--notebook-dir={PROJECT_ROOT / 'notebooks'}", f"--port={port}"]
     typer.echo(" ".join(cmd))

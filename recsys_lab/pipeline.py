@@ -29,6 +29,7 @@ from .datasets import load
 from .errors import RunError
 from .features import Dataset, build_dataset, identity_features
 from .gate import GateResult, check_gate
+from .run_folder import RunFolder
 from .split import Split, temporal_split
 from .validate import ValidationReport, clean, drift, validate
 from .warehouse import Snapshot, ingest
@@ -253,24 +254,24 @@ class Retrain:
             return None
         self._need("fits", "fit")
         with self._phase("save"):
-            art = self.run_dir / "artifacts"
-            art.mkdir(parents=True, exist_ok=True)
+            folder = RunFolder(self.run_dir)
+            folder.artifacts.mkdir(parents=True, exist_ok=True)
             ds = self.dataset
-            _save_npz(art / "id_maps.npz", user_ids=ds.users.ids, item_ids=ds.items.ids)
+            _save_npz(folder.id_maps, user_ids=ds.users.ids, item_ids=ds.items.ids)
             u, i = self.vectors["hybrid"]
-            _save_npz(art / "embeddings.npz", user_vecs=u, item_vecs=i)
-            _save_npz(art / "features.npz", user_tokens=np.array(ds.user_features.tokens),
+            _save_npz(folder.embeddings, user_vecs=u, item_vecs=i)
+            _save_npz(folder.features, user_tokens=np.array(ds.user_features.tokens),
                       item_tokens=np.array(ds.item_features.tokens))
-            models.save_model(self.fits["hybrid"].model, art / "model.pkl")
+            models.save_model(self.fits["hybrid"].model, folder.model)
             if self.index is not None:
-                self.index.save(art / "index.pkl")
-            atomic_write_json(self.run_dir / "params.json", self.config.to_dict())
-            atomic_write_json(self.run_dir / "history.json", self.history)
-            atomic_write_json(self.run_dir / "metrics.json", self.metrics)
-            atomic_write_json(self.run_dir / "data.json", self.data_info)
+                self.index.save(folder.index)
+            atomic_write_json(folder.params, self.config.to_dict())
+            atomic_write_json(folder.history, self.history)
+            atomic_write_json(folder.metrics, self.metrics)
+            atomic_write_json(folder.data, self.data_info)
             if self.gate is not None:
-                atomic_write_json(self.run_dir / "gate.json", self.gate.to_dict())
-        atomic_write_json(self.run_dir / "timings.json", self.timings)
+                atomic_write_json(folder.gate, self.gate.to_dict())
+        atomic_write_json(folder.timings, self.timings)
         return self.run_dir
 
     def run_all(self, production: dict[str, float] | None = None, reference: Snapshot | None = None

@@ -44,10 +44,12 @@ def test_models_ann_evaluation_exchange_arrays_only(module):
 
 
 @pytest.mark.parametrize("low, high", [
-    ("config", {"warehouse", "features", "split", "models", "ann", "evaluation", "pipeline", "runs", "cli"}),
-    ("errors", {"config", "features", "pipeline", "runs", "cli"}),
-    ("features", {"pipeline", "runs", "cli"}),
-    ("pipeline", {"runs", "cli", "report"}),
+    ("config", {"warehouse", "features", "split", "models", "ann", "evaluation", "pipeline", "execution", "registry",
+                "serving", "cli"}),
+    ("errors", {"config", "features", "pipeline", "execution", "registry", "serving", "cli"}),
+    ("features", {"pipeline", "execution", "registry", "serving", "cli"}),
+    ("pipeline", {"execution", "registry", "serving", "cli", "report"}),
+    ("run_folder", {"pipeline", "execution", "registry", "serving", "lock", "cli", "report"}),
 ])
 def test_lower_layers_do_not_import_higher_ones(low, high):
     assert not imports(MODULES[low]) & {f"recsys_lab.{h}" for h in high}

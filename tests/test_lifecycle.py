@@ -14,7 +14,9 @@ import papermill as pm
 import polars as pl
 import pytest
 
-from recsys_lab import runs
+from recsys_lab import execution, registry, serving
+from recsys_lab.lock import LockHeldError, RetrainLock
+from recsys_lab.run_folder import read_run
 from recsys_lab.config import Config, GateConfig
 from recsys_lab.errors import RunError
 from recsys_lab.gate import check_gate
@@ -72,28 +74,28 @@ def test_promote_refuses_failed_runs_unless_forced(tmp_path):
     _fake_run(tmp_path, "20260101T000000Z-aaaaaa")
     _fake_run(tmp_path, "20260102T000000Z-bbbbbb", status="failed")
     _fake_run(tmp_path, "20260103T000000Z-cccccc", gate_passed=False)
-    assert runs.promote(tmp_path, "20260101") == "20260101T000000Z-aaaaaa"
+    assert registry.promote(tmp_path, "20260101") == "20260101T000000Z-aaaaaa"
     with pytest.raises(RunError, match="is failed: refusing to promote"):
-        runs.promote(tmp_path, "20260102")
+        registry.promote(tmp_path, "20260102")
     with pytest.raises(RunError, match="failed its gate"):
-        runs.promote(tmp_path, "20260103")
-    assert runs.production_id(tmp_path) == "20260101T000000Z-aaaaaa"
-    assert runs.promote(tmp_path, "20260102", force=True) == "20260102T000000Z-bbbbbb"
+        registry.promote(tmp_path, "20260103")
+    assert registry.production_id(tmp_path) == "20260101T000000Z-aaaaaa"
+    assert registry.promote(tmp_path, "20260102", force=True) == "20260102T000000Z-bbbbbb"
     with pytest.raises(RunError, match="no runs match"):
-        runs.promote(tmp_path, "2027")
+        registry.promote(tmp_path, "2027")
 
 
 def test_promotion_is_atomic(tmp_path, monkeypatch):
     _fake_run(tmp_path, "20260101T000000Z-aaaaaa")
     _fake_run(tmp_path, "20260102T000000Z-bbbbbb")
-    runs.promote(tmp_path, "20260101")
+    registry.promote(tmp_path, "20260101")
 
     def boom(src, dst):
         raise OSError("disk full")
 
     monkeypatch.setattr(os, "replace", boom)
     with pytest.raises(OSError, match="disk full"):
-        runs.promote(tmp_path, "20260102")
+        registry.promote(tmp_path, "20260102")
     monkeypatch.undo()
     assert (tmp_path / "PRODUCTION").read_text() == "20260101T000000Z-aaaaaa\n"
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temp file left
@@ -105,20 +107,20 @@ def test_table_marks_crashed_runs_and_production(tmp_path):
     _fake_run(tmp_path, "20260101T000000Z-aaaaaa")
     _fake_run(tmp_path, "20260102T000000Z-bbbbbb", status="running", pid=dead.pid)
     _fake_run(tmp_path, "20260103T000000Z-cccccc", status="running", pid=os.getpid())
-    runs.promote(tmp_path, "20260101")
-    t = runs.table(tmp_path)
+    registry.promote(tmp_path, "20260101")
+    t = registry.table(tmp_path)
     assert t["run_id"].to_list() == ["20260103T000000Z-cccccc", "20260102T000000Z-bbbbbb", "20260101T000000Z-aaaaaa"]
     assert t["status"].to_list() == ["running", "crashed", "succeeded"]
     assert t["production"].to_list() == [False, False, True]
     assert t["ndcg@10"].to_list() == [0.2, 0.2, 0.2]
-    assert runs.table(tmp_path / "empty").height == 0
+    assert registry.table(tmp_path / "empty").height == 0
 
 
 def test_gc_keeps_production_and_live_runs(tmp_path):
     for day in range(1, 6):
         _fake_run(tmp_path, f"2026010{day}T000000Z-aaaaa{day}")
-    runs.promote(tmp_path, "20260101")
-    removed = runs.gc(tmp_path, keep=2)
+    registry.promote(tmp_path, "20260101")
+    removed = registry.gc(tmp_path, keep=2)
     assert sorted(removed) == ["20260102T000000Z-aaaaa2", "20260103T000000Z-aaaaa3"]
     assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == [
         "20260101T000000Z-aaaaa1", "20260104T000000Z-aaaaa4", "20260105T000000Z-aaaaa5"]
@@ -130,7 +132,7 @@ def test_gc_keeps_production_and_live_runs(tmp_path):
 def _hold_lock(runs_dir: Path, seconds: float) -> subprocess.Popen:
     proc = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
         import time
-        from recsys_lab.runs import RetrainLock
+        from recsys_lab.lock import RetrainLock
         lock = RetrainLock({str(runs_dir)!r}).acquire(run_id="holder-run")
         print("locked", flush=True)
         time.sleep({seconds})
@@ -154,16 +156,16 @@ def test_second_retrain_is_refused_naming_the_holder(tmp_path):
 
 def test_wait_then_acquire_and_stale_lock_takeover(tmp_path, caplog):
     holder = _hold_lock(tmp_path, 1.0)
-    with pytest.raises(runs.LockHeldError, match="run holder-run"):
-        runs.RetrainLock(tmp_path).acquire()
-    lock = runs.RetrainLock(tmp_path, wait=30).acquire(run_id="me")  # waits for the holder to finish
+    with pytest.raises(LockHeldError, match="run holder-run"):
+        RetrainLock(tmp_path).acquire()
+    lock = RetrainLock(tmp_path, wait=30).acquire(run_id="me")  # waits for the holder to finish
     lock.release()
     holder.wait()
     killed = _hold_lock(tmp_path, 60)
     os.kill(killed.pid, signal.SIGKILL)  # leaves its holder record behind
     killed.wait()
     with caplog.at_level("WARNING"):
-        lock = runs.RetrainLock(tmp_path).acquire(run_id="me")
+        lock = RetrainLock(tmp_path).acquire(run_id="me")
     assert "taking over a stale retrain lock" in caplog.text and str(killed.pid) in caplog.text
     assert lock.holder()["pid"] == os.getpid()
     lock.release()
@@ -178,7 +180,7 @@ def second_run(first_run, workdir):
     _, first = first_run
     proc = cli("retrain", "--like", first.name, "-p", "model.no_components", "32", "-p", "gate.min.ndcg@10", "0.99",
                "--promote", cwd=workdir)
-    newest = runs.table(workdir / "runs")["run_id"][0]
+    newest = registry.table(workdir / "runs")["run_id"][0]
     return proc, workdir / "runs" / newest
 
 
@@ -187,8 +189,8 @@ def test_gate_failure_exits_3_and_keeps_production(first_run, second_run, workdi
     proc, second = second_run
     assert proc.returncode == 3, proc.stderr[-2000:]
     assert "gate FAILED: ndcg@10 = " in proc.stderr and "< floor 0.99; " in proc.stderr
-    assert runs.production_id(workdir / "runs") == first.name
-    manifest = runs.read_run(second)
+    assert registry.production_id(workdir / "runs") == first.name
+    manifest = read_run(second)
     assert manifest["status"] == "succeeded" and manifest["gate"]["passed"] is False and not manifest["promoted"]
     html = (second / "report.html").read_text()
     assert "floor 0.99" in html  # the gate table is in the report
@@ -201,7 +203,7 @@ def test_gate_failure_exits_3_and_keeps_production(first_run, second_run, workdi
 def test_like_reruns_with_the_same_config(first_run, second_run):
     _, first = first_run
     _, second = second_run
-    a, b = runs.read_run(first), runs.read_run(second)
+    a, b = read_run(first), read_run(second)
     assert b["like"] == first.name
     b["config"]["model"]["no_components"] = a["config"]["model"]["no_components"]
     b["config"]["gate"]["min"]["ndcg@10"] = a["config"]["gate"]["min"]["ndcg@10"]
@@ -221,7 +223,7 @@ def test_runs_list_show_and_compare_cli(first_run, second_run, workdir):
     cmp = cli("runs", "compare", "production", second.name, cwd=workdir)
     assert cmp.returncode == 0, cmp.stderr
     assert "same snapshot" in cmp.stdout and "model.no_components" in cmp.stdout and "ndcg@10" in cmp.stdout
-    c = runs.compare(workdir / "runs", first.name, second.name)
+    c = registry.compare(workdir / "runs", first.name, second.name)
     row = c["metrics"].filter(pl.col("metric") == "ndcg@10").row(0, named=True)
     assert row["delta"] == pytest.approx(row["b"] - row["a"])
     assert set(c["params"]["parameter"]) == {"model.no_components", "gate.min.ndcg@10"}
@@ -234,10 +236,10 @@ def test_recommend_vs_production(first_run, second_run, workdir):
     proc = cli("recommend", "--user", "13", "--run", second.name, "--vs", "production", cwd=workdir)
     assert proc.returncode == 0, proc.stderr
     assert "last 10 interactions" in proc.stdout and "movement" in proc.stdout
-    recs = runs.compare_recommendations(workdir / "runs", 13, run=second.name, vs="production", k=10)
+    recs = serving.compare_recommendations(workdir / "runs", 13, run=second.name, vs="production", k=10)
     assert recs["rank_a"].drop_nulls().to_list() == list(range(1, 11))
     assert recs["rank_b"].drop_nulls().sort().to_list() == list(range(1, 11))
-    seen = set(runs.user_history(workdir / "runs", 13, run=second.name, n=10_000)["item_id"])
+    seen = set(serving.user_history(workdir / "runs", 13, run=second.name, n=10_000)["item_id"])
     assert not seen & set(recs["item_id"])  # never recommends what the user saw before the cut-off
     assert cli("recommend", "--user", "999999", cwd=workdir).returncode == 2
 
@@ -258,11 +260,11 @@ def test_timed_out_run_is_stopped_and_never_promoted(first_run, workdir):
     proc = cli("retrain", "--like", first.name, "--max-minutes", "0.1", "--promote", cwd=workdir, timeout=120)
     assert proc.returncode == 4, proc.stderr[-2000:]
     assert "TIMED_OUT" in proc.stderr and "exceeded the time budget" in proc.stderr
-    t = runs.table(workdir / "runs")
+    t = registry.table(workdir / "runs")
     newest = t.row(0, named=True)
     assert newest["status"] == "timed_out" and not newest["production"]
     assert (workdir / "runs" / newest["run_id"] / "retrain.ipynb").is_file()  # partial notebook kept
-    assert runs.production_id(workdir / "runs") == first.name
+    assert registry.production_id(workdir / "runs") == first.name
 
 
 def test_kill_9_mid_run_leaves_production_and_lists_as_crashed(first_run, workdir):
@@ -279,9 +281,9 @@ def test_kill_9_mid_run_leaves_production_and_lists_as_crashed(first_run, workdi
     time.sleep(3)  # mid-notebook
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    row = runs.table(workdir / "runs").filter(pl.col("run_id") == new[0].name).row(0, named=True)
+    row = registry.table(workdir / "runs").filter(pl.col("run_id") == new[0].name).row(0, named=True)
     assert row["status"] == "crashed"
-    assert runs.production_id(workdir / "runs") == first.name
+    assert registry.production_id(workdir / "runs") == first.name
     json.loads((new[0] / "run.json").read_text())  # still a complete, readable manifest
     # the papermill executor dies with its parent (no orphan retrain keeps running)
     deadline = time.monotonic() + 15
@@ -289,7 +291,7 @@ def test_kill_9_mid_run_leaves_production_and_lists_as_crashed(first_run, workdi
         time.sleep(0.2)
     assert not _processes_mentioning(str(new[0]))
     # the lock died with its holder: the next retrain may start at once
-    runs.RetrainLock(workdir / "runs").acquire().release()
+    RetrainLock(workdir / "runs").acquire().release()
 
 
 def _processes_mentioning(text: str) -> list[int]:
@@ -305,7 +307,7 @@ def _processes_mentioning(text: str) -> list[int]:
 
 def test_same_snapshot_config_and_seed_give_identical_metrics(first_run):
     _, first = first_run
-    cfg = Config.from_dict(runs.read_run(first)["config"])
+    cfg = Config.from_dict(read_run(first)["config"])
     a = Retrain(cfg).run_all()
     b = Retrain(cfg).run_all()
     assert a == b
@@ -325,7 +327,7 @@ def test_corrupt_manifest_is_a_clear_error_not_a_traceback(tmp_path):
     bad.mkdir()
     (bad / "run.json").write_text('{"run_id": "20260102T000000Z-bbbbbb", "status": ')
     with pytest.raises(RunError, match="cannot read the run manifests"):
-        runs.table(tmp_path / "runs")
+        registry.table(tmp_path / "runs")
     proc = cli("runs", "list", cwd=tmp_path)
     assert proc.returncode == 2 and "error:" in proc.stderr and "Traceback" not in proc.stderr
 
@@ -333,10 +335,10 @@ def test_corrupt_manifest_is_a_clear_error_not_a_traceback(tmp_path):
 def test_raise_for_status_names_the_failing_cell(tmp_path):
     from recsys_lab.errors import RunFailedError
 
-    ok = runs.RunResult(run_id="a", run_dir=tmp_path, status="succeeded")
-    assert runs.raise_for_status(ok) is ok
-    failed = runs.RunResult(run_id="b", run_dir=tmp_path, status="failed", reason="cell 4 (DataFileError): bad",
+    ok = execution.RunResult(run_id="a", run_dir=tmp_path, status="succeeded")
+    assert execution.raise_for_status(ok) is ok
+    failed = execution.RunResult(run_id="b", run_dir=tmp_path, status="failed", reason="cell 4 (DataFileError): bad",
                             manifest={"error": {"cell_index": 6, "ename": "DataFileError", "evalue": "bad"}})
     with pytest.raises(RunFailedError, match=r"failed: cell 4 \(DataFileError\): bad") as info:
-        runs.raise_for_status(failed)
+        execution.raise_for_status(failed)
     assert info.value.cell_index == 6 and info.value.ename == "DataFileError"

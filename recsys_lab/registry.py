@@ -1,0 +1,270 @@
+"""The registry: queries over the run folders (there is no server: the folders are the registry).
+
+:func:`table` is a DuckDB query over ``runs/*/run.json`` and ``metrics.json`` returning Polars;
+:func:`resolve` turns a reference (``production``, ``latest``, a run id or a unique prefix) into a folder;
+:func:`promote` replaces ``runs/PRODUCTION`` atomically; :func:`compare` and :func:`gc` do what they say.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from ._fs import atomic_write_text
+from .errors import RecsysLabError, RunError
+from .run_folder import (RunFolder, effective_status, production_file, read_json_optional, read_manifest)
+
+__all__ = ["KEY_METRICS", "table", "resolve", "production_id", "production_metrics", "production_snapshot",
+           "promote", "compare", "gc"]
+
+log = logging.getLogger(__name__)
+
+KEY_METRICS = ("ndcg@10", "recall@10", "auc", "coverage@10", "ann.recall@10")
+"""Metrics that :func:`table` shows as columns."""
+
+
+def _runs_dir_of(run_dir_or_runs_dir: str | Path | None) -> Path:
+    p = Path(run_dir_or_runs_dir or "runs")
+    return p.parent if RunFolder(p).exists() else p
+
+
+def production_id(runs_dir: str | Path = "runs") -> str | None:
+    """The production run id (the content of ``runs/PRODUCTION``), or None when there is none."""
+    p = production_file(runs_dir)
+    return p.read_text().strip() or None if p.is_file() else None
+
+
+def production_metrics(run_dir_or_runs_dir: str | Path | None = None) -> dict[str, float]:
+    """Production's ``metrics.json`` ({} if there is no production run).
+
+    Parameters
+    ----------
+    run_dir_or_runs_dir : str or Path, optional
+        A run folder (its parent is the runs directory) or the runs directory; default ``runs``.
+
+    Raises
+    ------
+    RunError
+        Production's ``metrics.json`` exists but is not valid JSON.
+    """
+    runs_dir = _runs_dir_of(run_dir_or_runs_dir)
+    pid = production_id(runs_dir)
+    return read_json_optional(RunFolder(runs_dir / pid).metrics, "metrics file") if pid else {}
+
+
+def production_snapshot(run_dir_or_runs_dir: str | Path | None = None):  # -> Snapshot | None
+    """The warehouse snapshot production was trained on (the drift reference), or None.
+
+    Returns None when there is no production run or its snapshot file is gone (drift is then not computed).
+    """
+    from .warehouse import open_snapshot
+
+    runs_dir = _runs_dir_of(run_dir_or_runs_dir)
+    pid = production_id(runs_dir)
+    if not pid:
+        return None
+    manifest = read_json_optional(RunFolder(runs_dir / pid).run_json, "run manifest")
+    snap = (manifest.get("data") or {}).get("snapshot")
+    warehouse = ((manifest.get("config") or {}).get("data") or {}).get("warehouse")
+    if not snap or not warehouse:
+        return None
+    try:
+        return open_snapshot(snap, warehouse)
+    except RecsysLabError:
+        log.warning("production's snapshot %s is gone from %s: no drift reference", snap, warehouse)
+        return None
+
+
+def table(runs_dir: str | Path = "runs") -> pl.DataFrame:
+    """All runs, newest first, as a Polars frame (a DuckDB query over ``runs/*/run.json`` and metrics).
+
+    Returns
+    -------
+    pl.DataFrame
+        ``run_id, status, started_at, ended_at, duration_s, snapshot, production (bool), gate_passed,
+        promoted, reason`` and one Float64 column per key metric (``ndcg@10``, ``recall@10``, ``auc``,
+        ``coverage@10``, ``ann.recall@10``; null when absent). ``status`` is ``crashed`` for a ``running``
+        run whose process is gone.
+
+    Raises
+    ------
+    RunError
+        A ``run.json`` cannot be read (e.g. hand-edited into invalid JSON); the message says why.
+    """
+    runs_dir = Path(runs_dir)
+    schema = {"run_id": pl.Utf8, "status": pl.Utf8, "started_at": pl.Utf8, "ended_at": pl.Utf8,
+              "duration_s": pl.Float64, "snapshot": pl.Utf8, "production": pl.Boolean, "gate_passed": pl.Boolean,
+              "promoted": pl.Boolean, "reason": pl.Utf8, **{m: pl.Float64 for m in KEY_METRICS}}
+    run_json, metrics_json = RunFolder(runs_dir / "*").run_json, RunFolder(runs_dir / "*").metrics
+    if not any(runs_dir.glob(f"*/{run_json.name}")):
+        return pl.DataFrame(schema=schema)
+    metric_cols = ", ".join(f"TRY_CAST(json_extract(m.content, '$.\"{k}\"') AS DOUBLE) AS \"{k}\"" for k in KEY_METRICS)
+    glob = str(run_json).replace("'", "''")
+    mglob = str(metrics_json).replace("'", "''")
+    has_metrics = any(runs_dir.glob(f"*/{metrics_json.name}"))
+    metrics_src = (f"(SELECT regexp_extract(filename, '([^/]+)/{metrics_json.name}$', 1) AS run_id, content "
+                   f"FROM read_text('{mglob}'))" if has_metrics else "(SELECT NULL::VARCHAR AS run_id, NULL::VARCHAR AS content)")
+    query = f"""
+        WITH r AS (
+            SELECT * FROM read_json('{glob}', format='auto', union_by_name=true, columns={{
+                run_id: 'VARCHAR', status: 'VARCHAR', started_at: 'VARCHAR', ended_at: 'VARCHAR', pid: 'BIGINT',
+                host: 'VARCHAR', data: 'JSON', timings: 'JSON', gate: 'JSON', promoted: 'BOOLEAN', reason: 'VARCHAR'}})
+        )
+        SELECT r.run_id, r.status, r.started_at, r.ended_at,
+               TRY_CAST(json_extract(r.timings, '$.total') AS DOUBLE) AS duration_s,
+               json_extract_string(r.data, '$.snapshot') AS snapshot,
+               TRY_CAST(json_extract(r.gate, '$.passed') AS BOOLEAN) AS gate_passed,
+               coalesce(r.promoted, false) AS promoted, r.reason, r.pid, r.host, {metric_cols}
+        FROM r LEFT JOIN {metrics_src} m ON m.run_id = r.run_id
+        ORDER BY r.started_at DESC, r.run_id DESC
+    """
+    try:
+        with duckdb.connect() as con:
+            df = con.sql(query).pl()
+    except duckdb.Error as exc:  # a hand-edited or foreign run.json: name it instead of a raw traceback
+        raise RunError(f"{runs_dir}: cannot read the run manifests ({str(exc).splitlines()[0]})") from exc
+    prod = production_id(runs_dir)
+    status = [effective_status(s, p, h) for s, p, h in zip(df["status"], df["pid"], df["host"])]
+    df = df.with_columns(pl.Series("status", status, pl.Utf8), (pl.col("run_id") == pl.lit(prod)).alias("production"))
+    return df.select(list(schema)).cast(schema)
+
+
+def resolve(runs_dir: str | Path, ref: str) -> Path:
+    """A run folder from a reference: ``production``, ``latest`` (newest succeeded), a run id or a unique prefix.
+
+    Raises
+    ------
+    RunError
+        No such run, an ambiguous prefix, or no production run.
+    """
+    runs_dir = Path(runs_dir)
+    if ref == "production":
+        pid = production_id(runs_dir)
+        if not pid:
+            raise RunError(f"{runs_dir}: no production run yet (promote one with `recsys-lab runs promote ID`)")
+        ref = pid
+    elif ref == "latest":
+        t = table(runs_dir).filter(pl.col("status") == "succeeded")
+        if t.height == 0:
+            raise RunError(f"{runs_dir}: no succeeded run")
+        ref = t["run_id"][0]
+    hits = [p for p in runs_dir.glob(f"{ref}*") if RunFolder(p).exists()]
+    exact = [p for p in hits if p.name == ref]
+    if exact:
+        return exact[0]
+    if len(hits) != 1:
+        raise RunError(f"{runs_dir}: {'no' if not hits else str(len(hits))} runs match {ref!r}")
+    return hits[0]
+
+
+def promote(runs_dir: str | Path, ref: str, *, force: bool = False) -> str:
+    """Make a run production by replacing ``runs/PRODUCTION`` atomically.
+
+    Parameters
+    ----------
+    runs_dir : str or Path
+    ref : str
+        Run reference (see :func:`resolve`).
+    force : bool
+        Promote even a run that did not succeed or failed its gate.
+
+    Returns
+    -------
+    str
+        The promoted run id.
+
+    Raises
+    ------
+    RunError
+        Unknown run, or a run that did not succeed / failed its gate without ``force``.
+    """
+    run_dir = resolve(runs_dir, ref)
+    manifest = read_manifest(run_dir)
+    status = effective_status(manifest.get("status"), manifest.get("pid"), manifest.get("host"))
+    if not force:
+        if status != "succeeded":
+            raise RunError(f"run {run_dir.name} is {status}: refusing to promote (use --force)")
+        if manifest.get("gate") and not manifest["gate"].get("passed", True):
+            raise RunError(f"run {run_dir.name} failed its gate ({manifest['gate'].get('reason')}): "
+                           "refusing to promote (use --force)")
+    atomic_write_text(production_file(runs_dir), run_dir.name + "\n")
+    log.info("promoted %s", run_dir.name)
+    return run_dir.name
+
+
+def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict) and v:
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def compare(runs_dir: str | Path, a: str, b: str) -> dict[str, Any]:
+    """Metric deltas, parameter differences and data difference between runs ``a`` and ``b``.
+
+    Returns
+    -------
+    dict
+        ``a``, ``b`` (run ids); ``metrics``: pl.DataFrame ``metric, a, b, delta (b - a), relative
+        (delta / |a|)``; ``params``: pl.DataFrame ``parameter, a, b`` of differing config values (paths
+        excluded); ``same_data``: bool; ``snapshots``: (a, b).
+
+    Raises
+    ------
+    RunError
+        Unknown run, or a manifest or metrics file that is not valid JSON.
+    """
+    da, db = resolve(runs_dir, a), resolve(runs_dir, b)
+    ma = read_json_optional(RunFolder(da).metrics, "metrics file")
+    mb = read_json_optional(RunFolder(db).metrics, "metrics file")
+    keys = list(ma) + [k for k in mb if k not in ma]
+    num = [k for k in keys if isinstance(ma.get(k), (int, float)) or isinstance(mb.get(k), (int, float))]
+    va = [ma.get(k) for k in num]
+    vb = [mb.get(k) for k in num]
+    metrics = pl.DataFrame({"metric": num, "a": va, "b": vb}, schema={"metric": pl.Utf8, "a": pl.Float64,
+                                                                        "b": pl.Float64})
+    metrics = metrics.with_columns((pl.col("b") - pl.col("a")).alias("delta"))
+    metrics = metrics.with_columns(pl.when(pl.col("a").abs() > 0).then(pl.col("delta") / pl.col("a").abs())
+                                   .otherwise(None).alias("relative"))
+    ra, rb = read_manifest(da), read_manifest(db)
+    fa, fb = _flatten(ra.get("config", {})), _flatten(rb.get("config", {}))
+    diff = [k for k in sorted(set(fa) | set(fb)) if fa.get(k) != fb.get(k) and k not in ("data.warehouse",)]
+    params = pl.DataFrame({"parameter": diff, "a": [json.dumps(fa.get(k)) for k in diff],
+                           "b": [json.dumps(fb.get(k)) for k in diff]}, schema={"parameter": pl.Utf8, "a": pl.Utf8,
+                                                                                  "b": pl.Utf8})
+    sa, sb = (ra.get("data") or {}).get("hash"), (rb.get("data") or {}).get("hash")
+    return {"a": da.name, "b": db.name, "metrics": metrics, "params": params, "same_data": sa == sb and sa is not None,
+            "snapshots": ((ra.get("data") or {}).get("snapshot"), (rb.get("data") or {}).get("snapshot"))}
+
+
+def gc(runs_dir: str | Path, keep: int, *, dry_run: bool = False) -> list[str]:
+    """Remove all but the ``keep`` newest runs, never the production run nor a live ``running`` one.
+
+    Returns
+    -------
+    list of str
+        Removed (or, with ``dry_run``, removable) run ids.
+
+    Raises
+    ------
+    RunError
+        ``keep`` < 0, or a manifest cannot be read.
+    """
+    if keep < 0:
+        raise RunError(f"--keep must be >= 0, got {keep}")
+    t = table(runs_dir)
+    candidates = t.slice(keep).filter(~pl.col("production") & (pl.col("status") != "running"))
+    removed = candidates["run_id"].to_list()
+    if not dry_run:
+        for run_id in removed:
+            shutil.rmtree(Path(runs_dir) / run_id)
+    return removed
