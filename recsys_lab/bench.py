@@ -18,12 +18,13 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+import scipy.sparse as sp
 
 from . import ann, evaluation, models
 from ._fs import atomic_write_with
 from .config import Config
 
-__all__ = ["best_of", "run", "lightfm_vectors", "topk_vs_gemm", "bare_gemm_seconds"]
+__all__ = ["best_of", "run", "lightfm_vectors", "topk_vs_gemm", "bare_gemm_seconds", "run_foldin"]
 
 
 def best_of(fn: Callable[[], object], repeat: int = 3) -> float:
@@ -250,6 +251,88 @@ def lightfm_vectors(n_users: int, n_items: int, n_interactions: int, *, epochs: 
 
         atomic_write_with(cache, _save)
     return u, i
+
+
+def _percentiles(fn: Callable[[int], object], n: int) -> tuple[float, float]:
+    """p50 and p99 wall seconds of ``fn(q)`` for q in 0..n-1 (after 20 warm-up calls)."""
+    for q in range(min(20, n)):
+        fn(q)
+    times = np.empty(n)
+    for q in range(n):
+        t0 = time.perf_counter()
+        fn(q)
+        times[q] = time.perf_counter() - t0
+    return float(np.percentile(times, 50)), float(np.percentile(times, 99))
+
+
+def run_foldin(config: Config | None = None, *, n_queries: int = 1000, picks: int = 5, large_items: int = 100_000,
+               update_users: int = 10_000, echo: Callable[[str], None] = print) -> dict[str, float]:
+    """Fold-in latency and update throughput (``recsys-lab bench --foldin``).
+
+    1. Onboarding latency: fold-in of ``picks`` random items + exact top-10 for one user, per call, p50 and p99
+       over ``n_queries`` calls (BLAS limited to one thread, as one request would run), against serving a stored user vector (top-10 only) in the same run, on the
+       ML-100k item vectors (a LightFM fit of ``config``) and on a synthetic catalogue of ``large_items`` items.
+    2. Update throughput (users per second): ``update_users`` touched users with 1-20 new interactions each,
+       folded in one batched call, against folding the same users one call at a time; and, for scale, the
+       users a full LightFM fit refreshes per second.
+
+    Returns the figures (seconds, users per second, ratios), keys ``foldin.*``.
+    """
+    from . import foldin
+    from .pipeline import Retrain
+
+    cfg = config or Config()
+    job = Retrain(cfg)
+    job.ingest()
+    job.build_features()
+    ds, sp_ = job.dataset, job.split
+    uf, itf = ds.user_features.matrix, ds.item_features.matrix
+    res = models.fit(sp_.train, uf, itf, cfg.model)
+    u_small, i_small = models.embeddings(res.model, uf, itf)
+    rng = np.random.default_rng(cfg.model.seed)
+    out: dict[str, float] = {"foldin.retrain_users_per_s": len(u_small) / res.fit_seconds}
+    cases = [("small", "ML-100k items", i_small, u_small)]
+    if large_items:
+        items_l, queries_l = _large(large_items, 100, u_small.shape[1] - 1, cfg.model.seed)
+        items_l = np.hstack([items_l, rng.normal(0, 0.3, (large_items, 1)).astype(np.float32)])
+        cases.append(("large", f"{large_items} synthetic items", items_l,
+                      np.hstack([queries_l, np.ones((len(queries_l), 1), np.float32)])))
+    from threadpoolctl import threadpool_limits
+
+    for key, name, iv, uv in cases:
+        n_items = len(iv)
+        picks_q = rng.integers(0, n_items, size=(n_queries, picks))
+        for method in ("mean", "ridge"):
+            fold = foldin.FoldIn(iv, method=method)
+            with threadpool_limits(1):  # one request, one core: BLAS threads only contend at this size
+                p50, p99 = _percentiles(lambda q: foldin.top_k_one(fold.user(picks_q[q]), iv, 10,
+                                                                   exclude=picks_q[q]), n_queries)
+            out.update({f"foldin.{key}.{method}.p50_s": p50, f"foldin.{key}.{method}.p99_s": p99})
+            echo(f"fold-in ({method}) + top-10, {picks} picks, {name:<24} p50 {p50 * 1e3:6.2f} ms  p99 {p99 * 1e3:6.2f} ms")
+        with threadpool_limits(1):
+            b50, b99 = _percentiles(lambda q: foldin.top_k_one(uv[q % len(uv)], iv, 10), n_queries)
+        out.update({f"foldin.{key}.stored.p50_s": b50, f"foldin.{key}.stored.p99_s": b99})
+        echo(f"baseline: stored user vector + top-10, {name:<15} p50 {b50 * 1e3:6.2f} ms  p99 {b99 * 1e3:6.2f} ms")
+
+        counts = rng.integers(1, 21, size=update_users)
+        cols = rng.integers(0, n_items, size=int(counts.sum()))
+        touched = sp.csr_matrix((np.ones(len(cols), np.float32), cols, np.concatenate([[0], np.cumsum(counts)])),
+                                shape=(update_users, n_items))
+        for method in ("mean", "ridge"):
+            fold = foldin.FoldIn(iv, method=method)
+            t_batch = best_of(lambda: fold.users(touched), 1)
+            n_loop = min(update_users, 1000)
+            t0 = time.perf_counter()
+            for r in range(n_loop):
+                fold.user(touched.indices[touched.indptr[r]:touched.indptr[r + 1]])
+            t_loop = (time.perf_counter() - t0) / n_loop * update_users
+            out.update({f"foldin.{key}.{method}.update_users_per_s": update_users / t_batch,
+                        f"foldin.{key}.{method}.loop_users_per_s": update_users / t_loop})
+            echo(f"update ({method}), {update_users} users, {name:<22} {update_users / t_batch:>10,.0f} users/s  vs one "
+                 f"call per user {update_users / t_loop:>8,.0f} users/s  ->  {t_loop / t_batch:5.1f}x")
+    echo(f"reference: a full LightFM fit refreshes {out['foldin.retrain_users_per_s']:,.0f} users/s "
+         f"({len(u_small)} users in {res.fit_seconds:.1f} s)")
+    return out
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -252,26 +252,80 @@ def runs_gc(keep: int = typer.Option(..., "--keep", help="How many newest runs t
     typer.echo(f"{verb} {len(removed)} run(s)" + "".join(f"\n  {r}" for r in removed))
 
 
+def _noted(fn):  # noqa: ANN001, ANN202
+    """:func:`_guard`, printing recsys_lab warnings as one-line notes on stderr."""
+    import warnings
+
+    from .errors import RecsysLabWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RecsysLabWarning)
+        out = _guard(fn)
+    for w in caught:
+        if issubclass(w.category, RecsysLabWarning):
+            typer.echo(f"note: {w.message}", err=True)
+        else:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+    return out
+
+
 @app.command()
 def recommend(
-    user: str = typer.Option(..., "--user", help="External user id (integer or text, as in the data)."),
-    run: str = typer.Option("latest", "--run", help="Run (id, prefix, 'production', 'latest')."),
+    user: Optional[str] = typer.Option(None, "--user", help="External user id (integer or text, as in the data)."),
+    items: Optional[str] = typer.Option(None, "--items", help="Taste onboarding: comma-separated item ids a new "
+                                        "user picked (e.g. 50,172,181); recommendations by fold-in."),
+    run: Optional[str] = typer.Option(None, "--run", help="Run (id, prefix, 'production', 'latest'); default "
+                                      "'latest' with --user, 'production' with --items."),
     vs: Optional[str] = typer.Option(None, "--vs", help="Second run to compare with, e.g. production."),
     k: int = typer.Option(10, "-k", help="How many items."),
     history: int = typer.Option(10, "--history", help="How many recent interactions to show."),
+    version: str = typer.Option("latest", "--version", help="Update version to serve (a folder name under "
+                                "artifacts/updates), 'latest', or 'none' to ignore updates."),
     runs_dir: Path = RUNS_DIR,
 ) -> None:
-    """A user's recent history and a run's top-k (optionally side by side with another run)."""
-    from .serving import compare_recommendations, recommend as rec, user_history
+    """A user's recent history and a run's top-k (optionally side by side with another run), or top-k for a
+    new user from a few picked items. The output says which serving path answered (model, update, fold-in,
+    popularity)."""
+    from .serving import compare_recommendations, recommend as rec, recommend_for_items, user_history
 
+    if (user is None) == (items is None):
+        _fail("give exactly one of --user ID or --items ID,ID,...", EXIT_USAGE)
+    if items is not None:
+        run = run or "production"
+        picks = [x.strip() for x in items.split(",") if x.strip()]
+        df = _noted(lambda: recommend_for_items(runs_dir, picks, run=run, k=k))
+        typer.echo(f"top-{k} from {run} for a new user who picked {', '.join(picks)} (path: {df['path'][0]})")
+        _print_frame(df)
+        return
+    run = run or "latest"
     typer.echo(f"user {user}: last {history} interactions before the training cut-off")
     _print_frame(_guard(lambda: user_history(runs_dir, user, run=run, n=history)))
     if vs:
         typer.echo(f"top-{k}: a = {run}, b = {vs}")
-        _print_frame(_guard(lambda: compare_recommendations(runs_dir, user, run=run, vs=vs, k=k)))
+        _print_frame(_noted(lambda: compare_recommendations(runs_dir, user, run=run, vs=vs, k=k)))
     else:
-        typer.echo(f"top-{k} from {run}")
-        _print_frame(_guard(lambda: rec(runs_dir, user, run=run, k=k)))
+        df = _noted(lambda: rec(runs_dir, user, run=run, k=k, version=None if version == "none" else version))
+        path = df["path"][0] if df.height else "none"
+        typer.echo(f"top-{k} from {run} (path: {path})")
+        _print_frame(df)
+
+
+@app.command()
+def update(
+    interactions: Path = typer.Option(..., "--interactions", help="New interactions, CSV or Parquet with the "
+                                      "run's column mapping (MovieLens: user_id,item_id,rating,timestamp)."),
+    run: str = typer.Option("production", "--run", help="Run whose user vectors to update."),
+    runs_dir: Path = RUNS_DIR,
+) -> None:
+    """Fold new interactions into a run's user vectors without retraining (a new version under
+    artifacts/updates/); `recommend` serves the latest version."""
+    from .serving import update as do_update
+
+    man = _noted(lambda: do_update(runs_dir, interactions, run=run))
+    typer.echo(f"update {man['version']} of run {man['run_id']}: {man['rows_read']} rows read, "
+               f"{man['rows_used']} used, {man['unknown_items_skipped']} skipped (unknown items"
+               f"{': ' + ', '.join(man['unknown_item_ids']) if man['unknown_item_ids'] else ''}); "
+               f"{man['users_updated']} users updated ({man['new_users']} new), {man['users_in_version']} in version")
 
 
 @app.command()
@@ -337,13 +391,18 @@ def bench(
     gemm_size: int = typer.Option(50_000, "--gemm-size", help="Users = items of the top-k vs bare GEMM "
                                   "comparison (0 skips it)."),
     as_json: bool = typer.Option(False, "--json", help="Also print the figures as JSON."),
+    foldin: bool = typer.Option(False, "--foldin", help="Fold-in benchmarks instead: onboarding latency "
+                                "(fold-in + top-10, p50/p99) and update throughput (users/s)."),
 ) -> None:
-    """Benchmarks against baselines measured in the same run (top-k vs GEMM, metrics, ANN vs exact)."""
-    from .bench import run
+    """Benchmarks against baselines measured in the same run (top-k vs GEMM, metrics, ANN vs exact; or fold-in)."""
+    from .bench import run, run_foldin
 
     try:
-        figures = run(_build_config(config, param, data), repeat=repeat, large_items=large_items,
-                      gemm_size=gemm_size, echo=typer.echo)
+        if foldin:
+            figures = run_foldin(_build_config(config, param, data), large_items=large_items, echo=typer.echo)
+        else:
+            figures = run(_build_config(config, param, data), repeat=repeat, large_items=large_items,
+                          gemm_size=gemm_size, echo=typer.echo)
     except RecsysLabError as exc:
         _fail(str(exc), EXIT_USAGE)
     if as_json:

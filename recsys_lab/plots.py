@@ -9,7 +9,7 @@ if matplotlib.get_backend().lower() not in ("module://matplotlib_inline.backend_
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-__all__ = ["training_curve", "metrics_comparison", "timeline", "long_tail", "bars"]
+__all__ = ["training_curve", "metrics_comparison", "timeline", "long_tail", "bars", "onboarding_curve"]
 
 
 def training_curve(history: dict[str, list[dict]], *, metric: str = "validation NDCG@10") -> Figure:
@@ -120,5 +120,47 @@ def bars(df, *, x: str, y: str, title: str, top: int = 20) -> Figure:  # noqa: A
     ax.barh([str(v) for v in rows[x].to_list()][::-1], rows[y].to_list()[::-1])
     ax.set_title(title)
     ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def onboarding_curve(rows, *, k: int = 10, title: str = "Cold users: taste onboarding") -> Figure:  # noqa: ANN001
+    """NDCG@k against the number of onboarding items n, fold-in vs most-popular, and their paired difference.
+
+    Parameters
+    ----------
+    rows : list of dict or DataFrame
+        One row per n with ``n, n_users, foldin, popularity, diff, lo, hi`` (as
+        ``recsys_lab.foldin.OnboardingResult.table()``): mean NDCG@k of each method, and the mean and 95 %
+        paired bootstrap interval of fold-in minus popularity.
+    k : int
+        Cut-off, for the axis label.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Left: both curves (users per n under the x ticks). Right: the difference with its interval.
+    """
+    if hasattr(rows, "to_dicts"):
+        rows = rows.to_dicts()
+    n = [r["n"] for r in rows]
+    fig, (ax, ax_d) = plt.subplots(1, 2, figsize=(10, 3.6))
+    ax.plot(n, [r["foldin"] for r in rows], marker="o", label="fold-in")
+    ax.plot(n, [r["popularity"] for r in rows], marker="s", label="most-popular")
+    ax.set_xticks(n, [f"{r['n']}\n({r['n_users']} users)" for r in rows], fontsize=8)
+    ax.set_xlabel("onboarding items n")
+    ax.set_ylabel(f"NDCG@{k}")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    diff = [r["diff"] for r in rows]
+    err = [[r["diff"] - r["lo"] for r in rows], [r["hi"] - r["diff"] for r in rows]]
+    ax_d.errorbar(n, diff, yerr=err, marker="o", capsize=4)
+    ax_d.axhline(0.0, color="grey", lw=1)
+    ax_d.set_xticks(n)
+    ax_d.set_xlabel("onboarding items n")
+    ax_d.set_ylabel(f"fold-in - most-popular, NDCG@{k}")
+    ax_d.set_title("Paired difference, 95 % bootstrap interval")
+    ax_d.grid(alpha=0.3)
     fig.tight_layout()
     return fig

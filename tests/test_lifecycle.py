@@ -215,7 +215,9 @@ def test_recommend_vs_production(first_run, second_run, workdir):
     assert recs["rank_b"].drop_nulls().sort().to_list() == list(range(1, 11))
     seen = set(serving.user_history(workdir / "runs", 13, run=second.name, n=10_000)["item_id"])
     assert not seen & set(recs["item_id"])  # never recommends what the user saw before the cut-off
-    assert cli("recommend", "--user", "999999", cwd=workdir).returncode == 2
+    unknown = cli("recommend", "--user", "999999", cwd=workdir)  # a new user: cold-start path, said so
+    assert unknown.returncode == 0 and "path: popularity" in unknown.stdout and "unknown user_id 999999" in unknown.stderr
+    assert cli("recommend", "--user", "abc", cwd=workdir).returncode == 2  # not of the run's id type
 
 
 def test_compare_models_notebook_runs_under_papermill(second_run, workdir, tmp_path):
