@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from . import ann, baselines, evaluation, models
+from . import ann, baselines, evaluation, foldin, models
 from ._fs import atomic_write_bytes, atomic_write_json
 from .config import Config
 from .datasets import load
@@ -152,6 +152,8 @@ class Retrain:
         self.per_user: dict[str, dict[str, np.ndarray]] = {}
         self.warnings: list[str] = []
         self.production_comparison: dict[str, dict] | None = None
+        self.onboarding: foldin.OnboardingResult | None = None
+        self.recovery: foldin.RecoveryResult | None = None
 
     @contextmanager
     def _phase(self, name: str):
@@ -456,6 +458,42 @@ class Retrain:
                            "few users to tell models apart")
         return self.metrics
 
+    def evaluate_cold_start(self, ns: tuple[int, ...] = (0, 1, 3, 5, 10)) -> dict[str, float]:
+        """The cold-start path measured on this split (:func:`recsys_lab.foldin.cold_start_metrics`).
+
+        Cold test users (no training interaction: held out by the per-user protocols, natural under
+        ``time_global``) are onboarded with their first ``n`` positives in time order, the rest being targets:
+        fold-in against most-popular, per user and paired. Warm users: fold-in of their most recent training
+        positives against the full retrain's vectors (how much of a retrain an update recovers).
+
+        Returns
+        -------
+        dict of str to float
+            ``cold.foldin.ndcg@k@n{n}``, ``cold.popularity.ndcg@k@n{n}`` (and ``recall``),
+            ``cold.diff.ndcg@k@n{n}`` with ``.ci_low`` / ``.ci_high``, ``cold.n_users@n{n}``,
+            ``warm.foldin_last10.ndcg@k``, ``warm.retrain.ndcg@k``, ``warm.popularity.ndcg@k``,
+            ``warm.foldin_recovered``, ``warm.n_users``; also added to :attr:`metrics`.
+        """
+        self._need("fits", "fit")
+        inter, sp_, k = self.dataset.interactions, self.split, self.config.eval.k
+        with self._phase("evaluate"):
+            user_idx, item_idx = inter["user_idx"].to_numpy(), inter["item_idx"].to_numpy()
+            n_items = sp_.train_seen.shape[1]
+            seen = sp_.train_seen.tocoo()
+            is_test = ~np.isin(user_idx * n_items + item_idx, seen.row.astype(np.int64) * n_items + seen.col)
+            ts = (inter["ts"].to_numpy() if inter["ts"].null_count() == 0 else np.arange(inter.height))
+            u, i = self.vectors["hybrid"]
+            m, self.onboarding, self.recovery = foldin.cold_start_metrics(
+                i, u, np.asarray(sp_.train.sum(axis=0)).ravel(), user_idx=user_idx, item_idx=item_idx, ts=ts,
+                positive=(inter["weight"] >= self.config.data.threshold).to_numpy(), is_test=is_test,
+                cold_users=sp_.cold_users, warm_users=self.eval_users if self.eval_users is not None
+                else sp_.warm_test_users, test=sp_.test, exclude=sp_.train_seen, ns=ns, k=k,
+                n_boot=self.config.eval.bootstrap, seed=self.config.model.seed)
+            out = {(key[:-3] + ".ci_low" if key.endswith(".lo") else key[:-3] + ".ci_high" if key.endswith(".hi")
+                    else key): value for key, value in m.items()}
+            self.metrics.update(out)
+        return out
+
     def per_user_table(self) -> pl.DataFrame:
         """Per-user metrics of the model and every baseline: ``model, user_id`` plus one column per metric."""
         if not self.per_user:
@@ -589,6 +627,7 @@ class Retrain:
         self.fit()
         self.build_index()
         self.evaluate()
+        self.evaluate_cold_start()
         self.check_drift(production)
         self.check_gate(production)
         self.save()
