@@ -434,6 +434,37 @@ def generate(
     typer.echo(synthetic.config_snippet(paths))
 
 
+study_app = typer.Typer(no_args_is_help=True, help="Evaluation studies behind the defaults (protocols, gate noise).")
+app.add_typer(study_app, name="study")
+
+
+@study_app.command("protocols")
+def study_protocols(
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="TOML config (data, model, baselines)."),
+    param: Optional[list[str]] = typer.Option(None, "-p", "--param", metavar="NAME VALUE", help="Override."),
+    data: Optional[Path] = typer.Option(None, "--data", help="MovieLens 100k directory or zip."),
+) -> None:
+    """Model and every baseline under each split protocol, NDCG@k with 95% intervals and users."""
+    from .study import protocols
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    _guard(lambda: protocols(_build_config(config, param, data), echo=typer.echo))
+
+
+@study_app.command("gate-noise")
+def study_gate_noise(
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="TOML config (data and model)."),
+    param: Optional[list[str]] = typer.Option(None, "-p", "--param", metavar="NAME VALUE", help="Override."),
+    data: Optional[Path] = typer.Option(None, "--data", help="MovieLens 100k directory or zip."),
+    runs: int = typer.Option(6, "--runs", help="Equivalent retrains (seeds 1..N) per protocol."),
+) -> None:
+    """How often equivalent retrains fail the regression gate: mean-drop rule vs the paired rule."""
+    from .study import gate_noise
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    _guard(lambda: gate_noise(_build_config(config, param, data), runs=runs, echo=typer.echo))
+
+
 def _merge_pairs(argv: list[str]) -> list[str]:
     """Rewrite ``-p NAME VALUE`` as ``-p NAME=VALUE`` (typer has no options taking pairs); both forms work."""
     out, i = [], 0

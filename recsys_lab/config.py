@@ -128,7 +128,9 @@ class FeatureConfig:
     user, item : list of str
         Columns of the user and item tables to turn into tokens: text -> ``col=value``, list -> one token
         per element, number -> ``n_buckets`` quantile buckets, date -> decade. Defaults: no user features
-        (demographics hurt warm-user ranking on ML-100k, DESIGN.md) and ``["genre"]`` for items.
+        (demographics hurt warm-user ranking on ML-100k, DESIGN.md); for items, ``genre`` when the item table
+        has such a column, else none (a log without an item table works as is). A column named explicitly
+        must exist.
     normalize : bool
         Scale each feature row to sum to 1, as ``lightfm.data.Dataset`` does (default True).
     n_buckets : int
@@ -141,7 +143,7 @@ class FeatureConfig:
     """
 
     user: tuple[str, ...] = ()
-    item: tuple[str, ...] = ("genre",)
+    item: tuple[str, ...] | None = None
     normalize: bool = True
     n_buckets: int = 5
     windows: tuple[int, ...] = ()
@@ -149,10 +151,17 @@ class FeatureConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "user", tuple(self.user))
-        object.__setattr__(self, "item", tuple(self.item))
+        if self.item is not None:
+            object.__setattr__(self, "item", tuple(self.item))
         object.__setattr__(self, "windows", tuple(int(w) for w in self.windows))
         _check(self.n_buckets >= 2, "features.n_buckets", f"must be >= 2, got {self.n_buckets}")
         _check(all(w >= 1 for w in self.windows), "features.windows", f"days must be >= 1, got {list(self.windows)}")
+
+    def item_columns(self, available: list[str]) -> tuple[str, ...]:
+        """The item feature columns in force: ``item``, or ``("genre",)`` when unset and the table has it."""
+        if self.item is not None:
+            return self.item
+        return ("genre",) if "genre" in available else ()
 
 
 SPLIT_METHODS = ("auto", "time_global", "time_per_user", "random")

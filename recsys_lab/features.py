@@ -331,7 +331,8 @@ def build_dataset(interactions: pl.DataFrame, users: pl.DataFrame, items: pl.Dat
         pl.Series("item_idx", imap.to_index(by_time["item_id"].to_numpy()), dtype=pl.Int64),
         pl.col("weight"), pl.col("ts"))
     user_long, _ = _side_long(users, "user_id", umap, "user", features.user, features.n_buckets, "users")
-    item_long, item_meta = _side_long(items, "item_id", imap, "item", features.item, features.n_buckets, "items")
+    item_long, item_meta = _side_long(items, "item_id", imap, "item", features.item_columns(items.columns),
+                                      features.n_buckets, "items")
     return Dataset(users=umap, items=imap, interactions=inter,
                    user_features=_token_matrix(user_long, len(umap), features.normalize),
                    item_features=_token_matrix(item_long, len(imap), features.normalize),

@@ -266,7 +266,7 @@ class Retrain:
             tables = {t: snap.table(t) for t in ("interactions", "users", "items")}
             ref = {t: reference.table(t) for t in ("interactions", "users", "items")}
             f = self.config.features
-            self.drift = drift(ref, tables, user_columns=f.user, item_columns=f.item)
+            self.drift = drift(ref, tables, user_columns=f.user, item_columns=f.item_columns(tables["items"].columns))
             self.metrics.update(self.drift)
         return self.drift
 

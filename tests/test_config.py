@@ -15,7 +15,7 @@ def test_defaults_round_trip_through_dict_and_toml(tmp_path):
 def test_defaults_do_not_use_demographics_that_hurt():
     cfg = Config()
     assert cfg.features.user == ()
-    assert cfg.features.item == ("genre",)
+    assert cfg.features.item is None and cfg.features.item_columns(["item_id", "genre"]) == ("genre",)
 
 
 @pytest.mark.parametrize("overrides, match", [

@@ -17,15 +17,11 @@ import pytest
 from recsys_lab import execution, registry, serving
 from recsys_lab.lock import LockHeldError, RetrainLock
 from recsys_lab.run_folder import read_run
-from recsys_lab.config import Config, GateConfig
+from recsys_lab.config import Config
 from recsys_lab.errors import RunError
-from recsys_lab.gate import check_gate
 from recsys_lab.pipeline import Retrain
 
 from .conftest import ROOT, cli
-
-# -- the metric gate (pure) ------------------------------------------------------------------------------
-
 
 # -- promotion and the production pointer ----------------------------------------------------------------
 
@@ -318,3 +314,24 @@ def test_raise_for_status_names_the_failing_cell(tmp_path):
     with pytest.raises(RunFailedError, match=r"failed: cell 4 \(DataFileError\): bad") as info:
         execution.raise_for_status(failed)
     assert info.value.cell_index == 6 and info.value.ename == "DataFileError"
+
+
+def test_identical_rerun_passes_the_paired_gate_and_unreadable_production_fails_closed(first_run, workdir):
+    """An equivalent candidate is promoted (the gate no longer flips on noise); once production's metrics are
+    gone, the next retrain fails the gate naming the file and production stays."""
+    _, first = first_run
+    proc = cli("retrain", "--like", first.name, "--promote", cwd=workdir)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "promoted to production" in proc.stdout and "re-scored" not in proc.stderr
+    prod = registry.production_id(workdir / "runs")
+    assert prod != first.name
+    gate = read_run(workdir / "runs" / prod)["gate"]
+    regression = [c for c in gate["checks"] if c["kind"] == "regression"]
+    assert regression and all("re-scored on this split" in c["message"] for c in regression)
+    cmp = cli("runs", "compare", first.name, prod, cwd=workdir)
+    assert cmp.returncode == 0 and "paired over the same" in cmp.stdout
+    (workdir / "runs" / prod / "metrics.json").unlink()
+    proc = cli("retrain", "--like", first.name, "--promote", cwd=workdir)
+    assert proc.returncode == 3, proc.stderr[-2000:]
+    assert "gate FAILED" in proc.stderr and str(workdir / "runs" / prod / "metrics.json") in proc.stderr
+    assert registry.production_id(workdir / "runs") == prod

@@ -120,3 +120,30 @@ def test_eval_k_larger_than_the_catalogue_is_a_config_error(production_run):
     job.ingest()
     with pytest.raises(ConfigError, match="eval.k: must be at most the catalogue size"):
         job.build_features()
+
+
+def test_nothing_to_evaluate_is_a_data_error(tmp_path):
+    """One interaction per user: nobody has both a training and a test positive; the run must fail, not
+    succeed with null metrics."""
+    from recsys_lab.errors import DataError
+
+    pl.DataFrame({"user_id": range(50), "item_id": [i % 25 for i in range(50)]}).write_csv(tmp_path / "log.csv")
+    cfg = {"data": {"source": "files", "interactions": str(tmp_path / "log.csv"), "warehouse": str(tmp_path / "wh")}}
+    job = pipeline.Retrain(cfg)
+    job.ingest()
+    with pytest.raises(DataError, match="nothing to evaluate"):
+        job.build_features()
+
+
+@pytest.mark.slow
+def test_gate_noise_study_counts_failing_pairs(counts_project, tmp_path):
+    from recsys_lab.config import load_config
+    from recsys_lab.study import gate_noise
+
+    cfg = load_config(counts_project / "counts.toml", {"data.interactions": str(counts_project / "counts.csv"),
+                                                        "data.warehouse": str(tmp_path / "wh"), "model.epochs": 3,
+                                                        "eval.bootstrap": 200})
+    lines = []
+    (row,) = gate_noise(cfg, runs=2, methods=("random",), echo=lines.append)
+    assert row["pairs"] == 2 and 0 <= row["paired_rule"] <= row["old_rule"] <= 1
+    assert "paired rule" in lines[0] and row["users"] > 100
