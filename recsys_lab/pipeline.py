@@ -474,7 +474,7 @@ class Retrain:
             ``warm.foldin_last10.ndcg@k``, ``warm.retrain.ndcg@k``, ``warm.popularity.ndcg@k``,
             ``warm.foldin_recovered``, ``warm.n_users``; also added to :attr:`metrics`.
         """
-        self._need("fits", "fit")
+        self._need("vectors", "fit")
         inter, sp_, k = self.dataset.interactions, self.split, self.config.eval.k
         with self._phase("evaluate"):
             user_idx, item_idx = inter["user_idx"].to_numpy(), inter["item_idx"].to_numpy()
@@ -604,6 +604,9 @@ class Retrain:
             _save_npz(folder.id_maps, user_ids=ds.users.ids, item_ids=ds.items.ids)
             u, i = self.vectors["hybrid"]
             _save_npz(folder.embeddings, user_vecs=u, item_vecs=i)
+            sp_ = self.split
+            _save_npz(folder.split, seen_indptr=sp_.train_seen.indptr, seen_indices=sp_.train_seen.indices,
+                      pos_indptr=sp_.train.indptr, pos_indices=sp_.train.indices)
             _save_npz(folder.features, user_tokens=np.array(ds.user_features.tokens),
                       item_tokens=np.array(ds.item_features.tokens))
             models.save_model(self.fits["hybrid"].model, folder.model)

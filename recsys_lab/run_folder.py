@@ -15,7 +15,7 @@ package spells these file names):
 ``retrain.ipynb``     the executed notebook (kept when a cell fails)
 ``report.html``       the notebook as HTML
 ``artifacts/``        ``id_maps.npz``, ``embeddings.npz``, ``features.npz``, ``model.pkl``, ``index.pkl``,
-                      ``per_user_metrics.parquet``, ``updates/``
+                      ``split.npz``, ``per_user_metrics.parquet``, ``updates/``
 ====================  ==========================================================================
 
 Next to the run folders, ``runs/PRODUCTION`` holds the production run id and ``runs/.retrain.lock`` is the
@@ -295,6 +295,13 @@ class RunFolder:
     def per_user_metrics(self) -> Path:
         """``artifacts/per_user_metrics.parquet``: metrics per evaluated user (for paired comparisons)."""
         return self.artifacts / "per_user_metrics.parquet"
+
+    @property
+    def split(self) -> Path:
+        """``artifacts/split.npz``: what the run trained on, in its index space: CSR arrays ``seen_indptr``,
+        ``seen_indices`` (every training interaction: excluded when serving) and ``pos_indptr``, ``pos_indices``
+        (training positives: popularity, and who has a trained vector)."""
+        return self.artifacts / "split.npz"
 
     @property
     def updates(self) -> Path:

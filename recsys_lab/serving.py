@@ -76,6 +76,10 @@ class _RunModel:
     path: Path = Path(".")
     config: dict = field(default_factory=dict)
     _popularity: np.ndarray | None = None
+    seen: sp.csr_matrix | None = None
+    """Training interactions (n_users, n_items) from ``artifacts/split.npz``; None for runs saved before it."""
+    positives: sp.csr_matrix | None = None
+    """Training positives, likewise."""
 
     @property
     def data_config(self):  # noqa: ANN201 - DataConfig
@@ -86,12 +90,14 @@ class _RunModel:
         return "ln(1 + weight)" if self.data_config.weight_transform == "log1p" else "weight"
 
     def popularity(self) -> np.ndarray:
-        """Training positives per item (n_items,), float32, from the run's snapshot; cached."""
+        """Training positives per item (n_items,), float32, from the run's split (or snapshot); cached."""
+        if self._popularity is None and self.positives is not None:
+            self._popularity = np.asarray(self.positives.sum(axis=0), dtype=np.float32).ravel()
         if self._popularity is None:
             df = _snapshot_sql(self.snapshot_path,
                                f"SELECT item_id, count(DISTINCT user_id) AS n FROM interactions WHERE ts < ?::TIMESTAMPTZ "
                                f"AND {self.weight_sql()} >= ? GROUP BY item_id",
-                               [self.cutoff, self.data_config.positive_threshold])
+                               [self.cutoff, self.data_config.threshold])
             pop = np.zeros(len(self.item_ids), np.float32)
             idx, ok = _lookup(self.item_ids, df["item_id"].to_numpy())
             pop[idx[ok]] = df["n"].to_numpy()[ok]
@@ -133,6 +139,13 @@ def _load_run_model(run_dir: Path) -> _RunModel:
                       snapshot_path=wh / "snapshots" / f"{data.get('snapshot')}.duckdb",
                       cutoff=(data.get("split") or {}).get("cutoff"), path=run_dir,
                       config=manifest.get("config") or {})
+    if folder.split.is_file():
+        shape = (len(model.user_ids), len(model.item_ids))
+        with np.load(folder.split) as z:
+            model.seen = sp.csr_matrix((np.ones(len(z["seen_indices"]), np.float32), z["seen_indices"],
+                                        z["seen_indptr"]), shape=shape)
+            model.positives = sp.csr_matrix((np.ones(len(z["pos_indices"]), np.float32), z["pos_indices"],
+                                             z["pos_indptr"]), shape=shape)
     _CACHE[run_dir] = model
     return model
 
@@ -179,6 +192,13 @@ def user_history(runs_dir: str | Path, user_id: int | str, *, run: str = "latest
     """
     m = _load_run_model(resolve(runs_dir, run))
     user_id = _user_key(m, user_id)
+    if m.seen is not None:  # the run's own training interactions (any split protocol)
+        hit = np.flatnonzero(m.user_ids == user_id)
+        items = m.item_ids[m.seen[hit[0]].indices] if len(hit) else m.item_ids[:0]
+        return _snapshot_sql(m.snapshot_path,
+                             "SELECT i.ts, i.item_id, it.title, i.weight FROM interactions i JOIN items it "
+                             "USING (item_id) WHERE i.user_id = ? AND i.item_id IN (SELECT unnest(?)) "
+                             "ORDER BY i.ts DESC NULLS LAST, i.item_id LIMIT ?", [user_id, items.tolist(), int(n)])
     return _snapshot_sql(m.snapshot_path,
                          "SELECT i.ts, i.item_id, it.title, i.weight FROM interactions i JOIN items it USING (item_id) "
                          "WHERE i.user_id = ? AND i.ts < ?::TIMESTAMPTZ ORDER BY i.ts DESC LIMIT ?",
@@ -224,7 +244,7 @@ def _recent_positives(m: _RunModel, rows: pl.DataFrame, window: int) -> pl.DataF
     w = pl.col("weight").log1p() if m.data_config.weight_transform == "log1p" else pl.col("weight")
     idx, ok = _lookup(m.item_ids, rows["item_id"].to_numpy())
     return (rows.with_columns(pl.Series("item_idx", idx), pl.Series("_ok", ok))
-            .filter(pl.col("_ok") & (w >= m.data_config.positive_threshold))
+            .filter(pl.col("_ok") & (w >= m.data_config.threshold))
             .sort("ts").unique(["user_id", "item_idx"], keep="last", maintain_order=True)
             .group_by("user_id", maintain_order=True).tail(window)
             .select("user_id", "item_idx"))
@@ -291,13 +311,17 @@ def recommend(runs_dir: str | Path, user_id: int | str, *, run: str = "latest", 
     if upd is not None and user_id in upd.index:
         return _served(m, upd.user_vecs[upd.index[user_id]], np.r_[all_seen, extra_seen], k, "update")
     hit = np.flatnonzero(m.user_ids == user_id)
-    cut_us = int(datetime.fromisoformat(m.cutoff).timestamp() * 1_000_000) if m.cutoff else None
-    before = rows.filter(pl.col("ts").dt.epoch("us") < cut_us) if cut_us is not None else rows
-    w = pl.col("weight").log1p() if m.data_config.weight_transform == "log1p" else pl.col("weight")
     # LightFM fits on training positives only: without one, the user's embedding is its random initialisation
-    if len(hit) and before.filter(w >= m.data_config.positive_threshold).height:
-        seen = _lookup(m.item_ids, before["item_id"].to_numpy())[0]
-        return _served(m, m.user_vecs[hit[0]], np.r_[seen, extra_seen], k, "model")
+    if m.positives is not None:
+        if len(hit) and m.positives[hit[0]].nnz:
+            return _served(m, m.user_vecs[hit[0]], np.r_[m.seen[hit[0]].indices, extra_seen], k, "model")
+    else:  # a run saved before artifacts/split.npz: its training side is "before the cut-off"
+        cut_us = int(datetime.fromisoformat(m.cutoff).timestamp() * 1_000_000) if m.cutoff else None
+        before = rows.filter(pl.col("ts").dt.epoch("us") < cut_us) if cut_us is not None else rows
+        w = pl.col("weight").log1p() if m.data_config.weight_transform == "log1p" else pl.col("weight")
+        if len(hit) and before.filter(w >= m.data_config.threshold).height:
+            seen = _lookup(m.item_ids, before["item_id"].to_numpy())[0]
+            return _served(m, m.user_vecs[hit[0]], np.r_[seen, extra_seen], k, "model")
     history = rows if extra is None else pl.concat([rows, extra.select(rows.columns)], how="vertical_relaxed")
     picks = _recent_positives(m, history, UPDATE_WINDOW)["item_idx"].to_numpy()
     if len(picks):
@@ -591,7 +615,7 @@ def cold_start_evaluation(runs_dir: str | Path, *, run: str = "production", ns: 
     """The onboarding curve and the fold-in-vs-retrain comparison of a run's own vectors on its own split.
 
     The split is rebuilt from the run's snapshot with the run's configuration (features and split are
-    deterministic), then :func:`recsys_lab.foldin.cold_start_from_split` is applied to the saved vectors.
+    deterministic), then :meth:`recsys_lab.pipeline.Retrain.evaluate_cold_start` is applied to the saved vectors.
 
     Returns
     -------
@@ -610,7 +634,7 @@ def cold_start_evaluation(runs_dir: str | Path, *, run: str = "production", ns: 
     from .warehouse import open_snapshot
 
     m = _load_run_model(resolve(runs_dir, run))
-    cfg = Config.from_dict(m.config)
+    cfg = Config.from_dict(m.config).replace({"eval.k": k})
     job = Retrain(cfg)
     if not m.snapshot_path.is_file():
         raise RunError(f"{m.snapshot_path}: the run's data snapshot is gone from the warehouse")
@@ -619,5 +643,6 @@ def cold_start_evaluation(runs_dir: str | Path, *, run: str = "production", ns: 
     if job.dataset.shape != (len(m.user_vecs), len(m.item_vecs)):
         raise RunError(f"run {m.run_id}: rebuilt features have shape {job.dataset.shape}, vectors "
                        f"{(len(m.user_vecs), len(m.item_vecs))}")
-    return foldin.cold_start_from_split(job.dataset.interactions, job.split, m.user_vecs, m.item_vecs,
-                                        positive_threshold=cfg.data.positive_threshold, ns=ns, k=k, last=last)
+    job.vectors["hybrid"] = (m.user_vecs, m.item_vecs)
+    metrics = job.evaluate_cold_start(ns)
+    return metrics, job.onboarding, job.recovery

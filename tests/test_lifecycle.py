@@ -279,12 +279,13 @@ def _processes_mentioning(text: str) -> list[int]:
 
 def test_same_snapshot_config_and_seed_give_identical_metrics(first_run):
     _, first = first_run
-    cfg = Config.from_dict(read_run(first)["config"])
+    cfg = Config.from_dict(read_run(first)["config"]).replace({"eval.baselines": ["popularity"]})
     a = Retrain(cfg).run_all()
     b = Retrain(cfg).run_all()
     assert a == b
-    saved = json.loads((first / "metrics.json").read_text())
-    assert {k: v for k, v in a.items()} == pytest.approx(saved, rel=1e-9)
+    saved = json.loads((first / "metrics.json").read_text())  # the notebook's run, every baseline on
+    model = [k for k in a if k.split("@")[0] in ("ndcg", "precision", "recall", "map") or k in ("mrr", "auc")]
+    assert model and {k: a[k] for k in model} == pytest.approx({k: saved[k] for k in model}, rel=1e-9)
 
 
 def test_airflow_dag_example_is_valid_python():
