@@ -14,6 +14,7 @@ package spells these file names):
 ``timings.json``      wall seconds per phase as measured inside the notebook
 ``retrain.ipynb``     the executed notebook (kept when a cell fails)
 ``report.html``       the notebook as HTML
+``executor.log``      output of the child process (``--engine kernel`` only)
 ``artifacts/``        ``id_maps.npz``, ``embeddings.npz``, ``features.npz``, ``model.pkl``, ``index.pkl``,
                       ``per_user_metrics.parquet``, ``updates/``
 ====================  ==========================================================================
@@ -256,6 +257,11 @@ class RunFolder:
     def notebook(self) -> Path:
         """The executed notebook ``retrain.ipynb``."""
         return self.path / "retrain.ipynb"
+
+    @property
+    def executor_log(self) -> Path:
+        """``executor.log``: stdout and stderr of the kernel engine's child process."""
+        return self.path / "executor.log"
 
     @property
     def report(self) -> Path:

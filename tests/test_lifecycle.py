@@ -192,6 +192,8 @@ def test_gate_failure_exits_3_and_keeps_production(first_run, second_run, workdi
     assert registry.production_id(workdir / "runs") == first.name
     manifest = read_run(second)
     assert manifest["status"] == "succeeded" and manifest["gate"]["passed"] is False and not manifest["promoted"]
+    assert manifest["promotion"]["requested"] and not manifest["promotion"]["done"]
+    assert manifest["promotion"]["reason"].startswith("gate failed: ndcg@10 = ")
     html = (second / "report.html").read_text()
     assert "floor 0.99" in html  # the gate table is in the report
     # drift against production's snapshot: the same data, so every PSI is 0 and nothing is new
@@ -257,9 +259,11 @@ def test_compare_models_notebook_runs_under_papermill(second_run, workdir, tmp_p
 
 def test_timed_out_run_is_stopped_and_never_promoted(first_run, workdir):
     _, first = first_run
-    proc = cli("retrain", "--like", first.name, "--max-minutes", "0.1", "--promote", cwd=workdir, timeout=120)
+    proc = cli("retrain", "--like", first.name, "--max-minutes", "0.1", "--promote", "--engine", "kernel",
+               cwd=workdir, timeout=120)
     assert proc.returncode == 4, proc.stderr[-2000:]
     assert "TIMED_OUT" in proc.stderr and "exceeded the time budget" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr  # no kernel / zmq tracebacks
     t = registry.table(workdir / "runs")
     newest = t.row(0, named=True)
     assert newest["status"] == "timed_out" and not newest["production"]
