@@ -13,12 +13,12 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import polars as pl
 
 from ._fs import atomic_write_text
-from .errors import RecsysLabError, RunError
-from .run_folder import (RunFolder, effective_status, production_file, read_json_optional, read_manifest)
+from .errors import DataError, RecsysLabError, RunError
+from .run_folder import RunFolder, effective_status, production_file, read_json_optional, read_manifest
+from .warehouse import open_snapshot, query_files
 
 __all__ = ["KEY_METRICS", "table", "resolve", "production_id", "production_metrics", "production_snapshot",
            "promote", "compare", "gc"]
@@ -63,8 +63,6 @@ def production_snapshot(run_dir_or_runs_dir: str | Path | None = None):  # -> Sn
 
     Returns None when there is no production run or its snapshot file is gone (drift is then not computed).
     """
-    from .warehouse import open_snapshot
-
     runs_dir = _runs_dir_of(run_dir_or_runs_dir)
     pid = production_id(runs_dir)
     if not pid:
@@ -125,10 +123,9 @@ def table(runs_dir: str | Path = "runs") -> pl.DataFrame:
         ORDER BY r.started_at DESC, r.run_id DESC
     """
     try:
-        with duckdb.connect() as con:
-            df = con.sql(query).pl()
-    except duckdb.Error as exc:  # a hand-edited or foreign run.json: name it instead of a raw traceback
-        raise RunError(f"{runs_dir}: cannot read the run manifests ({str(exc).splitlines()[0]})") from exc
+        df = query_files(query)
+    except DataError as exc:  # a hand-edited or foreign run.json: name it instead of a raw traceback
+        raise RunError(f"{runs_dir}: cannot read the run manifests ({exc})") from exc
     prod = production_id(runs_dir)
     status = [effective_status(s, p, h) for s, p, h in zip(df["status"], df["pid"], df["host"])]
     df = df.with_columns(pl.Series("status", status, pl.Utf8), (pl.col("run_id") == pl.lit(prod)).alias("production"))

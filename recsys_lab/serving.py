@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import duckdb
 import numpy as np
 import polars as pl
 
@@ -17,6 +16,7 @@ from .errors import RunError
 from .evaluation import top_k
 from .registry import resolve
 from .run_folder import RunFolder, read_manifest
+from .warehouse import open_snapshot
 
 __all__ = ["recommend", "user_history", "compare_recommendations"]
 
@@ -66,8 +66,7 @@ def _user_key(m: _RunModel, user_id: int | str) -> int | str:
 def _snapshot_sql(path: Path, query: str, params: list) -> pl.DataFrame:
     if not path.is_file():
         raise RunError(f"{path}: the run's data snapshot is gone from the warehouse")
-    with duckdb.connect(str(path), read_only=True) as con:
-        return con.sql(query, params=params).pl()
+    return open_snapshot(path.stem, path.parent.parent).sql(query, params)
 
 
 def user_history(runs_dir: str | Path, user_id: int | str, *, run: str = "latest", n: int = 10) -> pl.DataFrame:
