@@ -12,9 +12,9 @@ available for notebooks that need a real kernel.
 A ``BaseException`` raised inside a cell that is not an ``Exception`` (e.g. the run layer's stop request from a
 signal handler) is recorded as the cell's error and then re-raised, so execution stops at once.
 
-:func:`register` also puts :class:`AtomicLocalHandler` in front of papermill's local file handler: every save of
-the output notebook is a temp file + rename, so a crash or a full disk mid-save leaves the previous complete
-notebook, never a truncated one.
+:func:`register` also puts :class:`AtomicLocalHandler` in front of papermill's local file handler for absolute
+paths (the run layer always passes absolute ones): every save of the output notebook is a temp file + rename, so a
+crash or a full disk mid-save leaves the previous complete notebook, never a truncated one.
 """
 
 from __future__ import annotations
@@ -205,7 +205,9 @@ class InProcessEngine(Engine):
 
 
 def register() -> None:
-    """Register :class:`InProcessEngine` as papermill engine ``recsys_lab`` and atomic local writes (idempotent)."""
+    """Register :class:`InProcessEngine` as papermill engine ``recsys_lab``, and :class:`AtomicLocalHandler` for
+    absolute local paths (scheme ``/``: papermill picks the first registered scheme that prefixes the path, and
+    always the oldest ``local`` handler otherwise). Idempotent."""
     papermill_engines.register(ENGINE_NAME, InProcessEngine)
-    if not isinstance(papermill_io.get_handler("x.ipynb"), AtomicLocalHandler):
-        papermill_io.register("local", AtomicLocalHandler())
+    if not isinstance(papermill_io.get_handler("/x.ipynb"), AtomicLocalHandler):
+        papermill_io.register("/", AtomicLocalHandler())

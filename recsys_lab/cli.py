@@ -81,8 +81,8 @@ def retrain(
     like: Optional[str] = typer.Option(None, "--like", help="Rerun with the config of this run (id, prefix, "
                                        "'production' or 'latest') on the current data; -p still overrides."),
     runs_dir: Path = RUNS_DIR,
-    notebook: Optional[Path] = typer.Option(None, "--notebook", help="Notebook to execute "
-                                            "(default notebooks/retrain.ipynb)."),
+    notebook: Optional[Path] = typer.Option(None, "--notebook", help="Notebook to execute (default "
+                                            "./notebooks/retrain.ipynb if present, else the one shipped)."),
     engine: str = typer.Option("inprocess", "--engine", help="inprocess: run the cells in this process (no kernel "
                                "start-up); kernel: a fresh Jupyter kernel in a child process."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log progress."),
@@ -318,14 +318,30 @@ def ingest(
 
 
 @app.command()
+def init(directory: Path = typer.Argument(..., help="Project folder to create (or complete)."),
+         force: bool = typer.Option(False, "--force", help="Overwrite existing notebooks and config.toml.")) -> None:
+    """Create a project folder: notebooks/, config.toml (every default), runs/, warehouse/."""
+    from .project import init_project
+
+    created = _guard(lambda: init_project(directory, force=force))
+    for path in created:
+        typer.echo(f"created {path}")
+    typer.echo(f"project ready: cd {directory} && recsys-lab retrain -c config.toml   (or: recsys-lab lab)")
+
+
+@app.command()
 def lab(port: int = typer.Option(8888, "--port", help="Port of the JupyterLab server."),
         dry_run: bool = typer.Option(False, "--dry-run", help="Print the command instead of running it.")) -> None:
-    """Open JupyterLab on notebooks/ with this environment as the python3 kernel."""
+    """Open JupyterLab on the project's notebooks/ (./notebooks, else the checkout's) with this environment."""
     import os
 
-    from .execution import PROJECT_ROOT
+    from .project import default_notebook
 
-    cmd = [sys.executable, "-m", "jupyterlab", f"--notebook-dir={PROJECT_ROOT / 'notebooks'}", f"--port={port}"]
+    folder = default_notebook().parent
+    if not (Path.cwd() / "notebooks").is_dir() and "site-packages" in folder.parts:
+        _fail("no notebooks/ here: create a project folder with `recsys-lab init DIR` and run lab inside it",
+              EXIT_USAGE)
+    cmd = [sys.executable, "-m", "jupyterlab", f"--notebook-dir={folder}", f"--port={port}"]
     typer.echo(" ".join(cmd))
     if not dry_run:
         os.execv(sys.executable, cmd)

@@ -36,19 +36,16 @@ from .config import Config
 from .errors import RunError, RunFailedError
 from .gate import GateResult, check_gate
 from .lock import RetrainLock
+from .project import default_notebook
 from .registry import production_metrics, promote
 from .report import export_html, package_versions, require_thin
 from .run_folder import RunFolder, git_info, read_json_optional, utc_now
 
-__all__ = ["PROJECT_ROOT", "DEFAULT_NOTEBOOK", "PHASES", "ENGINES", "STOP_GRACE_S", "EXIT_TIMED_OUT", "RunResult",
+__all__ = ["PHASES", "ENGINES", "STOP_GRACE_S", "EXIT_TIMED_OUT", "RunResult",
            "start", "execute", "raise_for_status"]
 
 log = logging.getLogger(__name__)
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-"""The checkout holding this package (editable installs)."""
-DEFAULT_NOTEBOOK = PROJECT_ROOT / "notebooks" / "retrain.ipynb"
-"""The retrain notebook executed by default."""
 PHASES = ("ingest", "features", "fit", "index", "evaluate", "save")
 """Work phases timed inside the notebook (seconds in ``run.json`` ``timings``); ``index`` excludes ``compile``."""
 ENGINES = ("inprocess", "kernel")
@@ -215,7 +212,7 @@ class RunResult:
         return RunFolder(self.run_dir).report
 
 
-def start(config: Config, runs_dir: str | Path = "runs", *, notebook: Path = DEFAULT_NOTEBOOK,
+def start(config: Config, runs_dir: str | Path = "runs", *, notebook: Path | None = None,
           like: str | None = None, engine: str = "inprocess", promote_requested: bool = False) -> Path:
     """Create ``runs/<run_id>/`` with a ``running`` manifest.
 
@@ -226,7 +223,8 @@ def start(config: Config, runs_dir: str | Path = "runs", *, notebook: Path = DEF
     """
     folder = RunFolder.create(runs_dir, {
         "status": "running", "started_at": utc_now(), "ended_at": None,
-        "pid": os.getpid(), "host": socket.gethostname(), "notebook": str(notebook), "engine": engine, "like": like,
+        "pid": os.getpid(), "host": socket.gethostname(), "notebook": str(notebook or default_notebook()),
+        "engine": engine, "like": like,
         "git": git_info(), "packages": package_versions(), "data": None, "config": config.to_dict(),
         "timings": {}, "gate": None, "promoted": False,
         "promotion": {"requested": promote_requested, "done": False,
@@ -361,7 +359,8 @@ def execute(config: Config, *, runs_dir: str | Path = "runs", notebook: str | Pa
     runs_dir : str or Path
         Parent of the run folders (default ``runs``).
     notebook : str or Path, optional
-        The notebook (default ``notebooks/retrain.ipynb`` of this checkout).
+        The notebook (default: ``notebooks/retrain.ipynb`` of the current folder when it has one, else the one
+        shipped with recsys_lab; see :func:`recsys_lab.project.default_notebook`).
     promote_if_passed : bool
         Promote the run when it succeeded and passed the gate. The manifest's ``promotion`` records the
         request from the start (``requested``, ``done``, ``reason``), so a run that stopped before promoting
@@ -390,7 +389,7 @@ def execute(config: Config, *, runs_dir: str | Path = "runs", notebook: str | Pa
     """
     if engine not in ENGINES:
         raise RunError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
-    notebook = Path(notebook).resolve() if notebook else DEFAULT_NOTEBOOK
+    notebook = Path(notebook).resolve() if notebook else default_notebook()
     if not notebook.is_file():
         raise RunError(f"{notebook}: notebook not found (pass --notebook)")
     require_thin(notebook)

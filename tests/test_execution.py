@@ -68,6 +68,10 @@ def test_inprocess_engine_records_outputs_like_a_kernel(tmp_path, monkeypatch):
     assert outs[4] == [("display_data", ["image/png", "text/plain"])]  # inline figure; ';' hides the return value
     assert cells[5].outputs[0].data["text/plain"] == "42" and cells[5].execution_count == cells[4].execution_count + 1
     assert result.manifest["engine"] == "inprocess"
+    from papermill.iorw import papermill_io
+
+    from recsys_lab._engine import AtomicLocalHandler
+    assert isinstance(papermill_io.get_handler(str(RunFolder(result.run_dir).notebook)), AtomicLocalHandler)
     assert {"compile", "overhead", "report", "total"} <= set(result.manifest["timings"])
 
 
@@ -101,7 +105,8 @@ def test_budget_stop_prints_one_line_and_keeps_a_valid_notebook(tmp_path):
     proc = cli("retrain", "--notebook", nb, "--max-minutes", "0.05", "--promote", cwd=tmp_path, timeout=120)
     assert proc.returncode == 4, proc.stderr
     lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and "TIMED_OUT: cell 4 (TimeoutError): exceeded the time budget of 0.05 min" in lines[0]
+    assert len(lines) == 1 and "TIMED_OUT: cell " in lines[0], lines
+    assert "(TimeoutError): exceeded the time budget of 0.05 min" in lines[0]
     (run,) = [p for p in (tmp_path / "runs").iterdir() if p.is_dir()]
     manifest = json.loads((run / "run.json").read_text())
     assert manifest["status"] == "timed_out" and manifest["ended_at"]
@@ -110,17 +115,24 @@ def test_budget_stop_prints_one_line_and_keeps_a_valid_notebook(tmp_path):
     assert (run / "report.html").is_file()
 
 
+def _wait_for_running_cell(runs: Path, source: str, timeout: float = 60) -> list[Path]:
+    """The executed notebook once the cell containing ``source`` is running (saves are atomic: always valid)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for path in runs.glob("*/retrain.ipynb") if runs.is_dir() else []:
+            cells = json.loads(path.read_text())["cells"]
+            if any(c["metadata"].get("papermill", {}).get("status") == "running" and source in "".join(c["source"])
+                   for c in cells):
+                return [path]
+        time.sleep(0.05)
+    raise AssertionError(f"no cell with {source!r} started running")
+
+
 def test_sigterm_during_a_retrain_records_failed_with_the_signal(tmp_path):
     nb = make_notebook(tmp_path / "t.ipynb", "import time\ntime.sleep(60)")
     proc = subprocess.Popen([sys.executable, "-m", "recsys_lab.cli", "retrain", "--notebook", str(nb), "--promote"],
                             cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    nb_out: list[Path] = []
-    while time.monotonic() < deadline and not nb_out:
-        nb_out = list((tmp_path / "runs").glob("*/retrain.ipynb")) if (tmp_path / "runs").is_dir() else []
-        time.sleep(0.1)
-    assert nb_out, "the retrain never started"
-    time.sleep(1.0)  # inside the sleeping cell
+    nb_out = _wait_for_running_cell(tmp_path / "runs", "time.sleep")
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == cli_module.EXIT_TERMINATED == 143, err
@@ -198,3 +210,28 @@ def test_config_file_errors_are_one_line_with_exit_2(tmp_path, make, message):
         lines = proc.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error: config file ") and message in lines[0], lines
         assert str(path) in lines[0]
+
+
+def test_init_creates_a_project_folder_that_retrain_and_lab_use(tmp_path):
+    from recsys_lab.project import NOTEBOOKS, default_notebook, notebooks_dir
+
+    proc = cli("init", "demo", cwd=tmp_path, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    demo = tmp_path / "demo"
+    for name in NOTEBOOKS:
+        assert (demo / "notebooks" / name).read_bytes() == (notebooks_dir() / name).read_bytes()
+    assert (demo / "runs").is_dir() and (demo / "warehouse").is_dir()
+    assert Config.from_dict(__import__("tomllib").loads((demo / "config.toml").read_text())) == Config()
+    assert default_notebook(demo) == demo / "notebooks" / "retrain.ipynb"  # the project's own notebook runs
+    assert default_notebook(tmp_path) == notebooks_dir() / "retrain.ipynb"
+    lab = cli("lab", "--dry-run", cwd=demo, timeout=120)
+    assert lab.returncode == 0 and f"--notebook-dir={demo / 'notebooks'}" in lab.stdout
+    # a second init keeps what the user changed, unless --force
+    (demo / "config.toml").write_text("[model]\nepochs = 3\n")
+    assert cli("init", "demo", cwd=tmp_path, timeout=120).returncode == 0
+    assert (demo / "config.toml").read_text() == "[model]\nepochs = 3\n"
+    assert cli("init", "demo", "--force", cwd=tmp_path, timeout=120).returncode == 0
+    assert "[gate.min]" in (demo / "config.toml").read_text()
+    (tmp_path / "file").write_text("")
+    bad = cli("init", "file", cwd=tmp_path, timeout=120)
+    assert bad.returncode == 2 and "exists and is not a folder" in bad.stderr
