@@ -216,6 +216,20 @@ def start(config: Config, runs_dir: str | Path = "runs", *, notebook: Path | Non
           like: str | None = None, engine: str = "inprocess", promote_requested: bool = False) -> Path:
     """Create ``runs/<run_id>/`` with a ``running`` manifest.
 
+    Parameters
+    ----------
+    config : Config
+        Recorded in the manifest.
+    runs_dir : str or Path
+    notebook : Path, optional
+        The notebook to be executed (recorded; default :func:`recsys_lab.project.default_notebook`).
+    like : str, optional
+        Run id this one repeats.
+    engine : str
+        ``inprocess`` or ``kernel`` (recorded).
+    promote_requested : bool
+        Recorded as ``promotion.requested`` from the start.
+
     Returns
     -------
     Path
@@ -500,6 +514,15 @@ def _record(folder: RunFolder, config: Config, result: dict, error: dict | None,
 
 def raise_for_status(result: RunResult) -> RunResult:
     """Return ``result`` when the run succeeded.
+
+    Parameters
+    ----------
+    result : RunResult
+
+    Returns
+    -------
+    RunResult
+        ``result`` itself.
 
     Raises
     ------

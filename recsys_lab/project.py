@@ -41,9 +41,19 @@ def notebooks_dir() -> Path:
 
 
 def default_notebook(cwd: str | Path | None = None) -> Path:
-    """The retrain notebook a command runs: the project's own ``notebooks/retrain.ipynb`` in ``cwd`` (default: the
-    current folder) when there is one, so the notebook a researcher edits is the one the scheduler runs; else the
-    shipped one."""
+    """The retrain notebook a command runs.
+
+    Parameters
+    ----------
+    cwd : str or Path, optional
+        The project folder (default: the current folder).
+
+    Returns
+    -------
+    Path
+        ``cwd/notebooks/retrain.ipynb`` when it exists (the notebook a researcher edits is the one the scheduler
+        runs), else the one shipped with recsys_lab (:func:`notebooks_dir`).
+    """
     local = Path(cwd or Path.cwd()) / "notebooks" / "retrain.ipynb"
     return local if local.is_file() else notebooks_dir() / "retrain.ipynb"
 

@@ -35,7 +35,18 @@ def _runs_dir_of(run_dir_or_runs_dir: str | Path | None) -> Path:
 
 
 def production_id(runs_dir: str | Path = "runs") -> str | None:
-    """The production run id (the content of ``runs/PRODUCTION``), or None when there is none."""
+    """The production run id.
+
+    Parameters
+    ----------
+    runs_dir : str or Path
+        The runs directory (default ``runs``).
+
+    Returns
+    -------
+    str or None
+        The content of ``runs/PRODUCTION``; None when there is no production run.
+    """
     p = production_file(runs_dir)
     return p.read_text().strip() or None if p.is_file() else None
 
@@ -48,6 +59,11 @@ def production_metrics(run_dir_or_runs_dir: str | Path | None = None) -> dict[st
     run_dir_or_runs_dir : str or Path, optional
         A run folder (its parent is the runs directory) or the runs directory; default ``runs``.
 
+    Returns
+    -------
+    dict
+        Flat metrics ``{name: value}`` as in ``metrics.json``; {} without a production run.
+
     Raises
     ------
     RunError
@@ -59,9 +75,22 @@ def production_metrics(run_dir_or_runs_dir: str | Path | None = None) -> dict[st
 
 
 def production_snapshot(run_dir_or_runs_dir: str | Path | None = None):  # -> Snapshot | None
-    """The warehouse snapshot production was trained on (the drift reference), or None.
+    """The warehouse snapshot production was trained on (the drift reference).
 
-    Returns None when there is no production run or its snapshot file is gone (drift is then not computed).
+    Parameters
+    ----------
+    run_dir_or_runs_dir : str or Path, optional
+        A run folder (its parent is the runs directory) or the runs directory; default ``runs``.
+
+    Returns
+    -------
+    Snapshot or None
+        None when there is no production run or its snapshot file is gone (drift is then not computed; logged).
+
+    Raises
+    ------
+    RunError
+        Production's ``run.json`` exists but is not valid JSON.
     """
     runs_dir = _runs_dir_of(run_dir_or_runs_dir)
     pid = production_id(runs_dir)
@@ -81,6 +110,11 @@ def production_snapshot(run_dir_or_runs_dir: str | Path | None = None):  # -> Sn
 
 def table(runs_dir: str | Path = "runs") -> pl.DataFrame:
     """All runs, newest first, as a Polars frame (a DuckDB query over ``runs/*/run.json`` and metrics).
+
+    Parameters
+    ----------
+    runs_dir : str or Path
+        The runs directory (default ``runs``); a missing or empty one gives an empty frame.
 
     Returns
     -------
@@ -134,6 +168,16 @@ def table(runs_dir: str | Path = "runs") -> pl.DataFrame:
 
 def resolve(runs_dir: str | Path, ref: str) -> Path:
     """A run folder from a reference: ``production``, ``latest`` (newest succeeded), a run id or a unique prefix.
+
+    Parameters
+    ----------
+    runs_dir : str or Path
+    ref : str
+
+    Returns
+    -------
+    Path
+        The run folder (``runs_dir/<run_id>``).
 
     Raises
     ------
@@ -208,6 +252,12 @@ def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:
 def compare(runs_dir: str | Path, a: str, b: str) -> dict[str, Any]:
     """Metric deltas, parameter differences and data difference between runs ``a`` and ``b``.
 
+    Parameters
+    ----------
+    runs_dir : str or Path
+    a, b : str
+        Run references (see :func:`resolve`).
+
     Returns
     -------
     dict
@@ -245,6 +295,14 @@ def compare(runs_dir: str | Path, a: str, b: str) -> dict[str, Any]:
 
 def gc(runs_dir: str | Path, keep: int, *, dry_run: bool = False) -> list[str]:
     """Remove all but the ``keep`` newest runs, never the production run nor a live ``running`` one.
+
+    Parameters
+    ----------
+    runs_dir : str or Path
+    keep : int
+        How many of the newest runs to keep (>= 0).
+    dry_run : bool
+        Only say which runs would be removed.
 
     Returns
     -------

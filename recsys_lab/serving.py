@@ -103,6 +103,16 @@ def user_history(runs_dir: str | Path, user_id: int | str, *, run: str = "latest
 def recommend(runs_dir: str | Path, user_id: int | str, *, run: str = "latest", k: int = 10) -> pl.DataFrame:
     """Top-k items for one user from a run's folded embeddings (exact), items seen before its cut-off excluded.
 
+    Parameters
+    ----------
+    runs_dir : str or Path
+    user_id : int or str
+        External user id (as in the data).
+    run : str
+        Run reference (``latest``, ``production``, a run id or a unique prefix).
+    k : int
+        How many items.
+
     Returns
     -------
     pl.DataFrame
@@ -136,6 +146,16 @@ def recommend(runs_dir: str | Path, user_id: int | str, *, run: str = "latest", 
 def compare_recommendations(runs_dir: str | Path, user_id: int | str, *, run: str = "latest", vs: str = "production",
                             k: int = 10) -> pl.DataFrame:
     """Two runs' top-k for one user side by side with rank changes.
+
+    Parameters
+    ----------
+    runs_dir : str or Path
+    user_id : int or str
+        External user id.
+    run, vs : str
+        Run references: ``a`` and ``b`` of the result.
+    k : int
+        Length of each list.
 
     Returns
     -------
