@@ -27,6 +27,10 @@ def main(argv: list[str]) -> int:
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
 
+    from ._engine import register
+
+    register()  # atomic saves of the output notebook
+
     src, dst, params_file, result_file = argv
     params = json.loads(Path(params_file).read_text())
     try:
@@ -45,4 +49,5 @@ def main(argv: list[str]) -> int:
 
 if __name__ == "__main__":
     _die_with_parent()
+    sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]  # see cli._skip_slow_iri_checker
     sys.exit(main(sys.argv[1:]))

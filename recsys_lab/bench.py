@@ -61,8 +61,6 @@ def run(config: Config | None = None, *, repeat: int = 3, large_items: int = 100
     """
     from .pipeline import Retrain
 
-    from lightfm.evaluation import auc_score, precision_at_k
-
     cfg = config or Config()
     out: dict[str, float] = {}
     if gemm_size:
@@ -100,10 +98,8 @@ def run(config: Config | None = None, *, repeat: int = 3, large_items: int = 100
     t_eval = best_of(lambda: evaluation.evaluate(u, i, sp_.test, users=users, exclude=sp_.train_seen, k=k), repeat)
 
     def lightfm_eval() -> None:
-        precision_at_k(res.model, test_warm, train_interactions=sp_.train_seen, k=k, user_features=uf,
-                       item_features=itf, num_threads=cfg.model.num_threads)
-        auc_score(res.model, test_warm, train_interactions=sp_.train_seen, user_features=uf, item_features=itf,
-                  num_threads=cfg.model.num_threads)
+        models.lightfm_reference_metrics(res.model, test_warm, train_interactions=sp_.train_seen, k=k,
+                                         user_features=uf, item_features=itf, num_threads=cfg.model.num_threads)
 
     t_lfm_eval = best_of(lightfm_eval, repeat)
     echo(_line("metrics (all 7 incl. MRR, AUC)", t_eval, t_lfm_eval, "lightfm.evaluation p@k+AUC"))

@@ -2,7 +2,9 @@
 
 Exit codes: 0 success; 1 the run failed or crashed (its folder keeps the executed notebook); 2 bad usage,
 config or reference (nothing was run); 3 the run succeeded but failed its metric gate (not promoted);
-4 the run exceeded its time budget (``timed_out``); 5 another retrain holds the lock.
+4 the run exceeded its time budget (``timed_out``); 5 another retrain holds the lock; 128 + N the run was
+stopped by signal N and recorded as ``failed`` with the signal named (:data:`EXIT_TERMINATED` = 143 for SIGTERM,
+130 for SIGINT / Ctrl-C), the shell's convention for a process ended by a signal.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ EXIT_USAGE = 2
 EXIT_GATE = 3
 EXIT_TIMEOUT = 4
 EXIT_LOCKED = 5
+EXIT_TERMINATED = 143
+"""128 + SIGTERM: the run was stopped by SIGTERM (128 + N for signal N)."""
 
 runs_app = typer.Typer(no_args_is_help=True, help="The run registry: list, show, compare, promote, gc.")
 app.add_typer(runs_app, name="runs")
@@ -78,12 +82,15 @@ def retrain(
     like: Optional[str] = typer.Option(None, "--like", help="Rerun with the config of this run (id, prefix, "
                                        "'production' or 'latest') on the current data; -p still overrides."),
     runs_dir: Path = RUNS_DIR,
-    notebook: Optional[Path] = typer.Option(None, "--notebook", help="Notebook to execute "
-                                            "(default notebooks/retrain.ipynb)."),
+    notebook: Optional[Path] = typer.Option(None, "--notebook", help="Notebook to execute (default "
+                                            "./notebooks/retrain.ipynb if present, else the one shipped)."),
+    engine: str = typer.Option("inprocess", "--engine", help="inprocess: run the cells in this process (no kernel "
+                               "start-up); kernel: a fresh Jupyter kernel in a child process."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log progress."),
 ) -> None:
     """Train, index, evaluate and report: execute the retrain notebook with papermill into runs/<run_id>/."""
     from .report import format_summary
+    from .errors import RunFailedError
     from .execution import execute
     from .lock import LockHeldError
     from .registry import resolve
@@ -100,16 +107,25 @@ def retrain(
         if max_minutes is not None:
             cfg = cfg.replace({"run.max_minutes": max_minutes})
         result = execute(cfg, runs_dir=runs_dir, notebook=notebook, promote_if_passed=promote, wait=wait,
-                         like=like)
+                         like=like, engine=engine)
     except LockHeldError as exc:
         _fail(str(exc), EXIT_LOCKED)
+    except RunFailedError as exc:  # the run could not even be recorded (e.g. disk full)
+        _fail(str(exc), EXIT_FAILED)
+    except OSError as exc:
+        _fail(f"{exc.filename or 'runs'}: {exc.strerror or exc}", EXIT_FAILED)
     except RecsysLabError as exc:
         _fail(str(exc), EXIT_USAGE)
     t = result.manifest.get("timings", {})
     if result.status != "succeeded":
-        typer.echo(f"run {result.run_id} {result.status.upper()}: {result.reason}", err=True)
-        typer.echo(f"executed notebook: {RunFolder(result.run_dir).notebook.resolve()}", err=True)
-        raise typer.Exit(EXIT_TIMEOUT if result.status == "timed_out" else EXIT_FAILED)
+        nb = RunFolder(result.run_dir).notebook
+        where = f" (executed notebook: {nb})" if nb.is_file() else ""
+        typer.echo(f"run {result.run_id} {result.status.upper()}: {result.reason}{where}", err=True)
+        raise typer.Exit(128 + result.signal if result.signal else
+                         EXIT_TIMEOUT if result.status == "timed_out" else EXIT_FAILED)
+    if result.signal:
+        typer.echo(f"run {result.run_id} succeeded but stopped by signal {result.signal} before promotion", err=True)
+        raise typer.Exit(128 + result.signal)
     typer.echo(f"run {result.run_id} succeeded in {t.get('total', 0):.1f} s "
                f"(data snapshot {(result.manifest.get('data') or {}).get('snapshot')})")
     data_info = result.manifest.get("data") or {}
@@ -367,14 +383,30 @@ def ingest(
 
 
 @app.command()
+def init(directory: Path = typer.Argument(..., help="Project folder to create (or complete)."),
+         force: bool = typer.Option(False, "--force", help="Overwrite existing notebooks and config.toml.")) -> None:
+    """Create a project folder: notebooks/, config.toml (every default), runs/, warehouse/."""
+    from .project import init_project
+
+    created = _guard(lambda: init_project(directory, force=force))
+    for path in created:
+        typer.echo(f"created {path}")
+    typer.echo(f"project ready: cd {directory} && recsys-lab retrain -c config.toml   (or: recsys-lab lab)")
+
+
+@app.command()
 def lab(port: int = typer.Option(8888, "--port", help="Port of the JupyterLab server."),
         dry_run: bool = typer.Option(False, "--dry-run", help="Print the command instead of running it.")) -> None:
-    """Open JupyterLab on notebooks/ with this environment as the python3 kernel."""
+    """Open JupyterLab on the project's notebooks/ (./notebooks, else the checkout's) with this environment."""
     import os
 
-    from .execution import PROJECT_ROOT
+    from .project import default_notebook
 
-    cmd = [sys.executable, "-m", "jupyterlab", f"--notebook-dir={PROJECT_ROOT / 'notebooks'}", f"--port={port}"]
+    folder = default_notebook().parent
+    if not (Path.cwd() / "notebooks").is_dir() and "site-packages" in folder.parts:
+        _fail("no notebooks/ here: create a project folder with `recsys-lab init DIR` and run lab inside it",
+              EXIT_USAGE)
+    cmd = [sys.executable, "-m", "jupyterlab", f"--notebook-dir={folder}", f"--port={port}"]
     typer.echo(" ".join(cmd))
     if not dry_run:
         os.execv(sys.executable, cmd)
@@ -481,8 +513,17 @@ def _merge_pairs(argv: list[str]) -> list[str]:
     return out
 
 
+def _skip_slow_iri_checker() -> None:
+    """Don't let jsonschema (via nbformat) import ``rfc3987_syntax``: it builds ~35 Lark parsers at import (1-2 s
+    per command on this machine) for the ``iri`` formats no notebook schema uses; jsonschema skips a checker whose
+    import fails (python-jsonschema/jsonschema#1428). Only in the CLI's own process."""
+    if "jsonschema" not in sys.modules:
+        sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     """Console-script entry point; returns the exit code."""
+    _skip_slow_iri_checker()
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         argv = _merge_pairs(argv)

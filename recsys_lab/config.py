@@ -622,7 +622,8 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
     Raises
     ------
     ConfigError
-        The file is missing or not valid TOML, or a parameter is unknown or invalid.
+        The file is missing, a directory, unreadable, not UTF-8 or not valid TOML (the message names the file),
+        or a parameter is unknown or invalid.
     """
     cfg = Config()
     if path is not None:
@@ -631,6 +632,13 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
             data = tomllib.loads(p.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise ConfigError(f"config file {p} does not exist") from None
+        except IsADirectoryError:
+            raise ConfigError(f"config file {p} is a directory, expected a TOML file") from None
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"config file {p} is not UTF-8 text (byte {exc.start}: {exc.reason}); "
+                              "save it as UTF-8") from exc
+        except OSError as exc:
+            raise ConfigError(f"config file {p} cannot be read ({exc.strerror or exc})") from exc
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {p} is not valid TOML: {exc}") from exc
         cfg = Config.from_dict(data)

@@ -27,7 +27,8 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # LightFM warns itself when it falls back; we warn below with our class
     from lightfm import LightFM
 
-__all__ = ["LightFM", "FitResult", "openmp_enabled", "fit", "embeddings", "save_model", "load_model"]
+__all__ = ["LightFM", "FitResult", "openmp_enabled", "fit", "embeddings", "lightfm_reference_metrics", "save_model",
+           "load_model"]
 
 log = logging.getLogger(__name__)
 
@@ -217,6 +218,37 @@ def embeddings(model: LightFM, user_features: sp.csr_matrix, item_features: sp.c
     user_vecs = np.hstack([u, np.ones((u.shape[0], 1), np.float32)]).astype(np.float32)
     item_vecs = np.hstack([i, b_i.reshape(-1, 1)]).astype(np.float32)
     return np.ascontiguousarray(user_vecs), np.ascontiguousarray(item_vecs)
+
+
+def lightfm_reference_metrics(model: LightFM, test: sp.csr_matrix, *, train_interactions: sp.csr_matrix, k: int,
+                              user_features: sp.csr_matrix, item_features: sp.csr_matrix,
+                              num_threads: int = 1) -> dict[str, np.ndarray]:
+    """LightFM's own ``precision_at_k`` and ``auc_score`` (``lightfm.evaluation``): the reference that
+    :mod:`recsys_lab.evaluation` is compared and timed against (``recsys-lab bench``).
+
+    Parameters
+    ----------
+    model : LightFM
+        A fitted model.
+    test : csr_matrix of shape (n_users, n_items)
+        Test interactions (users without any get no value).
+    train_interactions : csr_matrix of shape (n_users, n_items)
+        Interactions excluded from the ranking.
+    k : int
+    user_features, item_features : csr_matrix
+        The feature matrices the model was fitted with.
+    num_threads : int
+
+    Returns
+    -------
+    dict
+        ``precision@k`` and ``auc``: float32 arrays of shape (n_users with test interactions,).
+    """
+    from lightfm.evaluation import auc_score, precision_at_k
+
+    kw = {"train_interactions": train_interactions, "user_features": user_features, "item_features": item_features,
+          "num_threads": num_threads}
+    return {f"precision@{k}": precision_at_k(model, test, k=k, **kw), "auc": auc_score(model, test, **kw)}
 
 
 def save_model(model: LightFM, path: str | Path) -> Path:

@@ -13,13 +13,13 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import numpy as np
 import polars as pl
 
 from ._fs import atomic_write_text
-from .errors import RecsysLabError, RunError
-from .run_folder import (RunFolder, effective_status, production_file, read_json_optional, read_manifest)
+from .errors import DataError, RecsysLabError, RunError
+from .run_folder import RunFolder, effective_status, production_file, read_json_optional, read_manifest
+from .warehouse import open_snapshot, query_files
 
 __all__ = ["KEY_METRICS", "table", "resolve", "production_id", "production_metrics", "production_snapshot",
            "promote", "compare", "paired_comparison", "gc"]
@@ -36,7 +36,18 @@ def _runs_dir_of(run_dir_or_runs_dir: str | Path | None) -> Path:
 
 
 def production_id(runs_dir: str | Path = "runs") -> str | None:
-    """The production run id (the content of ``runs/PRODUCTION``), or None when there is none."""
+    """The production run id.
+
+    Parameters
+    ----------
+    runs_dir : str or Path
+        The runs directory (default ``runs``).
+
+    Returns
+    -------
+    str or None
+        The content of ``runs/PRODUCTION``; None when there is no production run.
+    """
     p = production_file(runs_dir)
     return p.read_text().strip() or None if p.is_file() else None
 
@@ -49,6 +60,11 @@ def production_metrics(run_dir_or_runs_dir: str | Path | None = None) -> dict[st
     run_dir_or_runs_dir : str or Path, optional
         A run folder (its parent is the runs directory) or the runs directory; default ``runs``.
 
+    Returns
+    -------
+    dict
+        Flat metrics ``{name: value}`` as in ``metrics.json``; {} without a production run.
+
     Raises
     ------
     RunError
@@ -60,12 +76,23 @@ def production_metrics(run_dir_or_runs_dir: str | Path | None = None) -> dict[st
 
 
 def production_snapshot(run_dir_or_runs_dir: str | Path | None = None):  # -> Snapshot | None
-    """The warehouse snapshot production was trained on (the drift reference), or None.
+    """The warehouse snapshot production was trained on (the drift reference).
 
-    Returns None when there is no production run or its snapshot file is gone (drift is then not computed).
+    Parameters
+    ----------
+    run_dir_or_runs_dir : str or Path, optional
+        A run folder (its parent is the runs directory) or the runs directory; default ``runs``.
+
+    Returns
+    -------
+    Snapshot or None
+        None when there is no production run or its snapshot file is gone (drift is then not computed; logged).
+
+    Raises
+    ------
+    RunError
+        Production's ``run.json`` exists but is not valid JSON.
     """
-    from .warehouse import open_snapshot
-
     runs_dir = _runs_dir_of(run_dir_or_runs_dir)
     pid = production_id(runs_dir)
     if not pid:
@@ -84,6 +111,11 @@ def production_snapshot(run_dir_or_runs_dir: str | Path | None = None):  # -> Sn
 
 def table(runs_dir: str | Path = "runs") -> pl.DataFrame:
     """All runs, newest first, as a Polars frame (a DuckDB query over ``runs/*/run.json`` and metrics).
+
+    Parameters
+    ----------
+    runs_dir : str or Path
+        The runs directory (default ``runs``); a missing or empty one gives an empty frame.
 
     Returns
     -------
@@ -126,10 +158,9 @@ def table(runs_dir: str | Path = "runs") -> pl.DataFrame:
         ORDER BY r.started_at DESC, r.run_id DESC
     """
     try:
-        with duckdb.connect() as con:
-            df = con.sql(query).pl()
-    except duckdb.Error as exc:  # a hand-edited or foreign run.json: name it instead of a raw traceback
-        raise RunError(f"{runs_dir}: cannot read the run manifests ({str(exc).splitlines()[0]})") from exc
+        df = query_files(query)
+    except DataError as exc:  # a hand-edited or foreign run.json: name it instead of a raw traceback
+        raise RunError(f"{runs_dir}: cannot read the run manifests ({exc})") from exc
     prod = production_id(runs_dir)
     status = [effective_status(s, p, h) for s, p, h in zip(df["status"], df["pid"], df["host"])]
     df = df.with_columns(pl.Series("status", status, pl.Utf8), (pl.col("run_id") == pl.lit(prod)).alias("production"))
@@ -138,6 +169,16 @@ def table(runs_dir: str | Path = "runs") -> pl.DataFrame:
 
 def resolve(runs_dir: str | Path, ref: str) -> Path:
     """A run folder from a reference: ``production``, ``latest`` (newest succeeded), a run id or a unique prefix.
+
+    Parameters
+    ----------
+    runs_dir : str or Path
+    ref : str
+
+    Returns
+    -------
+    Path
+        The run folder (``runs_dir/<run_id>``).
 
     Raises
     ------
@@ -277,6 +318,12 @@ def compare(runs_dir: str | Path, a: str, b: str) -> dict[str, Any]:
     per-user metrics are paired: each difference comes with its 95 % bootstrap interval and whether it is
     significant. Otherwise the comparison is not paired and says why.
 
+    Parameters
+    ----------
+    runs_dir : str or Path
+    a, b : str
+        Run references (see :func:`resolve`).
+
     Returns
     -------
     dict
@@ -323,6 +370,14 @@ def compare(runs_dir: str | Path, a: str, b: str) -> dict[str, Any]:
 
 def gc(runs_dir: str | Path, keep: int, *, dry_run: bool = False) -> list[str]:
     """Remove all but the ``keep`` newest runs, never the production run nor a live ``running`` one.
+
+    Parameters
+    ----------
+    runs_dir : str or Path
+    keep : int
+        How many of the newest runs to keep (>= 0).
+    dry_run : bool
+        Only say which runs would be removed.
 
     Returns
     -------

@@ -14,6 +14,7 @@ package spells these file names):
 ``timings.json``      wall seconds per phase as measured inside the notebook
 ``retrain.ipynb``     the executed notebook (kept when a cell fails)
 ``report.html``       the notebook as HTML
+``executor.log``      output of the child process (``--engine kernel`` only)
 ``artifacts/``        ``id_maps.npz``, ``embeddings.npz``, ``features.npz``, ``model.pkl``, ``index.pkl``,
                       ``split.npz``, ``per_user_metrics.parquet``, ``updates/``
 ====================  ==========================================================================
@@ -117,6 +118,17 @@ def read_json(path: str | Path, what: str = "file") -> Any:
 def read_json_optional(path: str | Path, what: str = "file") -> Any:
     """Like :func:`read_json`, but a missing file reads as ``{}``.
 
+    Parameters
+    ----------
+    path : str or Path
+    what : str
+        What the file is, for the message.
+
+    Returns
+    -------
+    Any
+        The parsed JSON value, or ``{}`` when the file does not exist.
+
     Raises
     ------
     RunError
@@ -129,6 +141,15 @@ def read_json_optional(path: str | Path, what: str = "file") -> Any:
 
 def read_manifest(run_dir: str | Path) -> dict[str, Any]:
     """The manifest ``run.json`` of a run folder.
+
+    Parameters
+    ----------
+    run_dir : str or Path
+
+    Returns
+    -------
+    dict
+        The manifest (see the module docstring for its keys).
 
     Raises
     ------
@@ -146,7 +167,18 @@ read_run = read_manifest
 
 
 def update_manifest(run_dir: str | Path, **changes: Any) -> dict[str, Any]:
-    """Set top-level keys of a run's manifest (atomic rewrite); returns the new manifest.
+    """Set top-level keys of a run's manifest (atomic rewrite).
+
+    Parameters
+    ----------
+    run_dir : str or Path
+    **changes
+        Top-level keys and their new values.
+
+    Returns
+    -------
+    dict
+        The new manifest.
 
     Raises
     ------
@@ -256,6 +288,11 @@ class RunFolder:
     def notebook(self) -> Path:
         """The executed notebook ``retrain.ipynb``."""
         return self.path / "retrain.ipynb"
+
+    @property
+    def executor_log(self) -> Path:
+        """``executor.log``: stdout and stderr of the kernel engine's child process."""
+        return self.path / "executor.log"
 
     @property
     def report(self) -> Path:

@@ -37,7 +37,6 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
-import duckdb
 import numpy as np
 import polars as pl
 import scipy.sparse as sp
@@ -50,6 +49,7 @@ from .errors import DataError, DataFileError, RecsysLabWarning, RunError
 from .evaluation import top_k
 from .registry import resolve
 from .run_folder import RunFolder, read_json, read_manifest
+from .warehouse import open_snapshot
 
 __all__ = ["recommend", "user_history", "compare_recommendations", "recommend_for_items", "update", "updates",
            "cold_start_evaluation", "ColdStartWarning", "UPDATE_WINDOW"]
@@ -163,8 +163,7 @@ def _user_key(m: _RunModel, user_id: int | str) -> int | str:
 def _snapshot_sql(path: Path, query: str, params: list) -> pl.DataFrame:
     if not path.is_file():
         raise RunError(f"{path}: the run's data snapshot is gone from the warehouse")
-    with duckdb.connect(str(path), read_only=True) as con:
-        return con.sql(query, params=params).pl()
+    return open_snapshot(path.stem, path.parent.parent).sql(query, params)
 
 
 def user_history(runs_dir: str | Path, user_id: int | str, *, run: str = "latest", n: int = 10) -> pl.DataFrame:
@@ -282,6 +281,16 @@ def recommend(runs_dir: str | Path, user_id: int | str, *, run: str = "latest", 
         Update version (folder name under ``artifacts/updates/``), ``"latest"`` (default) or None (ignore
         updates).
 
+    Parameters
+    ----------
+    runs_dir : str or Path
+    user_id : int or str
+        External user id (as in the data).
+    run : str
+        Run reference (``latest``, ``production``, a run id or a unique prefix).
+    k : int
+        How many items.
+
     Returns
     -------
     pl.DataFrame
@@ -384,6 +393,16 @@ def _as_int(raw: np.ndarray) -> np.ndarray:
 def compare_recommendations(runs_dir: str | Path, user_id: int | str, *, run: str = "latest", vs: str = "production",
                             k: int = 10) -> pl.DataFrame:
     """Two runs' top-k for one user side by side with rank changes.
+
+    Parameters
+    ----------
+    runs_dir : str or Path
+    user_id : int or str
+        External user id.
+    run, vs : str
+        Run references: ``a`` and ``b`` of the result.
+    k : int
+        Length of each list.
 
     Returns
     -------

@@ -23,7 +23,7 @@ import polars as pl
 from ._fs import atomic_write_text, atomic_write_with
 from .errors import DataError
 
-__all__ = ["Snapshot", "content_hash", "ingest", "open_snapshot", "list_snapshots"]
+__all__ = ["query_files", "Snapshot", "content_hash", "ingest", "open_snapshot", "list_snapshots"]
 
 log = logging.getLogger(__name__)
 
@@ -79,10 +79,10 @@ class Snapshot:
         """A read-only DuckDB connection to this snapshot (close it, or use it in a ``with`` block)."""
         return duckdb.connect(str(self.path), read_only=True)
 
-    def sql(self, query: str) -> pl.DataFrame:
-        """Run ``query`` against the snapshot and return a Polars frame."""
+    def sql(self, query: str, params: list | None = None) -> pl.DataFrame:
+        """Run ``query`` (DuckDB SQL, ``?`` placeholders bound to ``params``) against the snapshot; a Polars frame."""
         with self.connect() as con:
-            return con.sql(query).pl()
+            return con.sql(query, params=params).pl()
 
     def table(self, name: str) -> pl.DataFrame:
         """One of ``interactions``, ``users``, ``items`` as a Polars frame."""
@@ -170,6 +170,27 @@ def open_snapshot(snapshot_id: str = "latest", warehouse: str | Path = "warehous
     with duckdb.connect(str(path), read_only=True) as con:
         digest = con.execute("SELECT hash FROM snapshot").fetchone()[0]
     return Snapshot(id=path.stem, hash=digest, path=path)
+
+
+def query_files(query: str) -> pl.DataFrame:
+    """Run a DuckDB SQL query over files named in it (``read_json``, ``read_text``, ``read_parquet``...) in an
+    in-memory database: how the run registry queries ``runs/*/run.json`` without a server.
+
+    Returns
+    -------
+    pl.DataFrame
+        The query's result.
+
+    Raises
+    ------
+    DataError
+        DuckDB could not run the query (e.g. a file that is not valid JSON); the message is DuckDB's first line.
+    """
+    try:
+        with duckdb.connect() as con:
+            return con.sql(query).pl()
+    except duckdb.Error as exc:
+        raise DataError(str(exc).splitlines()[0]) from exc
 
 
 def list_snapshots(warehouse: str | Path = "warehouse") -> pl.DataFrame:

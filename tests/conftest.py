@@ -85,7 +85,9 @@ def workdir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def first_run(workdir, ml100k_source):
-    """One real retrain (single-threaded for exact reproducibility), promoted to production."""
-    proc = cli("retrain", "--data", ml100k_source, "-p", "model.num_threads", "1", "--promote", cwd=workdir)
+    """One real retrain (single-threaded for exact reproducibility), promoted to production. It runs the notebook
+    in a real Jupyter kernel (``--engine kernel``); the other retrains use the default in-process engine."""
+    proc = cli("retrain", "--data", ml100k_source, "-p", "model.num_threads", "1", "--promote", "--engine", "kernel",
+               cwd=workdir)
     runs = sorted(p for p in (workdir / "runs").iterdir() if p.is_dir())
     return proc, runs[0]

@@ -1,58 +1,24 @@
-"""Layers written down and checked: heavy dependencies behind one door each; models, ann and evaluation
-exchange arrays and do not import each other (STYLE.md)."""
+"""Layers written down and checked: the import-linter contracts in pyproject.toml ([tool.importlinter]: the
+layers of ../shared/DESIGN.md, LightFM only in models, pynndescent only in ann, papermill only in execution, DuckDB
+only in the warehouse layer, matplotlib only in plots), and ``__all__`` in every public module."""
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
-import pytest
-
-PKG = Path(__file__).resolve().parent.parent / "recsys_lab"
-MODULES = {p.stem: p for p in PKG.glob("*.py") if p.stem not in ("__init__", "airflow_dag")}
-
-
-def imports(path: Path) -> set[str]:
-    """Top-level names imported anywhere in the module (``from .x`` -> ``recsys_lab.x``)."""
-    out = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            out |= {a.name.split(".")[0] for a in node.names}
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = node.module.split(".")[0] if node.module else None
-                out |= {f"recsys_lab.{base}"} if base else {f"recsys_lab.{a.name}" for a in node.names}
-            elif node.module:
-                out.add(node.module.split(".")[0])
-    return out
+ROOT = Path(__file__).resolve().parent.parent
+PKG = ROOT / "recsys_lab"
+MODULES = {p.stem: p for p in PKG.glob("*.py") if p.stem != "__init__"}
 
 
-@pytest.mark.parametrize("dependency, allowed", [
-    ("lightfm", {"models", "bench"}),
-    ("pynndescent", {"ann"}),
-    ("papermill", {"_execute"}),
-    ("matplotlib", {"plots"}),
-    ("typer", {"cli"}),
-])
-def test_heavy_dependencies_have_one_door(dependency, allowed):
-    users = {name for name, path in MODULES.items() if dependency in imports(path)}
-    assert users <= allowed, f"{dependency} imported by {sorted(users - allowed)}"
-
-
-@pytest.mark.parametrize("module", ["models", "ann", "evaluation"])
-def test_models_ann_evaluation_exchange_arrays_only(module):
-    others = {"recsys_lab.models", "recsys_lab.ann", "recsys_lab.evaluation"} - {f"recsys_lab.{module}"}
-    assert not imports(MODULES[module]) & others
-
-
-@pytest.mark.parametrize("low, high", [
-    ("config", {"warehouse", "features", "split", "models", "ann", "evaluation", "pipeline", "execution", "registry",
-                "serving", "cli"}),
-    ("errors", {"config", "features", "pipeline", "execution", "registry", "serving", "cli"}),
-    ("features", {"pipeline", "execution", "registry", "serving", "cli"}),
-    ("pipeline", {"execution", "registry", "serving", "cli", "report"}),
-    ("run_folder", {"pipeline", "execution", "registry", "serving", "lock", "cli", "report"}),
-])
-def test_lower_layers_do_not_import_higher_ones(low, high):
-    assert not imports(MODULES[low]) & {f"recsys_lab.{h}" for h in high}
+def test_import_contracts_are_kept():
+    """``lint-imports`` over this checkout (run from its root so that this recsys_lab is the one analysed)."""
+    proc = subprocess.run([sys.executable, "-c", "import sys; from importlinter.cli import lint_imports_command; "
+                           "sys.exit(lint_imports_command())", "--no-cache"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    assert "BROKEN" not in proc.stdout and " kept, 0 broken." in proc.stdout
 
 
 def test_every_public_module_declares_all():

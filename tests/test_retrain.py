@@ -37,7 +37,7 @@ def test_run_folder_holds_manifest_metrics_artifacts_and_report(retrain_run):
     assert manifest["packages"]["rectools-lightfm"] and manifest["packages"]["pynndescent"]
     assert len(manifest["data"]["hash"]) == 64 and manifest["data"]["snapshot"] == manifest["data"]["hash"][:16]
     assert manifest["config"]["model"]["num_threads"] == 1
-    for phase in ("ingest", "features", "fit", "index", "evaluate", "notebook_overhead", "total"):
+    for phase in ("ingest", "features", "fit", "index", "compile", "evaluate", "overhead", "report", "total"):
         assert manifest["timings"][phase] >= 0, phase
     assert manifest["timing_details"]["index.numba_compile"] >= 0
     for name in ("params.json", "metrics.json", "history.json", "retrain.ipynb", "report.html",
