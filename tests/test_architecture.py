@@ -28,6 +28,8 @@ def imports(path: Path) -> set[str]:
 @pytest.mark.parametrize("dependency, allowed", [
     ("lightfm", {"models", "bench"}),
     ("pynndescent", {"ann"}),
+    ("numba", {"ann"}),
+    ("hnswlib", {"bench"}),  # benchmark-only extra
     ("papermill", {"_execute"}),
     ("matplotlib", {"plots"}),
     ("typer", {"cli"}),
