@@ -320,39 +320,44 @@ def ann_benchmark(sizes: tuple[tuple[int, int, int], ...] = ((50_000, 100_000, 1
 
 
 def ann_crossover(user_vecs: np.ndarray, item_vecs: np.ndarray, *, sizes: tuple[int, ...] = (
-        5_000, 10_000, 20_000, 50_000, 100_000), k: int = 10, seed: int = 0,
-        echo: Callable[[str], None] = print) -> dict[str, float]:
-    """Where the ``norm_range`` index starts to pay for all-users top-k: catalogue subsets (seeded random
-    items) of each size; exact :func:`recsys_lab.evaluation.top_k` for every user vs index build + index
-    queries for every user (numba compile excluded: a per-process cost, reported by the caller). All threads.
+        5_000, 10_000, 20_000, 50_000, 100_000), k: int = 10, n_queries: int = 2_000, repeat: int = 3,
+        seed: int = 0, echo: Callable[[str], None] = print) -> dict[str, float]:
+    """Where the ``norm_range`` index starts to pay: catalogue subsets (seeded random items) of each size;
+    queries/s of exact :func:`recsys_lab.evaluation.top_k` vs the index on ``n_queries`` real users (batch,
+    all threads, best of ``repeat``), the index's build seconds (numba compile excluded: a per-process cost,
+    reported by the caller) and the break-even number of queries ``build / (1/qps_exact - 1/qps_index)``.
 
     Returns
     -------
     dict
-        ``crossover.<n>.exact_s``, ``crossover.<n>.index_s`` (build + queries), ``crossover.<n>.recall`` and
-        ``crossover.items``: the smallest size where the index is cheaper (0 when none is).
+        ``crossover.<n>.exact_qps``, ``.index_qps``, ``.build_s``, ``.recall``, ``.break_even_queries`` (inf
+        when the index is not faster) and ``crossover.items``: the smallest size where the index answers more
+        queries/s than exact search (0 when none does).
     """
     rng = np.random.default_rng(seed)
+    q = user_vecs[np.sort(rng.choice(len(user_vecs), min(n_queries, len(user_vecs)), replace=False))]
     out: dict[str, float] = {"crossover.items": 0.0}
-    echo(f"\n== crossover: all {len(user_vecs):,} users' top-{k}, exact vs norm_range index (build + queries)")
+    echo(f"\n== crossover: {len(q):,} users' top-{k}, exact vs norm_range index (queries/s, all threads)")
     for n in sizes:
         if n > len(item_vecs):
             break
         items = item_vecs[np.sort(rng.choice(len(item_vecs), n, replace=False))]
-        t0 = time.perf_counter()
-        exact, _ = evaluation.top_k(user_vecs, items, k)
-        t_exact = time.perf_counter() - t0
-        t0 = time.perf_counter()
+        exact, _ = evaluation.top_k(q, items, k)
+        qps_exact = _qps(lambda: evaluation.top_k(q, items, k), len(q), repeat)
         index = ann.MipsIndex(items, seed=seed)
-        got, _ = index.query(user_vecs, k)
-        t_index = time.perf_counter() - t0 - index.compile_seconds
+        got, _ = index.query(q, k)
+        qps_index = _qps(lambda: index.query(q, k), len(q), repeat)
         rec = evaluation.recall_overlap(got, exact)
-        out.update({f"crossover.{n}.exact_s": t_exact, f"crossover.{n}.index_s": t_index,
-                    f"crossover.{n}.recall": rec})
-        if t_index < t_exact and not out["crossover.items"]:
+        gain = 1 / qps_exact - 1 / qps_index
+        even = index.build_seconds / gain if gain > 0 else float("inf")
+        out.update({f"crossover.{n}.exact_qps": qps_exact, f"crossover.{n}.index_qps": qps_index,
+                    f"crossover.{n}.build_s": index.build_seconds, f"crossover.{n}.recall": rec,
+                    f"crossover.{n}.break_even_queries": even})
+        if qps_index > qps_exact and not out["crossover.items"]:
             out["crossover.items"] = float(n)
-        echo(f"{n:>9,} items: exact {t_exact:6.2f} s, index {t_index:6.2f} s (build {index.build_seconds:.2f} s, "
-             f"head {index.head_size}), recall@{k} {rec:.3f}")
+        echo(f"{n:>9,} items: exact {qps_exact:>9,.0f} q/s, index {qps_index:>9,.0f} q/s (head {index.head_size}, "
+             f"build {index.build_seconds:.1f} s, recall@{k} {rec:.3f}); the index pays after "
+             + (f"{even:,.0f} queries" if np.isfinite(even) else "never"))
     return out
 
 
