@@ -24,7 +24,9 @@ from __future__ import annotations
 import logging
 import pickle
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -32,7 +34,7 @@ from ._fs import atomic_write_bytes, load_pickle
 from .errors import ModelError, PerformanceWarning
 
 __all__ = ["MipsIndex", "augment_items", "augment_queries", "load_index", "similar_items", "default_head_size",
-           "METHODS", "AnnRecallWarning"]
+           "METHODS", "AnnRecallWarning", "query_threads"]
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +75,21 @@ METHODS = ("norm_range", "inner_product", "euclidean_augmented")
 
 _WARM: set[tuple[str, int]] = set()
 _QUERY_BLOCK = 4096  # queries scored against the exact head at once (4096 x head_size float32)
+
+
+@contextmanager
+def query_threads(n: int) -> Iterator[None]:
+    """Run queries on ``n`` threads: numba's (pynndescent graph search) and the BLAS pool (exact head)."""
+    import numba
+    from threadpoolctl import threadpool_limits
+
+    before = numba.get_num_threads()
+    numba.set_num_threads(max(1, min(n, numba.config.NUMBA_NUM_THREADS)))
+    try:
+        with threadpool_limits(n, user_api="blas"):
+            yield
+    finally:
+        numba.set_num_threads(before)
 
 
 def default_head_size(n_items: int) -> int:
