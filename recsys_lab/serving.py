@@ -421,11 +421,17 @@ def _load_update(m: _RunModel, version: str | None) -> _Update | None:
         if path is None:
             raise RunError(f"run {m.run_id}: no update version {version!r} "
                            f"(have: {', '.join(p.name for p in versions) or 'none'})")
+    if path in _UPDATES:
+        return _UPDATES[path]
     vecs = np.load(path / "user_vecs.npz", allow_pickle=False)
     upd = _Update(name=path.name, user_ids=vecs["user_ids"], user_vecs=vecs["user_vecs"],
                   interactions=_utc(pl.read_parquet(path / "interactions.parquet")))
     upd.index = {(u.item() if hasattr(u, "item") else u): j for j, u in enumerate(upd.user_ids)}
+    _UPDATES[path] = upd  # a version folder never changes once renamed into place
     return upd
+
+
+_UPDATES: dict[Path, _Update] = {}
 
 
 def updates(runs_dir: str | Path, *, run: str = "production") -> pl.DataFrame:
@@ -563,7 +569,8 @@ def update(runs_dir: str | Path, interactions: str | Path, *, run: str = "produc
             vecs_all = np.concatenate([prev.user_vecs[keep], vecs])
         else:
             ids_all, vecs_all = ids_new, vecs
-        known_users = m.user_ids if prev is None else np.concatenate([m.user_ids, prev.user_ids.astype(m.user_ids.dtype)])
+        known_users = m.user_ids if prev is None else \
+            np.concatenate([m.user_ids, prev.interactions["user_id"].to_numpy().astype(m.user_ids.dtype)])
         name = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
         manifest = {"version": name, "run_id": m.run_id, "source": str(path.resolve()), "rows_read": new.height,
                     "rows_used": known.height, "unknown_items_skipped": unknown.height,

@@ -130,7 +130,8 @@ def test_update_folds_new_interactions_for_known_and_new_users(project):
     assert "path: update" in proc.stdout
 
     # a second update is cumulative: user 13 keeps its updated vector, 5000 moves
-    serving.update(runs, _write(project / "more.csv", [(5000, 1, 5, t + 10)]))
+    again = serving.update(runs, _write(project / "more.csv", [(5000, 1, 5, t + 10)]))
+    assert again["new_users"] == 0 and again["previous"] == version.name and again["users_in_version"] == 2
     assert len(serving.updates(runs)) == 2
     assert serving.recommend(runs, 13, run="production")["item_id"].to_list() == after["item_id"].to_list()
     assert 1 not in set(serving.recommend(runs, 5000, run="production")["item_id"])
