@@ -11,7 +11,8 @@ Every recommendation says how it was served (column ``path``):
     user with none, even with low ratings before the cut-off, has an untrained random embedding: cold.)
 ``update``
     A user touched by ``recsys-lab update``: the vector of the latest update version (fold-in of the user's
-    most recent positives, training and new; :mod:`recsys_lab.foldin`).
+    most recent positives, training and new; :mod:`recsys_lab.foldin`, the mean of the items' embeddings shrunk
+    toward the average trained user by one item's weight).
 ``fold-in``
     A user without training positives who has positives in the snapshot (after the cut-off) or in updates,
     or a set of onboarding items: fold-in of those items. Never the untrained random embedding of a cold user.
@@ -207,9 +208,14 @@ def _popular(m: _RunModel, exclude: np.ndarray, k: int, why: str) -> pl.DataFram
 
 
 def _folder(m: _RunModel) -> foldin.FoldIn:
+    """The run's fold-in: default method, the average user with training positives as prior; cached."""
     cached = _FOLDERS.get(m.path)
     if cached is None:
-        cached = _FOLDERS[m.path] = foldin.FoldIn(m.item_vecs)
+        trained = _snapshot_sql(m.snapshot_path, f"SELECT DISTINCT user_id FROM interactions WHERE ts < ?::TIMESTAMPTZ "
+                                f"AND {m.weight_sql()} >= ?", [m.cutoff, m.data_config.positive_threshold])
+        idx, ok = _lookup(m.user_ids, trained["user_id"].to_numpy())
+        prior = foldin.average_user(m.user_vecs, idx[ok]) if ok.any() else None
+        cached = _FOLDERS[m.path] = foldin.FoldIn(m.item_vecs, prior=prior)
     return cached
 
 

@@ -77,7 +77,9 @@ def test_a_cold_user_is_served_by_fold_in_never_by_the_random_embedding(project)
     assert set(recs["path"]) == {"fold-in"}
     rows = serving._user_rows(m, user)
     picks = serving._recent_positives(m, rows, serving.UPDATE_WINDOW)["item_idx"].to_numpy()
-    expected, _ = foldin.top_k_one(foldin.FoldIn(m.item_vecs).user(picks), m.item_vecs, 10,
+    fold = serving._folder(m)  # the mean shrunk toward the average trained user
+    assert fold.method == "mean" and fold.prior_strength == foldin.DEFAULT_PRIOR_STRENGTH
+    expected, _ = foldin.top_k_one(fold.user(picks), m.item_vecs, 10,
                                    exclude=serving._lookup(m.item_ids, rows["item_id"].to_numpy())[0])
     assert recs["item_id"].to_list() == m.item_ids[expected].tolist()
     proc = cli("recommend", "--user", user, "--run", "production", cwd=project)
