@@ -38,17 +38,19 @@ Onboarding evaluation (:func:`onboarding_curve`) and the warm-user comparison wi
 (:func:`retrain_recovery`) are pure array functions; :class:`Histories` builds per-user positives in time
 order from the columns of an interactions frame.
 
-Calling from a :class:`recsys_lab.split.Split` (the interactions frame of the dataset has ``user_idx,
-item_idx, weight, ts``)::
+Calling from a :class:`recsys_lab.split.Split` (what ``pipeline.Retrain`` needs for ``cold.*`` metrics)::
 
-    test = inter.filter((pl.col("ts") >= split.cutoff) & (pl.col("weight") >= threshold))
-    cold = np.flatnonzero(split.train_seen.getnnz(axis=1) == 0)            # no training interaction at all
-    hist = Histories.from_arrays(test["user_idx"].to_numpy(), test["item_idx"].to_numpy(),
-                                 test["ts"].to_numpy(), users=cold)
-    pop = np.asarray(split.train.sum(axis=0)).ravel()
-    curve = onboarding_curve(item_vecs, pop, hist, ns=(0, 1, 3, 5, 10), k=10)
-    curve.means()         # {"foldin.ndcg@10@n5": ..., "popularity.ndcg@10@n5": ..., "n_users@n5": ...}
-    curve.difference(5)   # paired bootstrap of fold-in minus popularity at n = 5
+    m, curve, recovery = foldin.cold_start_from_split(
+        job.dataset.interactions, job.split, *job.vectors["hybrid"],
+        positive_threshold=job.config.data.positive_threshold, k=job.config.eval.k)
+    job.metrics.update(m)   # cold.foldin.ndcg@10@n5, cold.popularity.ndcg@10@n5, cold.diff...@n5.lo/.hi,
+                            # cold.n_users@n5, ... for n in 0, 1, 3, 5, 10; warm.foldin_last10.ndcg@10,
+                            # warm.retrain.ndcg@10, warm.popularity.ndcg@10, warm.foldin_recovered, warm.n_users
+    plots.onboarding_curve(curve.table())   # report figure; curve.per_n[n] holds per-user values
+
+Cold users are those without any training interaction (``split.train_seen`` row empty); their test positives
+in time order are the onboarding picks then the targets. Pure-array entry points: :func:`cold_start_metrics`,
+:func:`onboarding_curve` with :class:`Histories`, :func:`retrain_recovery`.
 """
 
 from __future__ import annotations
