@@ -419,16 +419,19 @@ def lightfm_vectors(n_users: int, n_items: int, n_interactions: int, *, epochs: 
     return u, i
 
 
-def _percentiles(fn: Callable[[int], object], n: int) -> tuple[float, float]:
-    """p50 and p99 wall seconds of ``fn(q)`` for q in 0..n-1 (after 20 warm-up calls)."""
+def _percentiles(fns: list[Callable[[int], object]], n: int) -> list[tuple[float, float]]:
+    """p50 and p99 wall seconds of each ``fn(q)``, q in 0..n-1, the functions interleaved call by call (so that
+    load on a shared machine hits them alike), after 20 warm-up rounds."""
     for q in range(min(20, n)):
-        fn(q)
-    times = np.empty(n)
+        for fn in fns:
+            fn(q)
+    times = np.empty((len(fns), n))
     for q in range(n):
-        t0 = time.perf_counter()
-        fn(q)
-        times[q] = time.perf_counter() - t0
-    return float(np.percentile(times, 50)), float(np.percentile(times, 99))
+        for j, fn in enumerate(fns):
+            t0 = time.perf_counter()
+            fn(q)
+            times[j, q] = time.perf_counter() - t0
+    return [(float(np.percentile(t, 50)), float(np.percentile(t, 99))) for t in times]
 
 
 def run_foldin(config: Config | None = None, *, n_queries: int = 1000, picks: int = 5, large_items: int = 100_000,
@@ -468,17 +471,17 @@ def run_foldin(config: Config | None = None, *, n_queries: int = 1000, picks: in
     for key, name, iv, uv in cases:
         n_items = len(iv)
         picks_q = rng.integers(0, n_items, size=(n_queries, picks))
-        for method in ("mean", "ridge"):
-            fold = foldin.FoldIn(iv, method=method)
-            with threadpool_limits(1):  # one request, one core: BLAS threads only contend at this size
-                p50, p99 = _percentiles(lambda q: foldin.top_k_one(fold.user(picks_q[q]), iv, 10,
-                                                                   exclude=picks_q[q]), n_queries)
-            out.update({f"foldin.{key}.{method}.p50_s": p50, f"foldin.{key}.{method}.p99_s": p99})
-            echo(f"fold-in ({method}) + top-10, {picks} picks, {name:<24} p50 {p50 * 1e3:6.2f} ms  p99 {p99 * 1e3:6.2f} ms")
-        with threadpool_limits(1):
-            b50, b99 = _percentiles(lambda q: foldin.top_k_one(uv[q % len(uv)], iv, 10), n_queries)
-        out.update({f"foldin.{key}.stored.p50_s": b50, f"foldin.{key}.stored.p99_s": b99})
-        echo(f"baseline: stored user vector + top-10, {name:<15} p50 {b50 * 1e3:6.2f} ms  p99 {b99 * 1e3:6.2f} ms")
+        folds = {method: foldin.FoldIn(iv, method=method) for method in ("mean", "ridge")}
+        calls = [lambda q, f=f: foldin.top_k_one(f.user(picks_q[q]), iv, 10, exclude=picks_q[q])
+                 for f in folds.values()]
+        calls.append(lambda q: foldin.top_k_one(uv[q % len(uv)], iv, 10))
+        with threadpool_limits(1):  # one request, one core: BLAS threads only contend at this size
+            figures = _percentiles(calls, n_queries)
+        for label, (p50, p99) in zip(["mean", "ridge", "stored"], figures):
+            out.update({f"foldin.{key}.{label}.p50_s": p50, f"foldin.{key}.{label}.p99_s": p99})
+            what = (f"fold-in ({label}) + top-10, {picks} picks" if label != "stored"
+                    else "baseline: stored user vector + top-10")
+            echo(f"{what:<40} {name:<24} p50 {p50 * 1e3:6.2f} ms  p99 {p99 * 1e3:6.2f} ms")
 
         counts = rng.integers(1, 21, size=update_users)
         cols = rng.integers(0, n_items, size=int(counts.sum()))

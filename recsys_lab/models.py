@@ -27,7 +27,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # LightFM warns itself when it falls back; we warn below with our class
     from lightfm import LightFM
 
-__all__ = ["LightFM", "FitResult", "openmp_enabled", "fit", "embeddings", "lightfm_reference_metrics", "save_model",
+__all__ = ["LightFM", "FitResult", "openmp_enabled", "fit", "embeddings", "feature_part", "lightfm_reference_metrics", "save_model",
            "load_model"]
 
 log = logging.getLogger(__name__)
@@ -249,6 +249,33 @@ def lightfm_reference_metrics(model: LightFM, test: sp.csr_matrix, *, train_inte
     kw = {"train_interactions": train_interactions, "user_features": user_features, "item_features": item_features,
           "num_threads": num_threads}
     return {f"precision@{k}": precision_at_k(model, test, k=k, **kw), "auc": auc_score(model, test, **kw)}
+
+
+def feature_part(model: LightFM, user_features: sp.csr_matrix, side: np.ndarray) -> np.ndarray:
+    """The part of each user's LightFM representation that comes from side features (not the identity token).
+
+    LightFM represents a user as ``x_u @ E`` (``x_u`` the user's feature row, weights as fitted, e.g.
+    normalised; ``E`` the feature embeddings; Kula 2015, eq. 1). Keeping only the side-feature columns gives
+    the part known without any interaction, the ``base`` that :mod:`recsys_lab.foldin` completes with a
+    folded identity part.
+
+    Parameters
+    ----------
+    model : LightFM
+    user_features : csr_matrix of shape (n_users, n_user_features)
+        The matrix the model was fitted with.
+    side : ndarray of bool, shape (n_user_features,)
+        True for side-feature columns (``age=...``, ``occupation=...``), False for identity tokens (``user=...``).
+
+    Returns
+    -------
+    ndarray of shape (n_users, no_components), float32
+    """
+    side = np.asarray(side, dtype=bool)
+    if side.shape != (user_features.shape[1],):
+        raise ModelError(f"side: expected {user_features.shape[1]} flags (one per user feature), got {side.shape}")
+    x = sp.csr_matrix(user_features) @ sp.diags(side.astype(np.float32))
+    return np.asarray(x @ model.user_embeddings, dtype=np.float32)
 
 
 def save_model(model: LightFM, path: str | Path) -> Path:

@@ -11,7 +11,8 @@ Every recommendation says how it was served (column ``path``):
     user with none, even with low ratings before the cut-off, has an untrained random embedding: cold.)
 ``update``
     A user touched by ``recsys-lab update``: the vector of the latest update version (fold-in of the user's
-    most recent positives, training and new; :mod:`recsys_lab.foldin`).
+    most recent positives, training and new; :mod:`recsys_lab.foldin`, the mean of the items' embeddings shrunk
+    toward the average trained user by one item's weight).
 ``fold-in``
     A user without training positives who has positives in the snapshot (after the cut-off) or in updates,
     or a set of onboarding items: fold-in of those items. Never the untrained random embedding of a cold user.
@@ -226,9 +227,14 @@ def _popular(m: _RunModel, exclude: np.ndarray, k: int, why: str) -> pl.DataFram
 
 
 def _folder(m: _RunModel) -> foldin.FoldIn:
+    """The run's fold-in: default method, the average user with training positives as prior; cached."""
     cached = _FOLDERS.get(m.path)
     if cached is None:
-        cached = _FOLDERS[m.path] = foldin.FoldIn(m.item_vecs)
+        trained = _snapshot_sql(m.snapshot_path, f"SELECT DISTINCT user_id FROM interactions WHERE ts < ?::TIMESTAMPTZ "
+                                f"AND {m.weight_sql()} >= ?", [m.cutoff, m.data_config.positive_threshold])
+        idx, ok = _lookup(m.user_ids, trained["user_id"].to_numpy())
+        prior = foldin.average_user(m.user_vecs, idx[ok]) if ok.any() else None
+        cached = _FOLDERS[m.path] = foldin.FoldIn(m.item_vecs, prior=prior)
     return cached
 
 
@@ -464,11 +470,17 @@ def _load_update(m: _RunModel, version: str | None) -> _Update | None:
         if path is None:
             raise RunError(f"run {m.run_id}: no update version {version!r} "
                            f"(have: {', '.join(p.name for p in versions) or 'none'})")
+    if path in _UPDATES:
+        return _UPDATES[path]
     vecs = np.load(path / "user_vecs.npz", allow_pickle=False)
     upd = _Update(name=path.name, user_ids=vecs["user_ids"], user_vecs=vecs["user_vecs"],
                   interactions=_utc(pl.read_parquet(path / "interactions.parquet")))
     upd.index = {(u.item() if hasattr(u, "item") else u): j for j, u in enumerate(upd.user_ids)}
+    _UPDATES[path] = upd  # a version folder never changes once renamed into place
     return upd
+
+
+_UPDATES: dict[Path, _Update] = {}
 
 
 def updates(runs_dir: str | Path, *, run: str = "production") -> pl.DataFrame:
@@ -606,7 +618,8 @@ def update(runs_dir: str | Path, interactions: str | Path, *, run: str = "produc
             vecs_all = np.concatenate([prev.user_vecs[keep], vecs])
         else:
             ids_all, vecs_all = ids_new, vecs
-        known_users = m.user_ids if prev is None else np.concatenate([m.user_ids, prev.user_ids.astype(m.user_ids.dtype)])
+        known_users = m.user_ids if prev is None else \
+            np.concatenate([m.user_ids, prev.interactions["user_id"].to_numpy().astype(m.user_ids.dtype)])
         name = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
         manifest = {"version": name, "run_id": m.run_id, "source": str(path.resolve()), "rows_read": new.height,
                     "rows_used": known.height, "unknown_items_skipped": unknown.height,

@@ -78,7 +78,9 @@ def test_a_cold_user_is_served_by_fold_in_never_by_the_random_embedding(project)
     assert set(recs["path"]) == {"fold-in"}
     rows = serving._user_rows(m, user)
     picks = serving._recent_positives(m, rows, serving.UPDATE_WINDOW)["item_idx"].to_numpy()
-    expected, _ = foldin.top_k_one(foldin.FoldIn(m.item_vecs).user(picks), m.item_vecs, 10,
+    fold = serving._folder(m)  # the mean shrunk toward the average trained user
+    assert fold.method == "mean" and fold.prior_strength == foldin.DEFAULT_PRIOR_STRENGTH
+    expected, _ = foldin.top_k_one(fold.user(picks), m.item_vecs, 10,
                                    exclude=serving._lookup(m.item_ids, rows["item_id"].to_numpy())[0])
     assert recs["item_id"].to_list() == m.item_ids[expected].tolist()
     proc = cli("recommend", "--user", user, "--run", "production", cwd=project)
@@ -131,7 +133,8 @@ def test_update_folds_new_interactions_for_known_and_new_users(project):
     assert "path: update" in proc.stdout
 
     # a second update is cumulative: user 13 keeps its updated vector, 5000 moves
-    serving.update(runs, _write(project / "more.csv", [(5000, 1, 5, t + 10)]))
+    again = serving.update(runs, _write(project / "more.csv", [(5000, 1, 5, t + 10)]))
+    assert again["new_users"] == 0 and again["previous"] == version.name and again["users_in_version"] == 2
     assert len(serving.updates(runs)) == 2
     assert serving.recommend(runs, 13, run="production")["item_id"].to_list() == after["item_id"].to_list()
     assert 1 not in set(serving.recommend(runs, 5000, run="production")["item_id"])

@@ -235,3 +235,19 @@ def test_cold_start_from_split_takes_a_polars_frame_and_a_split():
                                                       positive_threshold=4.0, ns=(0, 5), k=5)
     assert m["cold.n_users@n5"] == 1 and onboarding.per_n[5]["n_targets"].tolist() == [2]
     assert m["warm.n_users"] == 1 and m["cold.foldin.ndcg@5@n5"] > 0
+
+
+def test_the_prior_is_a_posterior_mean_worth_prior_strength_items(item_vecs):
+    prior = np.arange(5, dtype=np.float64)
+    u = F.fold_in(item_vecs, [3, 7], method="mean", prior=prior, prior_strength=2.0)
+    np.testing.assert_allclose(u[:-1], (item_vecs[3, :-1] + item_vecs[7, :-1] + 2 * prior) / 4, rtol=1e-6)
+    m = sp.csr_matrix(([1.0, 1.0], ([0, 0], [3, 7])), shape=(2, 40))
+    many = F.FoldIn(item_vecs, prior=prior, prior_strength=2.0).users(m)
+    np.testing.assert_allclose(many[0], u, rtol=1e-6)
+    np.testing.assert_allclose(many[1, :-1], prior)  # no items: the average user
+    np.testing.assert_array_equal(F.fold_in(item_vecs, [3, 7], prior=prior, prior_strength=0.0),
+                                  F.fold_in(item_vecs, [3, 7]))
+    users = np.c_[np.random.default_rng(0).normal(size=(6, 5)), np.ones(6)]
+    np.testing.assert_allclose(F.average_user(users, np.array([1, 4])), users[[1, 4], :-1].mean(axis=0))
+    with pytest.raises(DataError, match="prior: expected 5 finite values"):
+        F.FoldIn(item_vecs, prior=np.zeros(3))

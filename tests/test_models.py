@@ -88,3 +88,19 @@ def test_save_and_load_round_trip(checkerboard, tmp_path):
     (tmp_path / "bad.pkl").write_bytes(b"nope")
     with pytest.raises(ModelError, match="cannot load model"):
         models.load_model(tmp_path / "bad.pkl")
+
+
+def test_feature_part_plus_identity_part_is_lightfm_user_representation(checkerboard):
+    train, _, ident = checkerboard
+    rng = np.random.default_rng(1)
+    side = sp.csr_matrix((rng.random((20, 3)) < 0.6).astype(np.float32))
+    uf = sp.hstack([ident, side]).tocsr()
+    uf = sp.diags(1.0 / np.asarray(uf.sum(axis=1)).ravel()) @ uf  # normalised rows, as features.normalize does
+    res = models.fit(train, sp.csr_matrix(uf, dtype=np.float32), ident, ModelConfig(epochs=3, num_threads=1, no_components=8))
+    flags = np.r_[np.zeros(20, bool), np.ones(3, bool)]
+    base = models.feature_part(res.model, uf, flags)
+    identity = uf[:, :20].diagonal()[:, None] * res.model.user_embeddings[:20]
+    _, full = res.model.get_user_representations(sp.csr_matrix(uf, dtype=np.float32))
+    np.testing.assert_allclose(base + identity, full, atol=1e-5)
+    with pytest.raises(ModelError, match="side: expected 23 flags"):
+        models.feature_part(res.model, uf, flags[:-1])
