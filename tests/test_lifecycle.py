@@ -344,3 +344,33 @@ def test_identical_rerun_passes_the_paired_gate_and_unreadable_production_fails_
     assert proc.returncode == 3, proc.stderr[-2000:]
     assert "gate FAILED" in proc.stderr and str(workdir / "runs" / prod / "metrics.json") in proc.stderr
     assert registry.production_id(workdir / "runs") == prod
+
+
+def _per_user(run_dir: Path, ndcg: list[float]) -> None:
+    (run_dir / "artifacts").mkdir(exist_ok=True)
+    pl.DataFrame({"model": ["model"] * len(ndcg), "user_id": list(range(len(ndcg))), "ndcg@10": ndcg}).write_parquet(
+        run_dir / "artifacts" / "per_user_metrics.parquet")
+
+
+def test_compare_pairs_users_only_on_the_same_split(tmp_path):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    base = rng.random(300)
+    a = _fake_run(tmp_path, "20260101T000000Z-aaaaaa")
+    b = _fake_run(tmp_path, "20260102T000000Z-bbbbbb")
+    _per_user(a, base.tolist())
+    _per_user(b, (base + 0.02).tolist())  # every user a little better: significant, though the means are close
+    c = registry.compare(tmp_path, a.name, b.name)
+    assert c["paired"] and c["pairing"] == "same snapshot and split"
+    row = c["paired_metrics"].row(0, named=True)
+    assert row["metric"] == "ndcg@10" and row["delta"] == pytest.approx(0.02) and row["significant"]
+    assert row["n_users"] == 300 and row["ci_low"] == pytest.approx(0.02) == row["ci_high"]
+    # another split protocol: not paired, and the reason is named
+    manifest = json.loads((b / "run.json").read_text())
+    manifest["config"]["split"]["method"] = "time_global"
+    (b / "run.json").write_text(json.dumps(manifest))
+    c = registry.compare(tmp_path, a.name, b.name)
+    assert not c["paired"] and "split.method" in c["pairing"] and c["paired_metrics"] is None
+    out = cli("runs", "compare", a.name, b.name, "--runs-dir", tmp_path, cwd=tmp_path).stdout
+    assert "NOT paired (different split or evaluation settings (split.method))" in out
