@@ -360,6 +360,13 @@ def _phases(timings: dict, wall: float) -> tuple[dict, dict]:
     return phases, details
 
 
+def _declared_parameters(notebook: Path) -> set[str]:
+    """Names assigned in the notebook's ``parameters`` cell (papermill's own reading of it)."""
+    import papermill as pm
+
+    return set(pm.inspect_notebook(str(notebook)))
+
+
 def execute(config: Config, *, runs_dir: str | Path = "runs", notebook: str | Path | None = None,
             promote_if_passed: bool = False, wait: float = 0.0, like: str | None = None,
             engine: str = "inprocess") -> RunResult:
@@ -426,9 +433,10 @@ def execute(config: Config, *, runs_dir: str | Path = "runs", notebook: str | Pa
                           promotion={"requested": promote_if_passed, "done": False, "reason": reason})
             print(f"run {run_dir.name} {stop.status.upper()}: {reason}", file=sys.stderr, flush=True)
 
-        prod_id = production_id(runs_dir)
-        production = str(runs_dir / prod_id) if prod_id else None  # champion and drift reference, or none
-        params = {"config": config.to_dict(), "run_dir": str(run_dir), "production": production}
+        params = {"config": config.to_dict(), "run_dir": str(run_dir)}
+        if "production" in _declared_parameters(notebook):  # champion and drift reference, or None
+            prod_id = production_id(runs_dir)
+            params["production"] = str(runs_dir / prod_id) if prod_id else None
         t0 = time.perf_counter()
         with _StopSignals(budget, on_stuck) as signals:
             stop: _Stop | None = None

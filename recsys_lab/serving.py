@@ -230,9 +230,13 @@ def _folder(m: _RunModel) -> foldin.FoldIn:
     """The run's fold-in: default method, the average user with training positives as prior; cached."""
     cached = _FOLDERS.get(m.path)
     if cached is None:
-        trained = _snapshot_sql(m.snapshot_path, f"SELECT DISTINCT user_id FROM interactions WHERE ts < ?::TIMESTAMPTZ "
-                                f"AND {m.weight_sql()} >= ?", [m.cutoff, m.data_config.positive_threshold])
-        idx, ok = _lookup(m.user_ids, trained["user_id"].to_numpy())
+        if m.positives is not None:  # the run's own training positives
+            idx = np.flatnonzero(m.positives.getnnz(axis=1) > 0)
+            ok = np.ones(len(idx), bool)
+        else:  # a run saved before artifacts/split.npz: trained users are those with positives before the cut-off
+            trained = _snapshot_sql(m.snapshot_path, f"SELECT DISTINCT user_id FROM interactions WHERE ts < "
+                                    f"?::TIMESTAMPTZ AND {m.weight_sql()} >= ?", [m.cutoff, m.data_config.threshold])
+            idx, ok = _lookup(m.user_ids, trained["user_id"].to_numpy())
         prior = foldin.average_user(m.user_vecs, idx[ok]) if ok.any() else None
         cached = _FOLDERS[m.path] = foldin.FoldIn(m.item_vecs, prior=prior)
     return cached

@@ -27,14 +27,17 @@ from recsys_lab.run_folder import RunFolder
 from .conftest import cli
 
 # every gate check off, so a run that succeeds is promotable
-NO_GATE = {"gate": {"min": {}, "max_regression": {}}}
+NO_GATE = {"gate": {"min": {}, "max_regression": {}, "not_worse_than": []}}
+# the notebook decides the gate (the parent never recomputes it): a cell that records a passed gate
+GATE_PASSED = ("import json, pathlib\n"
+               "pathlib.Path(run_dir, 'gate.json').write_text(json.dumps({'passed': True, 'checks': []}))")
 
 
 def make_notebook(path: Path, *cells: str) -> Path:
     """A thin notebook: the parameters cell ``execute`` injects into, then ``cells``."""
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    params = nbformat.v4.new_code_cell("config = {}\nrun_dir = None")
+    params = nbformat.v4.new_code_cell("config = {}\nrun_dir = None\nproduction = None")
     params.metadata["tags"] = ["parameters"]
     nb.cells = [nbformat.v4.new_markdown_cell("# test"), params, *map(nbformat.v4.new_code_cell, cells)]
     nbformat.write(nb, path)
@@ -88,7 +91,7 @@ def test_failing_cell_is_recorded_with_its_error(tmp_path, monkeypatch):
 
 def test_files_honour_the_umask(tmp_path, monkeypatch, umask022):
     monkeypatch.chdir(tmp_path)
-    nb = make_notebook(tmp_path / "t.ipynb", "print('ok')")
+    nb = make_notebook(tmp_path / "t.ipynb", "print('ok')", GATE_PASSED)
     result = execute(Config.from_dict(NO_GATE), runs_dir="runs", notebook=nb, promote_if_passed=True)
     assert result.promoted and result.manifest["promotion"] == {"requested": True, "done": True, "reason": None}
     folder = RunFolder(result.run_dir)
@@ -235,3 +238,12 @@ def test_init_creates_a_project_folder_that_retrain_and_lab_use(tmp_path):
     (tmp_path / "file").write_text("")
     bad = cli("init", "file", cwd=tmp_path, timeout=120)
     assert bad.returncode == 2 and "exists and is not a folder" in bad.stderr
+
+
+def test_a_run_that_recorded_no_gate_is_never_promoted(tmp_path, monkeypatch):
+    """The parent never recomputes the notebook's gate: without gate.json the gate fails closed, naming it."""
+    monkeypatch.chdir(tmp_path)
+    nb = make_notebook(tmp_path / "t.ipynb", "print('ok')")
+    result = execute(Config.from_dict(NO_GATE), runs_dir="runs", notebook=nb, promote_if_passed=True)
+    assert result.status == "succeeded" and not result.promoted and not result.gate.passed
+    assert "gate.json missing" in result.gate.reason
