@@ -112,7 +112,8 @@ def run(config: Config | None = None, *, repeat: int = 3, large_items: int = 100
     opts = {"method": method, "n_neighbors": cfg.ann.n_neighbors, "epsilon": cfg.ann.epsilon,
             "head_size": cfg.ann.head_size or None, "seed": cfg.model.seed}
     index = ann.MipsIndex(i, **opts)
-    echo(f"pynndescent: numba compile {index.compile_seconds:.1f} s (once per process), "
+    echo(f"MIPS index ({method}, {index.head_size} of {index.n_items} items exact): numba compile "
+         f"{index.compile_seconds:.1f} s (once per process), "
          f"build {index.build_seconds * 1e3:.0f} ms; total {time.perf_counter() - t0:.1f} s")
     out.update({"ann.compile_s": index.compile_seconds, "ann.build_s": index.build_seconds})
     cases = [("ann.small", "ML-100k items", i, u, index)]
@@ -120,7 +121,8 @@ def run(config: Config | None = None, *, repeat: int = 3, large_items: int = 100
         items_l, queries_l = _large(large_items, large_queries, u.shape[1], cfg.model.seed)
         t0 = time.perf_counter()
         index_l = ann.MipsIndex(items_l, **opts)
-        echo(f"pynndescent: build over {large_items} synthetic items {time.perf_counter() - t0:.1f} s")
+        echo(f"MIPS index: build over {large_items} synthetic items {time.perf_counter() - t0:.1f} s (numba compile "
+             f"{index_l.compile_seconds:.1f} s of it)")
         cases.append(("ann.large", f"{large_items} synthetic items", items_l, queries_l, index_l))
     for key, name, items_vecs, queries, idx in cases:
         reps = repeat if key == "ann.small" else 1
