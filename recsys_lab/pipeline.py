@@ -26,7 +26,7 @@ from . import ann, baselines, evaluation, foldin, models
 from ._fs import atomic_write_bytes, atomic_write_json
 from .config import Config
 from .datasets import load
-from .errors import ConfigError, DataError, RecsysLabWarning, RunError
+from .errors import ConfigError, DataError, RunError
 from .features import Dataset, build_dataset, identity_features
 from .gate import NO_PRODUCTION, GateResult, check_gate
 from .intervals import bootstrap_ci, paired_difference
@@ -35,7 +35,7 @@ from .split import Split, make_split
 from .validate import ValidationReport, clean, drift, validate
 from .warehouse import Snapshot, ingest, open_snapshot
 
-__all__ = ["Retrain", "run", "BASELINES", "Production", "EvaluationWarning"]
+__all__ = ["Retrain", "run", "BASELINES", "Production"]
 
 log = logging.getLogger(__name__)
 
@@ -45,10 +45,6 @@ hybrid without time-windowed features (only when windows are configured), EASE a
 
 HEADLINE = ("ndcg", "precision", "recall", "map")
 """@k metrics reported with intervals (plus ``mrr`` and ``auc``)."""
-
-
-class EvaluationWarning(RecsysLabWarning):
-    """The evaluation cannot carry a decision (e.g. too few users: the interval of NDCG@k is too wide)."""
 
 
 class Production:
@@ -344,11 +340,11 @@ class Retrain:
         return self.fits["hybrid"]
 
     def _warn(self, message: str) -> None:
-        import warnings
-
+        """Record an evaluation warning: logged, kept in :attr:`warnings` (saved in ``data.json``, printed by
+        the CLI summary and at the end of the report), not raised as a Python warning (no warning boxes in the
+        report)."""
         self.warnings.append(message)
         log.warning("%s", message)
-        warnings.warn(message, EvaluationWarning, stacklevel=3)
 
     def build_index(self) -> ann.MipsIndex | None:
         """Candidate generation per ``config.ann``: exact search (``auto`` below ``auto_min_items`` items, or
