@@ -7,6 +7,7 @@ from recsys_lab.config import Config
 
 
 @pytest.mark.realdata
+@pytest.mark.slow  # fits LightFM on ML-100k and times it
 def test_bench_reports_ratios_against_baselines(ml100k_source, tmp_path):
     lines = []
     cfg = Config().replace({"data.path": str(ml100k_source), "data.warehouse": str(tmp_path / "wh"),
@@ -21,6 +22,7 @@ def test_bench_reports_ratios_against_baselines(ml100k_source, tmp_path):
 
 
 @pytest.mark.realdata
+@pytest.mark.slow  # fits LightFM on ML-100k and times it
 def test_foldin_bench_reports_latency_and_throughput_against_baselines(ml100k_source, tmp_path):
     from recsys_lab.bench import run_foldin
 

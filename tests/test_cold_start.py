@@ -18,7 +18,7 @@ from recsys_lab.run_folder import PRODUCTION, RunFolder
 
 from .conftest import ROOT, cli
 
-pytestmark = pytest.mark.realdata
+pytestmark = [pytest.mark.realdata, pytest.mark.slow]  # real retrains through the CLI
 
 
 @pytest.fixture()

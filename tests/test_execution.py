@@ -103,6 +103,7 @@ def test_files_honour_the_umask(tmp_path, monkeypatch, umask022):
     assert _mode(folder.metrics) == 0o600
 
 
+@pytest.mark.slow  # waits on a running CLI retrain
 def test_budget_stop_prints_one_line_and_keeps_a_valid_notebook(tmp_path):
     nb = make_notebook(tmp_path / "t.ipynb", "print('started', flush=True)", "import time\ntime.sleep(60)")
     proc = cli("retrain", "--notebook", nb, "--max-minutes", "0.05", "--promote", cwd=tmp_path, timeout=120)
@@ -131,6 +132,7 @@ def _wait_for_running_cell(runs: Path, source: str, timeout: float = 60) -> list
     raise AssertionError(f"no cell with {source!r} started running")
 
 
+@pytest.mark.slow  # waits on a running CLI retrain
 def test_sigterm_during_a_retrain_records_failed_with_the_signal(tmp_path):
     nb = make_notebook(tmp_path / "t.ipynb", "import time\ntime.sleep(60)")
     proc = subprocess.Popen([sys.executable, "-m", "recsys_lab.cli", "retrain", "--notebook", str(nb), "--promote"],
@@ -148,6 +150,7 @@ def test_sigterm_during_a_retrain_records_failed_with_the_signal(tmp_path):
     nbformat.validate(nbformat.read(nb_out[0], as_version=4))
 
 
+@pytest.mark.slow  # waits on a running CLI retrain
 def test_watchdog_ends_a_run_stuck_in_native_code(tmp_path):
     """A main thread that never returns to Python cannot run the signal handler: the watchdog records the run
     and ends the process after the grace period. (Simulated by a handler that does nothing.)"""

@@ -9,7 +9,7 @@ import pytest
 
 from .conftest import cli
 
-pytestmark = pytest.mark.realdata
+pytestmark = [pytest.mark.realdata, pytest.mark.slow]  # real retrains through the CLI
 
 
 @pytest.fixture(scope="module")

@@ -154,6 +154,7 @@ def second_run(first_run, workdir):
     return proc, workdir / "runs" / newest
 
 
+@pytest.mark.slow  # real ML-100k retrains
 def test_gate_failure_exits_3_and_keeps_production(first_run, second_run, workdir):
     _, first = first_run
     proc, second = second_run
@@ -172,6 +173,7 @@ def test_gate_failure_exits_3_and_keeps_production(first_run, second_run, workdi
     assert "Drift against production" in html and "item_popularity" in html
 
 
+@pytest.mark.slow  # real ML-100k retrains
 def test_like_reruns_with_the_same_config(first_run, second_run):
     _, first = first_run
     _, second = second_run
@@ -182,6 +184,7 @@ def test_like_reruns_with_the_same_config(first_run, second_run):
     assert a["config"] == b["config"]
 
 
+@pytest.mark.slow  # real ML-100k retrains
 def test_runs_list_show_and_compare_cli(first_run, second_run, workdir):
     _, first = first_run
     _, second = second_run
@@ -202,6 +205,7 @@ def test_runs_list_show_and_compare_cli(first_run, second_run, workdir):
     assert cli("runs", "show", "nope", cwd=workdir).returncode == 2
 
 
+@pytest.mark.slow  # real ML-100k retrains
 def test_recommend_vs_production(first_run, second_run, workdir):
     _, first = first_run
     _, second = second_run
@@ -218,6 +222,7 @@ def test_recommend_vs_production(first_run, second_run, workdir):
     assert cli("recommend", "--user", "abc", cwd=workdir).returncode == 2  # not of the run's id type
 
 
+@pytest.mark.slow  # real ML-100k retrains
 def test_compare_models_notebook_runs_under_papermill(second_run, workdir, tmp_path):
     _, second = second_run
     out = tmp_path / "compare_models.ipynb"
@@ -229,6 +234,7 @@ def test_compare_models_notebook_runs_under_papermill(second_run, workdir, tmp_p
     assert "movement" in html and "rank_a" in html and "ndcg@10" in html
 
 
+@pytest.mark.slow  # real ML-100k retrains
 def test_timed_out_run_is_stopped_and_never_promoted(first_run, workdir):
     _, first = first_run
     proc = cli("retrain", "--like", first.name, "--max-minutes", "0.1", "--promote", "--engine", "kernel",
@@ -243,6 +249,7 @@ def test_timed_out_run_is_stopped_and_never_promoted(first_run, workdir):
     assert registry.production_id(workdir / "runs") == first.name
 
 
+@pytest.mark.slow  # real ML-100k retrains
 def test_kill_9_mid_run_leaves_production_and_lists_as_crashed(first_run, workdir):
     _, first = first_run
     before = {p.name for p in (workdir / "runs").iterdir()}
@@ -281,6 +288,7 @@ def _processes_mentioning(text: str) -> list[int]:
     return pids
 
 
+@pytest.mark.slow  # real ML-100k retrains
 def test_same_snapshot_config_and_seed_give_identical_metrics(first_run):
     _, first = first_run
     cfg = Config.from_dict(read_run(first)["config"]).replace({"eval.baselines": ["popularity"]})
@@ -325,6 +333,7 @@ def test_raise_for_status_names_the_failing_cell(tmp_path):
     assert info.value.cell_index == 6 and info.value.ename == "DataFileError"
 
 
+@pytest.mark.slow  # real ML-100k retrains
 def test_identical_rerun_passes_the_paired_gate_and_unreadable_production_fails_closed(first_run, workdir):
     """An equivalent candidate is promoted (the gate no longer flips on noise); once production's metrics are
     gone, the next retrain fails the gate naming the file and production stays."""

@@ -38,6 +38,7 @@ def test_check_catches_logic_outputs_and_parameter_cells(tmp_path):
         require_thin(path)
 
 
+@pytest.mark.slow  # executes a notebook on ML-100k
 def test_explore_notebook_runs_on_real_data(ml100k_source, tmp_path):
     """The exploration notebook executes under papermill on MovieLens and its HTML renders the plots."""
     import papermill as pm

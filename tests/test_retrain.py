@@ -10,7 +10,7 @@ from recsys_lab.pipeline import Retrain
 
 from .conftest import cli, copy_movielens
 
-pytestmark = pytest.mark.realdata
+pytestmark = [pytest.mark.realdata, pytest.mark.slow]  # real retrains through the CLI
 
 
 @pytest.fixture(scope="module")

@@ -101,6 +101,7 @@ def test_drift_on_movielens_halves(ml100k):
     assert {"drift.psi.user.occupation", "drift.psi.user.age", "drift.psi.item.genre", "drift.catalog_churn"} <= set(d)
 
 
+@pytest.mark.slow  # a CLI retrain
 def test_retrain_on_corrupted_data_fails_before_training(ml100k_source, tmp_path):
     bad = copy_movielens(ml100k_source, tmp_path / "bad-ml")
     lines = (bad / "u.data").read_text().splitlines()
