@@ -14,7 +14,24 @@ import warnings
 
 import numpy as np
 
-__all__ = ["cosine_neighbours", "inner_product_neighbours", "coherence", "jaccard_overlap", "align", "probe", "multilabel_probe"]
+__all__ = ["project_2d", "cosine_neighbours", "inner_product_neighbours", "coherence", "jaccard_overlap", "align", "probe", "multilabel_probe"]
+
+
+def project_2d(vecs: np.ndarray, *, seed: int = 0) -> np.ndarray:
+    """2-D projection of embeddings by PCA (scikit-learn), for plots.
+
+    Parameters
+    ----------
+    vecs : ndarray of shape (n, d), float
+
+    Returns
+    -------
+    ndarray of shape (n, 2), float64
+        The first two principal components.
+    """
+    from sklearn.decomposition import PCA
+
+    return PCA(n_components=2, random_state=seed).fit_transform(np.asarray(vecs, dtype=np.float64))
 
 
 def cosine_neighbours(vecs: np.ndarray, k: int = 10) -> np.ndarray:

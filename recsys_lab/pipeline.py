@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from . import ann, baselines, beyond, embedding, evaluation, foldin, models
+from . import ann, baselines, beyond, embedding, evaluation, foldin, models, personas
 from ._fs import atomic_write_bytes, atomic_write_json
 from .config import Config
 from .datasets import load
@@ -156,6 +156,8 @@ class Retrain:
         self.recovery: foldin.RecoveryResult | None = None
         self.recommended: dict[str, np.ndarray] = {}
         self.embedding_report: dict[str, Any] = {}
+        self.personas: dict[str, dict] = {}
+        self.production_personas: dict[str, dict] = {}
 
     @contextmanager
     def _phase(self, name: str):
@@ -514,7 +516,9 @@ class Retrain:
         - user-side fairness: ``[baseline.<name>.]fairness.user.<g>.ndcg@k.<group>`` with ``.ci_low``,
           ``.ci_high``, ``.n_users``, and ``fairness.user.<g>.ndcg@k.gap``;
         - intrinsic: ``embedding.item_coherence@k`` (the neighbours :func:`recsys_lab.serving.similar` serves:
-          ``e_i·e_j + b_j``), ``embedding.item_coherence.cosine@k`` (cosine on ``e``), ``...chance``;
+          ``e_i·e_j + b_j``), ``embedding.item_coherence.cosine@k`` (cosine on ``e``), ``...chance``, and for the
+          factor baselines ``baseline.<name>.embedding.item_coherence.cosine@k`` and
+          ``baseline.lightfm_cf.probe.item.<c>.auc`` (what interactions alone teach when ``<c>`` is a feature);
           against ``production`` (shared ids): ``embedding.stability@k`` (mean Jaccard of item neighbour sets),
           ``recs.stability@k`` (mean Jaccard of the evaluation users' top-k lists) and ``recs.churn@k``
           (``1 - recs.stability@k``), ``embedding.shared_items``, ``recs.shared_users``;
@@ -579,7 +583,7 @@ class Retrain:
                 cos, _ = embedding.coherence(embedding.cosine_neighbours(i[:, :-1], k), cats)
                 out.update({f"embedding.item_coherence@{k}": coh, f"embedding.item_coherence@{k}.chance": chance,
                             f"embedding.item_coherence.cosine@{k}": cos})
-                probe = embedding.multilabel_probe(i, cats, cat_names, seed=self.config.model.seed)
+                probe = embedding.multilabel_probe(i, cats, cat_names, seed=self.config.model.seed, n_splits=3)
                 report["item_probe"] = probe
                 out.update({f"probe.item.{cfg.item_category}.{key}": value for key, value in probe.items()})
                 if cfg.item_category in self.config.features.item_columns(self.snapshot.table("items").columns):
@@ -590,10 +594,12 @@ class Retrain:
                 for name, (_, bi) in self.vectors.items():  # factor baselines: what interactions alone teach
                     if name == "hybrid" or bi.shape[1] > 1024:
                         continue
-                    bcoh, bchance = embedding.coherence(embedding.cosine_neighbours(bi, k), cats)
-                    bprobe = embedding.multilabel_probe(bi, cats, cat_names, seed=self.config.model.seed)
-                    out.update({f"baseline.{name}.embedding.item_coherence.cosine@{k}": bcoh,
-                                f"baseline.{name}.probe.item.{cfg.item_category}.auc": bprobe["auc"]})
+                    bcoh, _ = embedding.coherence(embedding.cosine_neighbours(bi, k), cats)
+                    out[f"baseline.{name}.embedding.item_coherence.cosine@{k}"] = bcoh
+                    if name == "lightfm_cf":  # probes cost ~1 s per category: the same family without features
+                        bprobe = embedding.multilabel_probe(bi, cats, cat_names, seed=self.config.model.seed,
+                                                            n_splits=3)
+                        out[f"baseline.{name}.probe.item.{cfg.item_category}.auc"] = bprobe["auc"]
             out.update(self._user_probes(u, notes, report))
             out.update(self._horizon(notes))
             out.update(self._stability(production, neighbours, notes))
@@ -734,6 +740,38 @@ class Retrain:
                         "recs.shared_users": int(len(u_ours))})
         return out
 
+    def evaluate_personas(self, production: "Production | str | Path | None" = None, *,
+                          file: str | Path | None = None) -> dict[str, dict]:
+        """Every persona's top-k from this run's item vectors by fold-in (:func:`recsys_lab.personas.persona_lists`),
+        and from production's when given (the report shows them side by side with moves). Saved by :meth:`save`
+        as ``personas.json``.
+
+        Parameters
+        ----------
+        production : Production, path of the production run folder, or None
+        file : str or Path or None
+            Persona file (default: the shipped MovieLens personas; personas whose items the data does not know
+            get an empty list).
+
+        Returns
+        -------
+        dict
+            This run's lists, as :attr:`personas`; production's in :attr:`production_personas` (empty without one).
+        """
+        self._need("fits", "fit")
+        ds, k = self.dataset, self.config.eval.k
+        people = personas.load_personas(file)
+        titles = dict(zip(ds.titles["item_id"].to_list(), ds.titles["title"].to_list()))
+        self.personas = personas.persona_lists(people, self.vectors["hybrid"][1], ds.items.ids, titles, k=k)
+        self.production_personas = {}
+        if production is not None:
+            try:
+                prod = production if isinstance(production, Production) else Production(production)
+                self.production_personas = personas.persona_lists(people, prod.item_vecs, prod.item_ids, titles, k=k)
+            except RunError as exc:
+                log.warning("personas: no production lists (%s)", exc)
+        return self.personas
+
     def per_user_table(self) -> pl.DataFrame:
         """Per-user metrics of the model and every baseline: ``model, user_id`` plus one column per metric."""
         if not self.per_user:
@@ -857,6 +895,8 @@ class Retrain:
                 _save_parquet(folder.per_user_metrics, self.per_user_table())
             if self.gate is not None:
                 atomic_write_json(folder.gate, self.gate.to_dict())
+            if self.personas:
+                atomic_write_json(folder.personas, self.personas)
         atomic_write_json(folder.timings, self.timings)
         return self.run_dir
 
@@ -869,6 +909,7 @@ class Retrain:
         self.evaluate()
         self.evaluate_cold_start()
         self.evaluate_embeddings(production)
+        self.evaluate_personas(production)
         self.check_drift(production)
         self.check_gate(production)
         self.save()

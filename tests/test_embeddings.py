@@ -1,0 +1,73 @@
+"""Embeddings as a product on a real retrain: metrics keys, similar items, personas, the embeddings notebook."""
+
+import json
+
+import nbformat
+import pytest
+
+from recsys_lab import serving
+
+from .conftest import cli
+
+pytestmark = [pytest.mark.slow, pytest.mark.realdata]
+
+
+def test_retrain_writes_beyond_accuracy_fairness_and_embedding_keys(first_run):
+    proc, run = first_run
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    m = json.loads((run / "metrics.json").read_text())
+    for key in ("novelty@10", "ild@10", "ild.category@10", "arp@10", "aplt@10", "gini@10", "coverage@10",
+                "baseline.popularity.novelty@10", "baseline.ease.arp@10", "fairness.user.gender.ndcg@10.gap",
+                "fairness.user.gender.ndcg@10.F.ci_low", "fairness.item.genre.Drama.exposure",
+                "embedding.item_coherence@10", "embedding.item_coherence@10.chance", "probe.item.genre.auc",
+                "probe.user.gender.auc", "probe.user.gender.auc.baseline", "probe.user.occupation.auc"):
+        assert key in m, key
+    # most-popular is the least novel and least covering list; the model is more novel
+    assert m["baseline.popularity.novelty@10"] < m["novelty@10"]
+    assert m["baseline.popularity.coverage@10"] < m["coverage@10"]
+    assert m["embedding.item_coherence@10"] > m["embedding.item_coherence@10.chance"]
+    assert m["probe.user.gender.auc"] > 0.55  # taste says something about gender on ML-100k
+    personas = json.loads((run / "personas.json").read_text())
+    assert len(personas["horror-fan"]["top"]) == 10
+    html = (run / "report.html").read_text()
+    assert "Embeddings as a product" in html and "Personas" in html
+
+
+def test_similar_prints_ten_titled_neighbours(first_run, workdir):
+    proc = cli("similar", "--item", "50", cwd=workdir)
+    assert proc.returncode == 0, proc.stderr
+    assert "most similar to item 50" in proc.stdout and proc.stdout.count("(19") >= 10  # titled
+    df = serving.similar(workdir / "runs", 50, k=10)
+    assert df.height == 10 and 50 not in df["item_id"].to_list() and df["title"].null_count() == 0
+    assert df["score"].is_sorted(descending=True)
+
+
+def test_similar_unknown_item_is_named(first_run, workdir):
+    proc = cli("similar", "--item", "999999", cwd=workdir)
+    assert proc.returncode == 2 and "unknown item_id '999999'" in proc.stderr
+
+
+def test_personas_against_production(first_run, workdir):
+    proc = cli("personas", "--run", "latest", "--vs", "production", cwd=workdir)
+    assert proc.returncode == 0, proc.stderr
+    for name in ("horror-fan", "parent-kids", "heavy-drama", "film-noir-only", "new-user-3-picks"):
+        assert name in proc.stdout
+    assert "move" in proc.stdout and "=" in proc.stdout  # the same run: nothing moved
+
+
+def test_embeddings_notebook_runs_on_real_data(first_run, workdir, tmp_path):
+    import papermill as pm
+
+    from recsys_lab.report import export_html
+
+    out = tmp_path / "embeddings.ipynb"
+    nb_path = workdir.parent / "unused"  # noqa: F841
+    from pathlib import Path
+
+    src = Path(__file__).resolve().parent.parent / "notebooks" / "embeddings.ipynb"
+    pm.execute_notebook(str(src), str(out), kernel_name="python3", progress_bar=False, cwd=str(tmp_path),
+                        parameters={"runs_dir": str(workdir / "runs"), "vs": "production"})
+    html = export_html(out, tmp_path / "embeddings.html").read_text()
+    assert html.count("data:image/png") >= 2  # the map and the probes
+    assert "Empire Strikes Back" in html  # a neighbour of Star Wars / a persona pick
+    assert nbformat.read(out, as_version=4).cells
