@@ -96,3 +96,15 @@ def test_probe_reads_a_planted_attribute_and_not_noise():
     cats = np.column_stack([y == 1, y == 0])
     multi = embedding.multilabel_probe(x, cats, ["one", "zero"])
     assert multi["n_categories"] == 2 and multi["auc"] > 0.9
+
+
+def test_fairness_and_beyond_keys_work_as_gate_bounds():
+    from recsys_lab.config import GateConfig
+    from recsys_lab.gate import check_gate
+
+    gate = GateConfig(min={"novelty@k": 2.0}, max={"fairness.user.gender.ndcg@10.gap": 0.05}, max_regression={},
+                      not_worse_than=())
+    ok = check_gate({"novelty@10": 2.9, "fairness.user.gender.ndcg@10.gap": 0.01}, gate, k=10)
+    assert ok.passed
+    bad = check_gate({"novelty@10": 2.9, "fairness.user.gender.ndcg@10.gap": 0.08}, gate, k=10)
+    assert not bad.passed and "fairness.user.gender.ndcg@10.gap" in bad.reason

@@ -71,3 +71,22 @@ def test_embeddings_notebook_runs_on_real_data(first_run, workdir, tmp_path):
     assert html.count("data:image/png") >= 2  # the map and the probes
     assert "Empire Strikes Back" in html  # a neighbour of Star Wars / a persona pick
     assert nbformat.read(out, as_version=4).cells
+
+
+def test_identical_retrain_is_perfectly_stable_against_production(first_run):
+    """Same snapshot, config and seed on one thread: the item neighbourhoods and top-k lists do not move."""
+    from recsys_lab.config import Config
+    from recsys_lab.pipeline import Retrain
+
+    _, run = first_run
+    job = Retrain(Config.from_dict(json.loads((run / "params.json").read_text())))
+    job.ingest()
+    job.build_features()
+    job.fit()
+    job.evaluate()
+    out = job.evaluate_embeddings(production=run)
+    assert out["embedding.stability@10"] == pytest.approx(1.0)
+    assert out["recs.churn@10"] == pytest.approx(0.0)
+    assert out["recs.shared_users"] == job.metrics["eval.n_users"]
+    job.evaluate_personas(production=run)
+    assert job.personas == job.production_personas
