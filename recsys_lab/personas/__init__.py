@@ -20,13 +20,18 @@ the same path as onboarding a new user); its own items are never recommended.
 
 from __future__ import annotations
 
-import tomllib
+import sys
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
 
 from .. import foldin
 from ..errors import ConfigError, DataFileError
