@@ -1,6 +1,7 @@
 """Embeddings as a product on a real retrain: metrics keys, similar items, personas, the embeddings notebook."""
 
 import json
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -61,9 +62,6 @@ def test_embeddings_notebook_runs_on_real_data(first_run, workdir, tmp_path):
     from recsys_lab.report import export_html
 
     out = tmp_path / "embeddings.ipynb"
-    nb_path = workdir.parent / "unused"  # noqa: F841
-    from pathlib import Path
-
     src = Path(__file__).resolve().parent.parent / "notebooks" / "embeddings.ipynb"
     pm.execute_notebook(str(src), str(out), kernel_name="python3", progress_bar=False, cwd=str(tmp_path),
                         parameters={"runs_dir": str(workdir / "runs"), "vs": "production"})
@@ -90,3 +88,35 @@ def test_identical_retrain_is_perfectly_stable_against_production(first_run):
     assert out["recs.shared_users"] == job.metrics["eval.n_users"]
     job.evaluate_personas(production=run)
     assert job.personas == job.production_personas
+
+
+@pytest.mark.slow
+def test_log_without_item_or_user_table_skips_with_notes(tmp_path):
+    """Defaults work on a bare interaction log: beyond accuracy is measured, what needs tables is skipped with a
+    note, and personas whose ids the log does not know get empty lists."""
+    import numpy as np
+    import polars as pl
+
+    from recsys_lab.pipeline import Retrain
+
+    rng = np.random.default_rng(0)
+    n = 6000
+    user = rng.integers(0, 200, n)
+    item = (rng.zipf(1.4, n) % 60 + (user % 3) * 60) % 180
+    pl.DataFrame({"u": user, "i": item, "w": np.ones(n), "t": np.sort(rng.integers(1_600_000_000, 1_630_000_000, n))}
+                 ).unique(["u", "i"]).write_csv(tmp_path / "log.csv")
+    job = Retrain({"data": {"source": "files", "interactions": str(tmp_path / "log.csv"), "user_col": "u",
+                            "item_col": "i", "weight_col": "w", "time_col": "t", "positive_threshold": 1.0,
+                            "warehouse": str(tmp_path / "wh")},
+                   "model": {"epochs": 5, "num_threads": 1}, "eval": {"baselines": ["popularity"], "bootstrap": 200}})
+    job.ingest()
+    job.build_features()
+    job.fit()
+    job.evaluate()
+    out = job.evaluate_embeddings()
+    assert out["novelty@10"] > out["baseline.popularity.novelty@10"]
+    assert "embedding.item_coherence@10" not in out and not any(k.startswith("probe.") for k in out)
+    notes = " ".join(job.embedding_report["notes"])
+    assert "no item column 'genre'" in notes and "no user column 'gender'" in notes
+    lists = job.evaluate_personas()
+    assert all(entry["top"] == [] or entry["items"] for entry in lists.values())
