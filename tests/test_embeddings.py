@@ -91,7 +91,8 @@ def test_identical_retrain_is_perfectly_stable_against_production(first_run):
 
 
 @pytest.mark.slow
-def test_log_without_item_or_user_table_skips_with_notes(tmp_path):
+@pytest.mark.parametrize("method", ["time_per_user", "time_global"])
+def test_log_without_item_or_user_table_skips_with_notes(tmp_path, method):
     """Defaults work on a bare interaction log: beyond accuracy is measured, what needs tables is skipped with a
     note, and personas whose ids the log does not know get empty lists."""
     import numpy as np
@@ -108,7 +109,8 @@ def test_log_without_item_or_user_table_skips_with_notes(tmp_path):
     job = Retrain({"data": {"source": "files", "interactions": str(tmp_path / "log.csv"), "user_col": "u",
                             "item_col": "i", "weight_col": "w", "time_col": "t", "positive_threshold": 1.0,
                             "warehouse": str(tmp_path / "wh")},
-                   "model": {"epochs": 5, "num_threads": 1}, "eval": {"baselines": ["popularity"], "bootstrap": 200}})
+                   "model": {"epochs": 5, "num_threads": 1}, "split": {"method": method},
+                   "eval": {"baselines": ["popularity"], "bootstrap": 200, "horizon_days": 30}})
     job.ingest()
     job.build_features()
     job.fit()
@@ -118,5 +120,11 @@ def test_log_without_item_or_user_table_skips_with_notes(tmp_path):
     assert "embedding.item_coherence@10" not in out and not any(k.startswith("probe.") for k in out)
     notes = " ".join(job.embedding_report["notes"])
     assert "no item column 'genre'" in notes and "no user column 'gender'" in notes
+    if method == "time_global":  # the future window: test positives in the first 30 days after the cut-off
+        assert out["horizon.n_users"] > 0 and 0 <= out["horizon.ndcg@10"] <= 1
+        assert out["horizon.ndcg@10.ci_low"] <= out["horizon.ndcg@10"] <= out["horizon.ndcg@10.ci_high"]
+        assert "baseline.popularity.horizon.ndcg@10" in out
+    else:
+        assert "future-window task skipped" in notes and "horizon.n_users" not in out
     lists = job.evaluate_personas()
     assert all(entry["top"] == [] or entry["items"] for entry in lists.values())
