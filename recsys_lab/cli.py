@@ -513,6 +513,47 @@ def study_gate_noise(
     _guard(lambda: gate_noise(_build_config(config, param, data), runs=runs, echo=typer.echo))
 
 
+# -- embeddings as a product: similar items, personas -----------------------------------------------------------
+@app.command()
+def similar(
+    item: str = typer.Option(..., "--item", help="External item id, e.g. 50."),
+    k: int = typer.Option(10, "-k", help="How many neighbours."),
+    run: str = typer.Option("production", "--run", help="Run (id, prefix, 'production', 'latest')."),
+    runs_dir: Path = RUNS_DIR,
+) -> None:
+    """The k items most similar to an item, with titles: LightFM's score e_i.e_j + b_j for a user who is the
+    item (popularity-aware, not cosine), through the run's saved index when it has one, exact otherwise."""
+    from .serving import similar as similar_items
+
+    df = _noted(lambda: similar_items(runs_dir, item, k=k, run=run))
+    typer.echo(f"{k} items most similar to item {item} in {run} (e_i.e_j + b_j; path: {df['path'][0]})")
+    _print_frame(df)
+
+
+@app.command()
+def personas(
+    file: Optional[Path] = typer.Option(None, "--file", help="Persona file (TOML); default the shipped MovieLens "
+                                        "personas."),
+    run: str = typer.Option("latest", "--run", help="Run (id, prefix, 'production', 'latest')."),
+    vs: Optional[str] = typer.Option(None, "--vs", help="Second run to compare with, e.g. production."),
+    k: int = typer.Option(10, "-k", help="How many items per persona."),
+    runs_dir: Path = RUNS_DIR,
+) -> None:
+    """Every persona's top-k from a run (fold-in of its items), optionally next to another run's with moves
+    (new, dropped, up N, down N, =)."""
+    from .report import persona_table
+    from .serving import persona_lists
+
+    mine = _noted(lambda: persona_lists(runs_dir, run=run, file=file, k=k))
+    theirs = _noted(lambda: persona_lists(runs_dir, run=vs, file=file, k=k)) if vs else None
+    table = persona_table(mine, theirs)
+    for name, entry in mine.items():
+        typer.echo(f"\n{name}: {entry['description']} ({len(entry['items'])} items"
+                   + (f"; unknown: {', '.join(map(str, entry['unknown']))}" if entry["unknown"] else "") + ")")
+        part = table.filter(table["persona"] == name).drop("persona")
+        _print_frame(part if vs else part.drop("rank_vs", "move"))
+
+
 def _merge_pairs(argv: list[str]) -> list[str]:
     """Rewrite ``-p NAME VALUE`` as ``-p NAME=VALUE`` (typer has no options taking pairs); both forms work."""
     out, i = [], 0

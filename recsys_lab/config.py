@@ -359,6 +359,19 @@ class EvalConfig:
         logs. Intervals account for the sample.
     ease_max_items : int
         EASE needs an items x items inverse: skipped (with a note) above this catalogue size (default 20000).
+    item_category : str
+        Item-table column used as the category of embedding coherence, category diversity, the item probe and
+        item-side fairness (default ``"genre"``; a list column is multi-label). Skipped, with a note, when the
+        item table has no such column.
+    user_groups : list of str
+        User-table columns whose groups get NDCG@k with intervals and the largest gap (user-side fairness;
+        default ``["gender"]``; numeric columns are cut into quantile buckets). Missing columns are skipped.
+    probe_user : list of str or None
+        User attributes the user-embedding probes predict (default None: every user-table column with at most 50
+        distinct values, plus numeric ones in quantile buckets, e.g. ML-100k gender, age, occupation).
+    horizon_days : int
+        Future-window task: ranking metrics on each user's test positives in the first ``horizon_days`` days
+        after the cut-off (default 7; ``time_global`` only, skipped with a note otherwise).
     """
 
     k: int = 10
@@ -367,9 +380,17 @@ class EvalConfig:
     max_ci_width: float = 0.04
     max_users: int = 50_000
     ease_max_items: int = 20_000
+    item_category: str = "genre"
+    user_groups: tuple[str, ...] = ("gender",)
+    probe_user: tuple[str, ...] | None = None
+    horizon_days: int = 7
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "baselines", tuple(self.baselines))
+        object.__setattr__(self, "user_groups", tuple(self.user_groups))
+        if self.probe_user is not None:
+            object.__setattr__(self, "probe_user", tuple(self.probe_user))
+        _check(self.horizon_days >= 1, "eval.horizon_days", f"must be >= 1, got {self.horizon_days}")
         _check(self.k >= 1, "eval.k", f"must be >= 1, got {self.k}")
         for name in self.baselines:
             _check(name in BASELINES, "eval.baselines", f"unknown baseline {name!r}; expected some of {BASELINES}")

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from . import ann, baselines, evaluation, foldin, models
+from . import ann, baselines, beyond, embedding, evaluation, foldin, models, personas
 from ._fs import atomic_write_bytes, atomic_write_json
 from .config import Config
 from .datasets import load
@@ -150,6 +150,10 @@ class Retrain:
         self.production_comparison: dict[str, dict] | None = None
         self.onboarding: foldin.OnboardingResult | None = None
         self.recovery: foldin.RecoveryResult | None = None
+        self.recommended: dict[str, np.ndarray] = {}
+        self.embedding_report: dict[str, Any] = {}
+        self.personas: dict[str, dict] = {}
+        self.production_personas: dict[str, dict] = {}
 
     @contextmanager
     def _phase(self, name: str):
@@ -422,6 +426,7 @@ class Retrain:
                 values, items = evaluation.per_user_metrics(u, i, sp_.test, users=users, exclude=sp_.train_seen,
                                                             k=k)
                 self.per_user[name] = values
+                self.recommended[name] = items
                 prefix = "" if name == "model" else f"baseline.{name}."
                 names = list(values)
                 matrix = np.column_stack([values[n] for n in names])
@@ -489,6 +494,279 @@ class Retrain:
                     else key): value for key, value in m.items()}
             self.metrics.update(out)
         return out
+
+    # -- embeddings as a product: beyond accuracy, fairness, intrinsic and extrinsic quality ----------------
+    def evaluate_embeddings(self, production: "Production | str | Path | None" = None) -> dict[str, float]:
+        """Beyond-accuracy, fairness and embedding-quality figures of this run (:mod:`recsys_lab.beyond`,
+        :mod:`recsys_lab.embedding`), added to :attr:`metrics` (every key usable as a ``gate.min`` / ``gate.max``
+        bound); details for the report in :attr:`embedding_report`, notes on what was skipped in its ``notes``.
+
+        Keys (``k = eval.k``; ``<c>`` = ``eval.item_category``, ``<g>`` a column of ``eval.user_groups``):
+
+        - beyond accuracy of the lists scored by :meth:`evaluate`, for the model (plain) and every baseline
+          (``baseline.<name>.``): ``novelty@k``, ``ild@k`` (cosine distance in the *model's* item embedding
+          space for every list, so the values compare), ``ild.category@k``, ``arp@k``, ``aplt@k``, ``gini@k``,
+          ``coverage@k``;
+        - item-side fairness: ``fairness.item.<c>.<group>.exposure|catalog|interactions|ratio`` (model) and
+          ``[baseline.<name>.]fairness.item.<c>.exposure_gap`` (largest |exposure share - interaction share|);
+        - user-side fairness: ``[baseline.<name>.]fairness.user.<g>.ndcg@k.<group>`` with ``.ci_low``,
+          ``.ci_high``, ``.n_users``, and ``fairness.user.<g>.ndcg@k.gap``;
+        - intrinsic: ``embedding.item_coherence@k`` (the neighbours :func:`recsys_lab.serving.similar` serves:
+          ``e_i·e_j + b_j``), ``embedding.item_coherence.cosine@k`` (cosine on ``e``), ``...chance``, and for the
+          factor baselines ``baseline.<name>.embedding.item_coherence.cosine@k`` and
+          ``baseline.lightfm_cf.probe.item.<c>.auc`` (what interactions alone teach when ``<c>`` is a feature);
+          against ``production`` (shared ids): ``embedding.stability@k`` (mean Jaccard of item neighbour sets),
+          ``recs.stability@k`` (mean Jaccard of the evaluation users' top-k lists) and ``recs.churn@k``
+          (``1 - recs.stability@k``), ``embedding.shared_items``, ``recs.shared_users``;
+        - extrinsic: ``probe.item.<c>.auc`` (macro AUC over one binary probe per category) and
+          ``probe.user.<attr>.auc``, each with ``.baseline`` (majority class: 0.5), ``probe.user.<attr>.accuracy``
+          and ``.accuracy.baseline``; future window (``time_global`` only): ``horizon.ndcg@k`` (``.ci_low``,
+          ``.ci_high``), ``horizon.recall@k``, ``baseline.<name>.horizon.ndcg@k``, ``horizon.n_users``.
+
+        Parameters
+        ----------
+        production : Production, path of the production run folder, or None
+            For stability and churn (skipped with a note when None or unreadable).
+
+        Returns
+        -------
+        dict of str to float
+            The keys added.
+        """
+        self._need("recommended", "evaluate")
+        cfg, ds, sp_, k = self.config.eval, self.dataset, self.split, self.config.eval.k
+        out: dict[str, float] = {}
+        notes: list[str] = []
+        report: dict[str, Any] = {"notes": notes}
+        with self._phase("evaluate"):
+            u, i = self.vectors["hybrid"]
+            popularity = np.asarray(sp_.train.getnnz(axis=0), dtype=np.float64)
+            n_train_users = int((sp_.train.getnnz(axis=1) > 0).sum())
+            interactions = np.asarray(sp_.train.sum(axis=0), dtype=np.float64).ravel()
+            cats, cat_names = self._item_categories(notes)
+            report["categories"], report["category_names"] = cats, cat_names
+            groups = {g: self._user_column(g, notes) for g in cfg.user_groups}
+            for name, lists in self.recommended.items():
+                prefix = "" if name == "model" else f"baseline.{name}."
+                figures = beyond.beyond_accuracy(lists, popularity=popularity, n_users=n_train_users,
+                                                 item_vecs=i[:, :-1], categories=cats, k=k)
+                if cats is not None:
+                    shares = beyond.group_exposure(lists, cats, cat_names, interactions=interactions)
+                    figures[f"fairness.item.{cfg.item_category}.exposure_gap"] = max(
+                        abs(v["exposure"] - v["interactions"]) for v in shares.values())
+                    if name == "model":
+                        report["item_exposure"] = shares
+                        for group, v in shares.items():
+                            figures.update({f"fairness.item.{cfg.item_category}.{group}.{key}": value
+                                            for key, value in v.items()})
+                for g, labels in groups.items():
+                    if labels is None:
+                        continue
+                    per, gap = beyond.group_ndcg(self.per_user[name][f"ndcg@{k}"], labels[self.eval_users],
+                                                 n_resamples=cfg.bootstrap, seed=self.config.model.seed)
+                    base = f"fairness.user.{g}.ndcg@{k}"
+                    for group, v in per.items():
+                        figures.update({f"{base}.{group}": v["mean"], f"{base}.{group}.ci_low": v["ci_low"],
+                                        f"{base}.{group}.ci_high": v["ci_high"], f"{base}.{group}.n_users": v["n_users"]})
+                    figures[f"{base}.gap"] = gap
+                    if name == "model":
+                        report.setdefault("user_groups", {})[g] = per
+                out.update({prefix + key: value for key, value in figures.items()})
+            neighbours = self._served_neighbours(np.arange(len(i)), k)
+            report["neighbours"] = neighbours
+            if cats is not None:
+                coh, chance = embedding.coherence(neighbours, cats)
+                cos, _ = embedding.coherence(embedding.cosine_neighbours(i[:, :-1], k), cats)
+                out.update({f"embedding.item_coherence@{k}": coh, f"embedding.item_coherence@{k}.chance": chance,
+                            f"embedding.item_coherence.cosine@{k}": cos})
+                probe = embedding.multilabel_probe(i, cats, cat_names, seed=self.config.model.seed, n_splits=3)
+                report["item_probe"] = probe
+                out.update({f"probe.item.{cfg.item_category}.{key}": value for key, value in probe.items()})
+                if cfg.item_category in self.config.features.item_columns(self.snapshot.table("items").columns):
+                    notes.append(f"{cfg.item_category!r} is an item feature of the model: its item vectors contain "
+                                 f"the {cfg.item_category} embeddings, so coherence and the item probe read the "
+                                 "feature back; the factor baselines (baseline.<name>.embedding.*, .probe.*) show "
+                                 "what interactions alone teach")
+                for name, (_, bi) in self.vectors.items():  # factor baselines: what interactions alone teach
+                    if name == "hybrid" or bi.shape[1] > 1024:
+                        continue
+                    bcoh, _ = embedding.coherence(embedding.cosine_neighbours(bi, k), cats)
+                    out[f"baseline.{name}.embedding.item_coherence.cosine@{k}"] = bcoh
+                    if name == "lightfm_cf":  # probes cost ~1 s per category: the same family without features
+                        bprobe = embedding.multilabel_probe(bi, cats, cat_names, seed=self.config.model.seed,
+                                                            n_splits=3)
+                        out[f"baseline.{name}.probe.item.{cfg.item_category}.auc"] = bprobe["auc"]
+            out.update(self._user_probes(u, notes, report))
+            out.update(self._horizon(notes))
+            out.update(self._stability(production, neighbours, notes))
+            self.metrics.update(out)
+        self.embedding_report = report
+        for note in notes:
+            log.info("evaluate_embeddings: %s", note)
+        return out
+
+    def _served_neighbours(self, items: np.ndarray, k: int) -> np.ndarray:
+        """Item-to-item neighbours as serving returns them: through the index when one was built, else exact."""
+        if self.index is not None:
+            return ann.similar_items(self.index, items, k)[0]
+        return embedding.inner_product_neighbours(self.vectors["hybrid"][1], items, k)[0]
+
+    def _item_categories(self, notes: list[str]) -> tuple[np.ndarray | None, list]:
+        column = self.config.eval.item_category
+        items = self.snapshot.table("items") if self.snapshot is not None else pl.DataFrame()
+        if column not in items.columns:
+            notes.append(f"no item column {column!r} (eval.item_category): category diversity, coherence, the item "
+                         "probe and item-side fairness skipped")
+            return None, []
+        labels = [None] * len(self.dataset.items)
+        for item_id, value in zip(items["item_id"].to_list(), items[column].to_list()):
+            labels[int(self.dataset.items.to_index(item_id))] = value
+        return beyond.membership(labels)
+
+    def _user_column(self, column: str, notes: list[str]) -> np.ndarray | None:
+        """One label per user (index order; None when unknown); numeric columns in quantile buckets."""
+        users = self.snapshot.table("users") if self.snapshot is not None else pl.DataFrame()
+        if column not in users.columns or column == "user_id":
+            notes.append(f"no user column {column!r}: skipped")
+            return None
+        values = users[column]
+        if values.dtype.is_numeric() and values.n_unique() > 10:
+            edges = np.unique(np.nanquantile(values.to_numpy().astype(np.float64), [0.2, 0.4, 0.6, 0.8]))
+            bucket = np.searchsorted(edges, values.to_numpy(), side="right")
+            bounds = np.r_[values.min(), edges, values.max()]
+            text = [f"{bounds[b]:g}-{bounds[b + 1]:g}" if v is not None else None
+                    for b, v in zip(bucket, values.to_list())]
+        else:
+            text = [None if v is None else str(v) for v in values.to_list()]
+        labels = np.full(len(self.dataset.users), None, dtype=object)
+        labels[self.dataset.users.to_index(users["user_id"].to_numpy())] = text
+        return labels
+
+    def _user_probes(self, u: np.ndarray, notes: list[str], report: dict) -> dict[str, float]:
+        users = self.snapshot.table("users") if self.snapshot is not None else pl.DataFrame()
+        wanted = self.config.eval.probe_user
+        if wanted is None:
+            wanted = tuple(c for c in users.columns if c != "user_id"
+                           and (users[c].dtype.is_numeric() or users[c].n_unique() <= 50))
+        if not wanted:
+            notes.append("no user attribute to probe (the log has no user table)")
+            return {}
+        used = set(self.config.features.user)
+        active = self.split.train.getnnz(axis=1) > 0
+        out: dict[str, float] = {}
+        for column in wanted:
+            labels = self._user_column(column, notes)
+            if labels is None:
+                continue
+            if column in used:
+                notes.append(f"probe.user.{column}: {column!r} is also a model feature (features.user): the probe "
+                             "reads the feature back, not what the embedding learnt")
+            rows = active & np.array([x is not None for x in labels])
+            r = embedding.probe(u[rows, :-1], labels[rows], seed=self.config.model.seed)
+            report.setdefault("user_probes", {})[column] = r
+            out.update({f"probe.user.{column}.{key}": r[key] for key in ("auc", "auc.baseline", "accuracy",
+                                                                           "accuracy.baseline", "n")})
+        return out
+
+    def _horizon(self, notes: list[str]) -> dict[str, float]:
+        """Ranking metrics on each user's test positives in the first ``eval.horizon_days`` after the cut-off."""
+        sp_, cfg = self.split, self.config.eval
+        if sp_.method != "time_global" or sp_.cutoff is None:
+            notes.append(f"future-window task skipped: it needs one global cut-off (split.method = 'time_global'), "
+                         f"this run used {sp_.method!r}")
+            return {}
+        from datetime import timedelta
+
+        inter = self.dataset.interactions.filter(
+            (pl.col("ts") >= sp_.cutoff) & (pl.col("ts") < sp_.cutoff + timedelta(days=cfg.horizon_days)))
+        window = sp_.test.copy().tocsr()
+        keys = inter["user_idx"].to_numpy() * window.shape[1] + inter["item_idx"].to_numpy()
+        rows = np.repeat(np.arange(window.shape[0]), np.diff(window.indptr))
+        mask = np.isin(rows.astype(np.int64) * window.shape[1] + window.indices, keys)
+        window.data = np.where(mask, window.data, 0).astype(window.data.dtype)
+        window.eliminate_zeros()
+        users = self.eval_users[window[self.eval_users].getnnz(axis=1) > 0]
+        out: dict[str, float] = {"horizon.days": cfg.horizon_days, "horizon.n_users": int(len(users))}
+        if len(users) == 0:
+            notes.append(f"future-window task: no evaluation user has a test positive in the first "
+                         f"{cfg.horizon_days} days after the cut-off")
+            return out
+        candidates = {"model": self.vectors["hybrid"]}
+        if "popularity" in self.recommended:
+            candidates["popularity"] = evaluation.popularity_vectors(sp_.train)
+        candidates.update({n: v for n, v in self.vectors.items() if n != "hybrid"})
+        k = cfg.k
+        for name, (uv, iv) in candidates.items():
+            values, _ = evaluation.per_user_metrics(uv, iv, window, users=users, exclude=sp_.train_seen, k=k)
+            prefix = "horizon." if name == "model" else f"baseline.{name}.horizon."
+            out[f"{prefix}ndcg@{k}"] = float(np.mean(values[f"ndcg@{k}"]))
+            out[f"{prefix}recall@{k}"] = float(np.mean(values[f"recall@{k}"]))
+            if name == "model":
+                lo, hi = bootstrap_ci(values[f"ndcg@{k}"], n_resamples=cfg.bootstrap, seed=self.config.model.seed)
+                out.update({f"horizon.ndcg@{k}.ci_low": float(lo), f"horizon.ndcg@{k}.ci_high": float(hi)})
+        return out
+
+    def _stability(self, production: "Production | str | Path | None", neighbours: np.ndarray,
+                   notes: list[str]) -> dict[str, float]:
+        if production is None:
+            notes.append("no production run: embedding stability and recommendation churn skipped")
+            return {}
+        try:
+            prod = production if isinstance(production, Production) else Production(production)
+        except RunError as exc:
+            notes.append(f"stability skipped: {exc}")
+            return {}
+        k, ds = self.config.eval.k, self.dataset
+        ours, theirs = embedding.align(ds.items.ids, prod.item_ids)
+        if len(ours) <= k:
+            notes.append(f"stability skipped: only {len(ours)} items shared with production")
+            return {}
+        # neighbours within the shared items on both sides, as external ids
+        a = embedding.inner_product_neighbours(self.vectors["hybrid"][1][ours], None, k)[0]
+        b = embedding.inner_product_neighbours(prod.item_vecs[theirs], None, k)[0]
+        item_j = embedding.jaccard_overlap(ds.items.ids[ours][a], ds.items.ids[ours][b])
+        out = {f"embedding.stability@{k}": float(np.nanmean(item_j)), "embedding.shared_items": int(len(ours))}
+        u_ours, u_theirs = embedding.align(ds.users.ids[self.eval_users], prod.user_ids)
+        if len(u_ours):
+            pu, pi, _, _ = self._production_vectors(prod)
+            mine = self.recommended["model"][u_ours]
+            prod_lists, _ = evaluation.top_k(pu, pi, k, users=self.eval_users[u_ours], exclude=self.split.train_seen)
+            user_j = embedding.jaccard_overlap(mine, prod_lists)
+            out.update({f"recs.stability@{k}": float(np.nanmean(user_j)), f"recs.churn@{k}": float(1 - np.nanmean(user_j)),
+                        "recs.shared_users": int(len(u_ours))})
+        return out
+
+    def evaluate_personas(self, production: "Production | str | Path | None" = None, *,
+                          file: str | Path | None = None) -> dict[str, dict]:
+        """Every persona's top-k from this run's item vectors by fold-in (:func:`recsys_lab.personas.persona_lists`),
+        and from production's when given (the report shows them side by side with moves). Saved by :meth:`save`
+        as ``personas.json``.
+
+        Parameters
+        ----------
+        production : Production, path of the production run folder, or None
+        file : str or Path or None
+            Persona file (default: the shipped MovieLens personas; personas whose items the data does not know
+            get an empty list).
+
+        Returns
+        -------
+        dict
+            This run's lists, as :attr:`personas`; production's in :attr:`production_personas` (empty without one).
+        """
+        self._need("fits", "fit")
+        ds, k = self.dataset, self.config.eval.k
+        people = personas.load_personas(file)
+        titles = dict(zip(ds.titles["item_id"].to_list(), ds.titles["title"].to_list()))
+        self.personas = personas.persona_lists(people, self.vectors["hybrid"][1], ds.items.ids, titles, k=k)
+        self.production_personas = {}
+        if production is not None:
+            try:
+                prod = production if isinstance(production, Production) else Production(production)
+                self.production_personas = personas.persona_lists(people, prod.item_vecs, prod.item_ids, titles, k=k)
+            except RunError as exc:
+                log.warning("personas: no production lists (%s)", exc)
+        return self.personas
 
     def per_user_table(self) -> pl.DataFrame:
         """Per-user metrics of the model and every baseline: ``model, user_id`` plus one column per metric."""
@@ -616,6 +894,8 @@ class Retrain:
                 _save_parquet(folder.per_user_metrics, self.per_user_table())
             if self.gate is not None:
                 atomic_write_json(folder.gate, self.gate.to_dict())
+            if self.personas:
+                atomic_write_json(folder.personas, self.personas)
         atomic_write_json(folder.timings, self.timings)
         return self.run_dir
 
@@ -627,6 +907,8 @@ class Retrain:
         self.build_index()
         self.evaluate()
         self.evaluate_cold_start()
+        self.evaluate_embeddings(production)
+        self.evaluate_personas(production)
         self.check_drift(production)
         self.check_gate(production)
         self.save()

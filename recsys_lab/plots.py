@@ -9,7 +9,8 @@ if matplotlib.get_backend().lower() not in ("module://matplotlib_inline.backend_
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-__all__ = ["training_curve", "metrics_comparison", "timeline", "long_tail", "bars", "onboarding_curve"]
+__all__ = ["training_curve", "metrics_comparison", "timeline", "long_tail", "bars", "onboarding_curve",
+           "accuracy_vs_novelty", "item_exposure", "group_metric", "embedding_map", "probe_bars"]
 
 
 def training_curve(history: dict[str, list[dict]], *, metric: str = "validation NDCG@10") -> Figure:
@@ -162,5 +163,109 @@ def onboarding_curve(rows, *, k: int = 10, title: str = "Cold users: taste onboa
     ax_d.set_ylabel(f"fold-in - most-popular, NDCG@{k}")
     ax_d.set_title("Paired difference, 95 % bootstrap interval")
     ax_d.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+# -- embeddings as a product --------------------------------------------------------------------------------------
+def accuracy_vs_novelty(table, *, k: int = 10) -> Figure:  # noqa: ANN001
+    """NDCG@k against novelty@k, one point per model (``report.beyond_table``), marker size by coverage."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    rows = [r for r in table.iter_rows(named=True) if r[f"ndcg@{k}"] is not None and r[f"novelty@{k}"] is not None]
+    for r in rows:
+        ax.scatter(r[f"novelty@{k}"], r[f"ndcg@{k}"], s=20 + 400 * (r[f"coverage@{k}"] or 0))
+        ax.annotate(r["model"], (r[f"novelty@{k}"], r[f"ndcg@{k}"]), textcoords="offset points", xytext=(5, 5))
+    ax.set_xlabel(f"novelty@{k} (bits; mean self-information)")
+    ax.set_ylabel(f"NDCG@{k}")
+    ax.set_title("Accuracy against novelty (marker size: catalog coverage)")
+    fig.tight_layout()
+    return fig
+
+
+def item_exposure(table, *, column: str = "genre") -> Figure:  # noqa: ANN001
+    """Exposure share of each item group next to its catalogue and interaction shares (``report.item_exposure_table``)."""
+    fig, ax = plt.subplots(figsize=(9, 4))
+    groups = table["group"].to_list()
+    x = range(len(groups))
+    for j, (name, label) in enumerate((("exposure", "recommended"), ("interactions", "interactions"),
+                                       ("catalog", "catalogue"))):
+        ax.bar([i + (j - 1) * 0.27 for i in x], table[name].to_list(), width=0.27, label=label)
+    ax.set_xticks(list(x), groups, rotation=60, ha="right")
+    ax.set_ylabel("share")
+    ax.set_title(f"Exposure by {column} (sorted: under-exposed against interactions first)")
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def group_metric(table, *, k: int = 10) -> Figure:  # noqa: ANN001
+    """NDCG@k per user group with 95 % intervals, one panel per column, models side by side
+    (``report.user_fairness_table``)."""
+    columns = table["column"].unique(maintain_order=True).to_list() or ["(none)"]
+    fig, axes = plt.subplots(1, len(columns), figsize=(5 * len(columns), 3.5), squeeze=False)
+    for ax, column in zip(axes[0], columns):
+        part = table.filter(table["column"] == column)
+        models = part["model"].unique(maintain_order=True).to_list()
+        groups = part["group"].unique(maintain_order=True).to_list()
+        width = 0.8 / max(len(models), 1)
+        for j, m in enumerate(models):
+            rows = {r["group"]: r for r in part.filter(part["model"] == m).iter_rows(named=True)}
+            xs = [g + j * width for g in range(len(groups))]
+            mean = [rows[g][f"ndcg@{k}"] if g in rows else float("nan") for g in groups]
+            err = [[(rows[g][f"ndcg@{k}"] - rows[g]["ci_low"]) if g in rows else 0 for g in groups],
+                   [(rows[g]["ci_high"] - rows[g][f"ndcg@{k}"]) if g in rows else 0 for g in groups]]
+            ax.errorbar(xs, mean, yerr=err, fmt="o", label=m, capsize=3)
+        ax.set_xticks([g + 0.4 - width / 2 for g in range(len(groups))], groups, rotation=30, ha="right")
+        ax.set_title(f"NDCG@{k} by {column} (95 % intervals)")
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def embedding_map(xy, labels, *, highlight=None, title: str = "Item embeddings (PCA)") -> Figure:  # noqa: ANN001
+    """2-D projection of item embeddings coloured by category.
+
+    Parameters
+    ----------
+    xy : ndarray of shape (n_items, 2)
+    labels : sequence of length n_items
+        Category per item (None: grey).
+    highlight : sequence of int, optional
+        Row indices marked with black rings (e.g. an item and its neighbours).
+    """
+    import numpy as np
+
+    xy = np.asarray(xy)
+    labels = np.array(["(none)" if v is None else str(v) for v in labels], dtype=object)
+    fig, ax = plt.subplots(figsize=(8, 6))
+    names, counts = np.unique(labels, return_counts=True)
+    for name in names[np.argsort(-counts)][:12]:
+        m = labels == name
+        ax.scatter(xy[m, 0], xy[m, 1], s=6, alpha=0.6, label=name)
+    rest = ~np.isin(labels, names[np.argsort(-counts)][:12])
+    if rest.any():
+        ax.scatter(xy[rest, 0], xy[rest, 1], s=6, alpha=0.4, c="lightgrey", label="other")
+    if highlight is not None and len(highlight):
+        h = np.asarray(highlight)
+        ax.scatter(xy[h, 0], xy[h, 1], s=60, facecolors="none", edgecolors="black", linewidths=1.2)
+    ax.legend(markerscale=3, fontsize=7, ncol=2)
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def probe_bars(table) -> Figure:  # noqa: ANN001
+    """Probe AUCs against their reference (``report.embedding_table`` rows whose figure starts with 'probe')."""
+    part = table.filter(table["figure"].str.starts_with("probe"))
+    fig, ax = plt.subplots(figsize=(7, 0.4 * max(part.height, 1) + 1))
+    names = part["figure"].to_list()
+    ax.barh(names, part["value"].to_list(), label="probe")
+    ax.scatter([v if v is not None else float("nan") for v in part["reference"].to_list()], names, color="black",
+               marker="|", s=200, label="majority baseline")
+    ax.axvline(0.5, color="grey", lw=0.5)
+    ax.set_xlim(0.4, 1.0)
+    ax.set_xlabel("cross-validated AUC")
+    ax.set_title("Linear probes on frozen embeddings")
+    ax.legend(fontsize=7)
     fig.tight_layout()
     return fig

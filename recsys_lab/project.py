@@ -18,7 +18,7 @@ from .errors import RunError
 
 __all__ = ["NOTEBOOKS", "notebooks_dir", "default_notebook", "init_project"]
 
-NOTEBOOKS = ("retrain.ipynb", "explore.ipynb", "compare_models.ipynb", "cold_start.ipynb")
+NOTEBOOKS = ("retrain.ipynb", "explore.ipynb", "compare_models.ipynb", "cold_start.ipynb", "embeddings.ipynb")
 """The notebooks shipped with recsys_lab."""
 
 _PACKAGE = Path(__file__).resolve().parent

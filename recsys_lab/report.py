@@ -18,7 +18,8 @@ from .errors import RunError
 __all__ = ["PACKAGES", "package_versions", "show_versions", "metrics_table", "evaluation_table", "drift_table",
            "split_table",
            "timings_table",
-           "format_summary", "export_html", "check_notebook"]
+           "format_summary", "export_html", "check_notebook", "beyond_table", "user_fairness_table",
+           "item_exposure_table", "embedding_table", "persona_table"]
 
 PACKAGES = ("recsys_lab", "rectools-lightfm", "pynndescent", "numba", "numpy", "scipy", "polars", "duckdb",
             "papermill", "nbformat", "nbconvert")
@@ -255,3 +256,111 @@ def require_thin(path: str | Path) -> None:
     problems = check_notebook(path)
     if problems:
         raise RunError(f"{path}: not a thin notebook: " + "; ".join(problems))
+
+
+# -- embeddings as a product: beyond accuracy, fairness, embedding quality ---------------------------------------
+BEYOND = ("novelty", "ild", "ild.category", "arp", "aplt", "gini", "coverage")
+"""Beyond-accuracy figures (``<name>@k``; see :mod:`recsys_lab.beyond`)."""
+
+
+def beyond_table(metrics: dict[str, float], k: int = 10) -> pl.DataFrame:
+    """Accuracy next to beyond-accuracy, one row per model: ``model, ndcg@k, novelty@k, ild@k, ild.category@k,
+    arp@k, aplt@k, gini@k, coverage@k, gender_gap`` (missing figures are null)."""
+    rows = []
+    for name in ["model"] + _baselines(metrics):
+        p = "" if name == "model" else f"baseline.{name}."
+        row = {"model": name, f"ndcg@{k}": metrics.get(f"{p}ndcg@{k}")}
+        row.update({f"{b}@{k}": metrics.get(f"{p}{b}@{k}") for b in BEYOND})
+        rows.append(row)
+    return pl.DataFrame(rows, schema={c: (pl.Utf8 if c == "model" else pl.Float64) for c in rows[0]})
+
+
+def user_fairness_table(metrics: dict[str, float], k: int = 10) -> pl.DataFrame:
+    """NDCG@k per user group with its 95 % interval, for every model: ``column, group, model, users, ndcg@k,
+    ci_low, ci_high, gap`` (``gap``: the largest difference between the column's group means)."""
+    rows = []
+    for name in ["model"] + _baselines(metrics):
+        p = "" if name == "model" else f"baseline.{name}."
+        head = f"{p}fairness.user."
+        for key, value in metrics.items():
+            if not key.startswith(head) or not key.endswith(".n_users"):
+                continue
+            column, rest = key[len(head):].split(".", 1)
+            group = rest[len(f"ndcg@{k}."):-len(".n_users")]
+            base = f"{head}{column}.ndcg@{k}.{group}"
+            rows.append({"column": column, "group": group, "model": name, "users": int(value),
+                         f"ndcg@{k}": metrics.get(base), "ci_low": metrics.get(base + ".ci_low"),
+                         "ci_high": metrics.get(base + ".ci_high"),
+                         "gap": metrics.get(f"{head}{column}.ndcg@{k}.gap")})
+    schema = {"column": pl.Utf8, "group": pl.Utf8, "model": pl.Utf8, "users": pl.Int64, f"ndcg@{k}": pl.Float64,
+              "ci_low": pl.Float64, "ci_high": pl.Float64, "gap": pl.Float64}
+    return pl.DataFrame(rows, schema=schema)
+
+
+def item_exposure_table(metrics: dict[str, float], column: str = "genre") -> pl.DataFrame:
+    """The model's exposure share of each item group against its catalogue and interaction shares:
+    ``group, exposure, catalog, interactions, ratio`` sorted by ratio (under-exposed first)."""
+    head = f"fairness.item.{column}."
+    rows: dict[str, dict] = {}
+    for key, value in metrics.items():
+        if key.startswith(head) and key.count(".") >= 4:
+            group, what = key[len(head):].rsplit(".", 1)
+            rows.setdefault(group, {"group": group})[what] = value
+    schema = {"group": pl.Utf8, "exposure": pl.Float64, "catalog": pl.Float64, "interactions": pl.Float64,
+              "ratio": pl.Float64}
+    return pl.DataFrame(list(rows.values()), schema=schema).sort("ratio")
+
+
+def embedding_table(metrics: dict[str, float], k: int = 10) -> pl.DataFrame:
+    """Intrinsic and extrinsic quality of the embeddings: ``figure, value, reference`` (chance, majority baseline
+    or the factor baselines), one row per figure present."""
+    rows = []
+
+    def add(figure: str, key: str, ref_key: str | None = None, ref: str = "") -> None:
+        if key in metrics:
+            rows.append({"figure": figure, "value": metrics[key],
+                         "reference": metrics.get(ref_key) if ref_key else None, "reference_is": ref})
+
+    add(f"item coherence@{k} (served neighbours)", f"embedding.item_coherence@{k}",
+        f"embedding.item_coherence@{k}.chance", "chance")
+    add(f"item coherence@{k} (cosine)", f"embedding.item_coherence.cosine@{k}",
+        f"embedding.item_coherence@{k}.chance", "chance")
+    for key in sorted(metrics):
+        if key.startswith("baseline.") and ".embedding.item_coherence" in key:
+            add(f"item coherence@{k} (cosine), {key.split('.')[1]}", key, f"embedding.item_coherence@{k}.chance",
+                "chance")
+    for key in sorted(metrics):
+        if key.startswith("probe.") and key.endswith(".auc"):
+            add(f"probe {key[6:-4]} AUC", key, key + ".baseline", "majority")
+        elif key.startswith("baseline.") and ".probe." in key and key.endswith(".auc"):
+            add(f"probe {key.split('.probe.')[1][:-4]} AUC, {key.split('.')[1]}", key, None, "")
+    add(f"stability@{k} (item neighbours vs production)", f"embedding.stability@{k}")
+    add(f"churn@{k} (top-k vs production)", f"recs.churn@{k}")
+    add(f"future window ndcg@{k}", f"horizon.ndcg@{k}", f"baseline.popularity.horizon.ndcg@{k}", "most-popular")
+    return pl.DataFrame(rows, schema={"figure": pl.Utf8, "value": pl.Float64, "reference": pl.Float64,
+                                      "reference_is": pl.Utf8})
+
+
+def persona_table(mine: dict[str, dict], theirs: dict[str, dict] | None = None) -> pl.DataFrame:
+    """Every persona's top-k next to another run's (e.g. production) with moves (new / dropped / up N / down N / =).
+
+    Parameters
+    ----------
+    mine, theirs : dict
+        Lists as :func:`recsys_lab.personas.persona_lists` returns them (``personas.json``); ``theirs`` None or
+        empty: this run's lists alone (every item ``new``).
+
+    Returns
+    -------
+    pl.DataFrame
+        ``persona, rank, rank_vs, move, item_id, title``.
+    """
+    from .personas import moves
+
+    rows = []
+    for name, entry in mine.items():
+        other = (theirs or {}).get(name, {}).get("top", [])
+        rows += [{"persona": name, **r, "item_id": str(r["item_id"])} for r in moves(entry["top"], other)]
+    schema = {"persona": pl.Utf8, "rank": pl.Int64, "rank_vs": pl.Int64, "move": pl.Utf8, "item_id": pl.Utf8,
+              "title": pl.Utf8}
+    return pl.DataFrame(rows, schema=schema)

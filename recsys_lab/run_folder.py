@@ -341,6 +341,11 @@ class RunFolder:
         return self.artifacts / "split.npz"
 
     @property
+    def personas(self) -> Path:
+        """``personas.json``: every persona's top-k from this run (:mod:`recsys_lab.personas`)."""
+        return self.path / "personas.json"
+
+    @property
     def updates(self) -> Path:
         """``artifacts/updates/``: fold-in updates applied after the run."""
         return self.artifacts / "updates"

@@ -53,7 +53,8 @@ from .run_folder import RunFolder, read_json, read_manifest
 from .warehouse import open_snapshot
 
 __all__ = ["recommend", "user_history", "compare_recommendations", "recommend_for_items", "update", "updates",
-           "cold_start_evaluation", "ColdStartWarning", "UPDATE_WINDOW"]
+           "cold_start_evaluation", "ColdStartWarning", "UPDATE_WINDOW", "similar", "persona_lists", "ItemSpace",
+           "item_space", "run_metrics"]
 
 UPDATE_WINDOW = 10
 """Fold-in of an updated user uses their last this many positives (training and new). On ML-100k warm users,
@@ -682,3 +683,143 @@ def cold_start_evaluation(runs_dir: str | Path, *, run: str = "production", ns: 
     job.vectors["hybrid"] = (m.user_vecs, m.item_vecs)
     metrics = job.evaluate_cold_start(ns)
     return metrics, job.onboarding, job.recovery
+
+
+
+# -- similar items -----------------------------------------------------------------------------------------------
+def similar(runs_dir: str | Path, item_id: int | str, *, k: int = 10, run: str = "production") -> pl.DataFrame:
+    """The ``k`` items most similar to ``item_id`` in a run's item space, with titles ("more like this").
+
+    Similarity returned (the item itself excluded): LightFM's own score for a user whose representation equals
+    the item's embedding, ``sim(i, j) = e_i · e_j + b_j`` with ``[e_j, b_j]`` the saved folded item vector
+    (:func:`recsys_lab.ann.similar_items`): "people who like i get j next". It is asymmetric and
+    popularity-aware through the bias ``b_j``; it is not cosine similarity. Served through the run's saved
+    MIPS index when the retrain built one (large catalogues; approximate, recall measured at retrain time as
+    ``ann.recall@k``), exactly otherwise (:func:`recsys_lab.embedding.inner_product_neighbours`).
+
+    Parameters
+    ----------
+    runs_dir : str or Path
+    item_id : int or str
+        External item id.
+    k : int
+        Neighbours (default 10; capped at the catalogue size minus one).
+    run : str
+        Run reference (default ``production``; also ``latest`` or a run id).
+
+    Returns
+    -------
+    pl.DataFrame
+        ``rank, item_id, title, score, path`` with ``path`` ``exact`` or ``index``.
+
+    Raises
+    ------
+    RunError
+        Unknown run, missing artifacts, or an item id the run does not know (named).
+    """
+    from . import ann, embedding
+
+    m = _load_run_model(resolve(runs_dir, run))
+    idx, ok = _lookup(m.item_ids, np.array([item_id]))
+    if not ok[0]:
+        raise RunError(f"run {m.run_id}: unknown item_id {item_id!r} ({len(m.item_ids)} items)")
+    index_path = RunFolder(m.path).index
+    if index_path.is_file():
+        nb, sc = ann.similar_items(ann.load_index(index_path), idx, k)
+        path = "index"
+    else:
+        nb, sc = embedding.inner_product_neighbours(m.item_vecs, idx, k)
+        path = "exact"
+    ids = m.item_ids[nb[0]]
+    out = pl.DataFrame({"rank": np.arange(1, len(ids) + 1), "item_id": ids, "score": sc[0].astype(np.float32),
+                        "path": [path] * len(ids)})
+    return out.join(_titles(m, ids), on="item_id", how="left").select("rank", "item_id", "title", "score", "path")
+
+
+# -- personas ----------------------------------------------------------------------------------------------------
+def persona_lists(runs_dir: str | Path, *, run: str = "production", file: str | Path | None = None,
+                  k: int = 10) -> dict[str, dict]:
+    """Every persona's top-k from a run's saved item vectors by fold-in (:func:`recsys_lab.personas.persona_lists`).
+
+    Parameters
+    ----------
+    runs_dir : str or Path
+    run : str
+        Run reference (default ``production``).
+    file : str or Path or None
+        Persona file (default: the shipped MovieLens personas).
+    k : int
+
+    Returns
+    -------
+    dict
+        ``{name: {"description", "attributes", "items", "unknown", "top": [...]}}`` as in ``personas.json``.
+
+    Raises
+    ------
+    RunError
+        Unknown run or missing artifacts.
+    DataFileError
+        Unreadable persona file.
+    """
+    from . import personas
+
+    m = _load_run_model(resolve(runs_dir, run))
+    titles = _snapshot_sql(m.snapshot_path, "SELECT item_id, title FROM items", [])
+    lookup = dict(zip(titles["item_id"].to_list(), titles["title"].to_list()))
+    return personas.persona_lists(personas.load_personas(file), m.item_vecs, m.item_ids, lookup, k=k)
+
+
+@dataclass
+class ItemSpace:
+    """A run's item vectors with what a reader needs to look at them.
+
+    Attributes
+    ----------
+    item_ids : ndarray of shape (n_items,)
+        External ids in index order.
+    item_vecs : ndarray of shape (n_items, d + 1), float32
+        Folded vectors ``[e_j, b_j]``; ``item_vecs[:, :-1]`` is the embedding without the bias.
+    table : pl.DataFrame
+        ``item_id, title, category, primary`` in index order; ``category`` the item-table column (a list for
+        multi-label columns), ``primary`` its first value (for colouring; null when unknown).
+    """
+
+    item_ids: np.ndarray
+    item_vecs: np.ndarray
+    table: pl.DataFrame
+
+    def positions(self, ids) -> np.ndarray:  # noqa: ANN001
+        """Internal indices of external ``ids`` (unknown ids dropped)."""
+        idx, ok = _lookup(self.item_ids, np.asarray(list(ids)))
+        return idx[ok]
+
+
+def item_space(runs_dir: str | Path, *, run: str = "production", column: str = "genre") -> ItemSpace:
+    """A run's item vectors with titles and a category column from its snapshot's item table.
+
+    Raises
+    ------
+    RunError
+        Unknown run or missing artifacts.
+    """
+    m = _load_run_model(resolve(runs_dir, run))
+    items = _snapshot_sql(m.snapshot_path, "SELECT * FROM items", [])
+    if column not in items.columns:
+        items = items.with_columns(pl.lit(None).alias(column))
+    frame = pl.DataFrame({"item_id": m.item_ids}).join(items.select("item_id", "title", pl.col(column).alias("category")),
+                                                       on="item_id", how="left", maintain_order="left")
+    first = (pl.col("category").list.first() if isinstance(frame.schema["category"], pl.List)
+             else pl.col("category").cast(pl.Utf8))
+    return ItemSpace(item_ids=m.item_ids, item_vecs=m.item_vecs, table=frame.with_columns(first.alias("primary")))
+
+
+def run_metrics(runs_dir: str | Path, *, run: str = "production") -> dict[str, float]:
+    """A run's ``metrics.json``.
+
+    Raises
+    ------
+    RunError
+        Unknown run, or the file is missing or not JSON.
+    """
+    return read_json(RunFolder(resolve(runs_dir, run)).metrics, "metrics file")

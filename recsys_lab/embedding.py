@@ -1,0 +1,280 @@
+"""Embedding quality: intrinsic (neighbour coherence, stability between runs) and extrinsic (linear probes).
+
+Arrays in, numbers out: neighbours come from the caller (``ann.similar_items`` or :func:`cosine_neighbours`),
+categories are boolean membership matrices (:func:`recsys_lab.beyond.membership`). An embedding cannot be judged
+by looking at it; it is judged by whether nearby items are alike (coherence against chance), whether it stays put
+between retrains (stability), and whether simple downstream models can read known attributes from it (probes:
+Alain & Bengio, "Understanding intermediate layers using linear classifier probes", 2016; the extrinsic
+evaluation of word embeddings, Schnabel et al., EMNLP 2015).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+__all__ = ["project_2d", "cosine_neighbours", "inner_product_neighbours", "coherence", "jaccard_overlap", "align", "probe", "multilabel_probe"]
+
+
+def project_2d(vecs: np.ndarray, *, seed: int = 0) -> np.ndarray:
+    """2-D projection of embeddings by PCA (scikit-learn), for plots.
+
+    Parameters
+    ----------
+    vecs : ndarray of shape (n, d), float
+
+    Returns
+    -------
+    ndarray of shape (n, 2), float64
+        The first two principal components.
+    """
+    from sklearn.decomposition import PCA
+
+    return PCA(n_components=2, random_state=seed).fit_transform(np.asarray(vecs, dtype=np.float64))
+
+
+def cosine_neighbours(vecs: np.ndarray, k: int = 10) -> np.ndarray:
+    """Exact ``k`` nearest neighbours by cosine similarity, the row itself excluded.
+
+    Parameters
+    ----------
+    vecs : ndarray of shape (n, d), float
+    k : int
+        Capped at ``n - 1``.
+
+    Returns
+    -------
+    ndarray of shape (n, k), int64
+        Row indices, most similar first (ties in index order).
+    """
+    x = np.asarray(vecs, dtype=np.float32)
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    unit = np.divide(x, norms, out=np.zeros_like(x), where=norms > 0)
+    k = min(k, len(x) - 1)
+    out = np.empty((len(x), max(k, 0)), dtype=np.int64)
+    for start in range(0, len(x), 2048):
+        s = unit[start:start + 2048] @ unit.T
+        s[np.arange(len(s)), np.arange(start, start + len(s))] = -np.inf
+        out[start:start + len(s)] = np.argsort(-s, axis=1, kind="stable")[:, :k]
+    return out
+
+
+def inner_product_neighbours(item_vecs: np.ndarray, items: np.ndarray | None = None, k: int = 10, *,
+                             bias_column: int | None = -1) -> tuple[np.ndarray, np.ndarray]:
+    """Exact item-to-item neighbours by inner product, the item itself excluded: the similarity of
+    :func:`recsys_lab.ann.similar_items` computed exhaustively (for catalogues where exact search is cheaper
+    than an index).
+
+    With ``bias_column`` (default -1, LightFM's folded item ``[e_j, b_j]``) the query for item ``i`` is
+    ``[e_i, 1]``: ``sim(i, j) = e_i · e_j + b_j``, the score LightFM gives ``j`` for a user whose
+    representation equals ``i``'s embedding (asymmetric, popularity-aware). ``None``: ``sim(i, j) = x_i · x_j``.
+
+    Parameters
+    ----------
+    item_vecs : ndarray of shape (n_items, d), float
+    items : ndarray of shape (n,), int, optional
+        Query items (internal indices; default all).
+    k : int
+        Capped at ``n_items - 1``.
+
+    Returns
+    -------
+    neighbours : ndarray of shape (n, k), int64
+    scores : ndarray of shape (n, k), float32
+        Most similar first (ties in index order).
+
+    Raises
+    ------
+    IndexError
+        An item index outside ``[0, n_items)``.
+    """
+    x = np.asarray(item_vecs, dtype=np.float32)
+    items = np.arange(len(x)) if items is None else np.asarray(items, dtype=np.int64).reshape(-1)
+    if len(items) and (items.min() < 0 or items.max() >= len(x)):
+        raise IndexError(f"item index out of range [0, {len(x)}): {items[(items < 0) | (items >= len(x))][0]}")
+    k = min(k, len(x) - 1)
+    nb = np.empty((len(items), max(k, 0)), dtype=np.int64)
+    sc = np.empty((len(items), max(k, 0)), dtype=np.float32)
+    for start in range(0, len(items), 2048):
+        rows = items[start:start + 2048]
+        q = x[rows].copy()
+        if bias_column is not None:
+            q[:, bias_column] = 1.0
+        s = q @ x.T
+        s[np.arange(len(rows)), rows] = -np.inf
+        order = np.argsort(-s, axis=1, kind="stable")[:, :k]
+        nb[start:start + len(rows)] = order
+        sc[start:start + len(rows)] = np.take_along_axis(s, order, axis=1)
+    return nb, sc
+
+
+def coherence(neighbours: np.ndarray, categories: np.ndarray) -> tuple[float, float]:
+    """Neighbour coherence: share of each item's neighbours sharing at least one category with it, averaged over
+    items with a category, against the share expected by chance (a random other item shares one).
+
+    Parameters
+    ----------
+    neighbours : ndarray of shape (n_items, k), int
+        Each item's neighbours (internal indices; ``-1`` ignored).
+    categories : ndarray of shape (n_items, n_categories), bool
+
+    Returns
+    -------
+    coherence, chance : float
+        Both in [0, 1]; NaN when no item has a category. ``chance`` is, per item, the share of the other
+        categorised items that share a category with it, averaged over the same items.
+    """
+    c = np.asarray(categories, dtype=np.float32)
+    nb = np.asarray(neighbours, dtype=np.int64)
+    has = c.sum(axis=1) > 0
+    if not has.any():
+        return float("nan"), float("nan")
+    rows = np.flatnonzero(has)
+    ok = (nb[rows] >= 0) & has[np.where(nb[rows] >= 0, nb[rows], 0)]
+    shared = (c[rows][:, None, :] * c[np.where(ok, nb[rows], 0)]).sum(axis=2) > 0
+    per_item = np.where(ok, shared, False).sum(axis=1) / np.maximum(ok.sum(axis=1), 1)
+    share_with = (c[rows] @ c[has].T > 0).sum(axis=1) - 1  # minus the item itself
+    chance = share_with / max(has.sum() - 1, 1)
+    keep = ok.sum(axis=1) > 0
+    return float(per_item[keep].mean()) if keep.any() else float("nan"), float(chance[keep].mean()) if keep.any() \
+        else float("nan")
+
+
+def jaccard_overlap(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise Jaccard overlap ``|A ∩ B| / |A ∪ B|`` of two sets of lists (``-1`` padding ignored).
+
+    Parameters
+    ----------
+    a, b : ndarray of shape (n, k_a), (n, k_b), int
+        Lists in a shared id space (external ids, or indices mapped by :func:`align`), row for row.
+
+    Returns
+    -------
+    ndarray of shape (n,), float64
+        NaN where both rows are empty.
+
+    Raises
+    ------
+    ValueError
+        Different numbers of rows.
+    """
+    a, b = np.asarray(a), np.asarray(b)
+    if len(a) != len(b):
+        raise ValueError(f"jaccard_overlap needs the same rows: {len(a)} and {len(b)}")
+    out = np.full(len(a), np.nan)
+    for r in range(len(a)):
+        x, y = set(a[r][a[r] != -1].tolist()), set(b[r][b[r] != -1].tolist())
+        if x or y:
+            out[r] = len(x & y) / len(x | y)
+    return out
+
+
+def align(ids_a: np.ndarray, ids_b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of the ids both sides know: ``(ia, ib)`` with ``ids_a[ia] == ids_b[ib]``, in ``ids_a`` order."""
+    ids_a, ids_b = np.asarray(ids_a), np.asarray(ids_b)
+    if ids_a.dtype.kind != ids_b.dtype.kind:
+        ids_a, ids_b = ids_a.astype(str), ids_b.astype(str)
+    _, ia, ib = np.intersect1d(ids_a, ids_b, assume_unique=True, return_indices=True)
+    order = np.argsort(ia, kind="stable")
+    return ia[order].astype(np.int64), ib[order].astype(np.int64)
+
+
+def _cv(n_splits: int, seed: int):  # noqa: ANN202
+    from sklearn.model_selection import StratifiedKFold
+
+    return StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+
+
+def probe(x: np.ndarray, labels: np.ndarray, *, n_splits: int = 5, seed: int = 0, min_class: int | None = None
+          ) -> dict[str, float]:
+    """Linear probe: cross-validated AUC of a logistic regression reading ``labels`` from frozen vectors ``x``,
+    against a majority baseline.
+
+    Standardised features, ``LogisticRegression`` (scikit-learn; ``liblinear`` for two classes, 4x faster than
+    ``lbfgs`` on ML-100k-sized probes at the same AUC, ``lbfgs`` with ``max_iter=200`` for more), stratified ``n_splits``-fold
+    cross-validation; AUC is binary ROC AUC for two classes and macro one-vs-rest for more
+    (``roc_auc_ovr``). The majority baseline (``DummyClassifier("prior")``) always scores AUC 0.5; its accuracy
+    (the majority share) is reported next to the probe's accuracy.
+
+    Parameters
+    ----------
+    x : ndarray of shape (n, d), float
+    labels : ndarray of shape (n,)
+        Class per row; None / NaN rows are dropped, and classes with fewer than ``min_class`` rows
+        (default ``n_splits``) are dropped (they cannot be stratified).
+    n_splits, seed : int
+
+    Returns
+    -------
+    dict
+        ``auc, auc.baseline, accuracy, accuracy.baseline, n, n_classes``; ``auc`` NaN when fewer than two
+        classes remain.
+    """
+    from sklearn.dummy import DummyClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import cross_validate
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    y = np.asarray(labels, dtype=object)
+    keep = np.array([v is not None and v == v for v in y], dtype=bool)
+    values, counts = np.unique(y[keep].astype(str), return_counts=True)
+    big = set(values[counts >= (min_class or n_splits)])
+    keep &= np.array([str(v) in big for v in y], dtype=bool)
+    xs, ys = np.asarray(x, dtype=np.float64)[keep], y[keep].astype(str)
+    n_classes = len(set(ys))
+    out = {"n": int(len(ys)), "n_classes": n_classes}
+    if n_classes < 2:
+        return {**out, "auc": float("nan"), "auc.baseline": float("nan"), "accuracy": float("nan"),
+                "accuracy.baseline": float("nan")}
+    scoring = {"auc": "roc_auc" if n_classes == 2 else "roc_auc_ovr", "accuracy": "accuracy"}
+    cv = _cv(n_splits, seed)
+    from threadpoolctl import threadpool_limits
+
+    # one BLAS thread: these small problems spend their time in thread hand-offs otherwise (a 21-class probe on
+    # 848 x 128 vectors, 5 folds: 15.5 s with the default threads on a busy 2-core machine, 0.63 s with one)
+    with warnings.catch_warnings(), threadpool_limits(limits=1):
+        warnings.simplefilter("ignore")  # convergence notes on near-separable folds
+        clf = LogisticRegression(solver="liblinear") if n_classes == 2 else LogisticRegression(max_iter=200)
+        model = cross_validate(make_pipeline(StandardScaler(), clf), xs, ys, cv=cv,
+                               scoring=scoring)
+        base = cross_validate(DummyClassifier(strategy="prior"), xs, ys, cv=cv, scoring=scoring)
+    return {**out, "auc": float(model["test_auc"].mean()), "auc.baseline": float(base["test_auc"].mean()),
+            "accuracy": float(model["test_accuracy"].mean()),
+            "accuracy.baseline": float(base["test_accuracy"].mean())}
+
+
+def multilabel_probe(x: np.ndarray, categories: np.ndarray, names: list, *, n_splits: int = 5, seed: int = 0,
+                     min_positives: int = 20) -> dict[str, float]:
+    """One binary :func:`probe` per category (member or not), for multi-label categories such as genres.
+
+    Parameters
+    ----------
+    x : ndarray of shape (n_items, d), float
+    categories : ndarray of shape (n_items, n_categories), bool
+        Rows without any category are left out.
+    names : list of length n_categories
+    min_positives : int
+        Categories with fewer members (or non-members) are skipped.
+
+    Returns
+    -------
+    dict
+        ``auc`` and ``auc.baseline`` (macro means over probed categories), ``n_categories``, and
+        ``auc.<name>`` per probed category.
+    """
+    c = np.asarray(categories, dtype=bool)
+    rows = c.any(axis=1)
+    out: dict[str, float] = {}
+    aucs = []
+    for j, name in enumerate(names):
+        y = c[rows, j]
+        if min(y.sum(), (~y).sum()) < min_positives:
+            continue
+        r = probe(np.asarray(x)[rows], y, n_splits=n_splits, seed=seed)
+        out[f"auc.{name}"] = r["auc"]
+        aucs.append(r["auc"])
+    out.update({"auc": float(np.mean(aucs)) if aucs else float("nan"), "auc.baseline": 0.5 if aucs else float("nan"),
+                "n_categories": len(aucs)})
+    return out
