@@ -61,6 +61,7 @@ class _Stop(BaseException):
 
     def __init__(self, signum: int, budget: float | None = None) -> None:
         self.signum = signum
+        self.cell: dict | None = None  # the running cell, when known before the notebook is touched again
         self.timed_out = signum == signal.SIGALRM
         if self.timed_out:
             self.ename = "TimeoutError"
@@ -329,9 +330,13 @@ def _run_child(notebook: Path, out_nb: Path, params: dict, budget: float | None 
         try:
             proc.wait(timeout=budget)
         except subprocess.TimeoutExpired:
+            stop = _Stop(signal.SIGALRM, budget)
+            stop.cell = _failing_cell(out_nb)
             _stop_child(proc)
-            raise _Stop(signal.SIGALRM, budget) from None
-        except BaseException:
+            raise stop from None
+        except BaseException as exc:
+            if isinstance(exc, _Stop):  # name the running cell before the interrupted child rewrites the notebook
+                exc.cell = _failing_cell(out_nb)
             _stop_child(proc)
             raise
     result = _read_or_empty(result_file, "execution result") or {
@@ -343,7 +348,14 @@ def _run_child(notebook: Path, out_nb: Path, params: dict, budget: float | None 
 
 
 def _reason(error: dict) -> str:
-    where = f"cell {error['exec_count']} " if error.get("exec_count") is not None else ""
+    """``cell N (Ename): value`` on one line: N is the execution count, else (a cell stopped before its kernel
+    numbered it) ``index I`` of the cell in the notebook."""
+    if error.get("exec_count") is not None:
+        where = f"cell {error['exec_count']} "
+    elif error.get("cell_index") is not None:
+        where = f"cell index {error['cell_index']} "
+    else:
+        where = ""
     return f"{where}({error['ename']}): {error['evalue']}".strip().splitlines()[0]
 
 
@@ -450,7 +462,7 @@ def execute(config: Config, *, runs_dir: str | Path = "runs", notebook: str | Pa
             except _Stop as exc:
                 signals.disarm()
                 stop = exc
-                result = {"status": exc.status, **_failing_cell(folder.notebook), "ename": exc.ename,
+                result = {"status": exc.status, **(exc.cell or _failing_cell(folder.notebook)), "ename": exc.ename,
                           "evalue": exc.evalue}
             wall = time.perf_counter() - t0
             status = result["status"]
