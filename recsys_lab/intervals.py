@@ -12,7 +12,6 @@ called significant when its interval excludes 0. Seeded: the same inputs give th
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats
 
 __all__ = ["bootstrap_ci", "paired_difference"]
 
@@ -53,6 +52,8 @@ def bootstrap_ci(values: np.ndarray, *, n_resamples: int = 1000, seed: int = 0,
         if np.ptp(xs, axis=0).max() == 0:  # constant: no spread (scipy warns on degenerate samples)
             low, high = xs[0].copy(), xs[0].copy()
         else:
+            from scipy import stats  # 1-3 s to import: paid by the evaluation that needs it, not by every import
+
             res = stats.bootstrap((xs,), np.mean, n_resamples=n_resamples, method="percentile", axis=0,
                                   vectorized=True, confidence_level=confidence, rng=np.random.default_rng(seed),
                                   batch=max(1, _BATCH_CELLS // xs.size))
