@@ -261,8 +261,10 @@ class MipsIndex:
         if len(act):
             kt = min(k, len(self._tail_ids))
             t_idx, _ = self._index.query(q[act], k=kt, epsilon=self.epsilon)
-            t_ids = self._tail_ids[t_idx.astype(np.int64)]
+            t_idx = t_idx.astype(np.int64)
+            t_ids = self._tail_ids[np.maximum(t_idx, 0)]
             t_s = np.einsum("nd,nkd->nk", q[act], self._items[t_ids])
+            t_s[t_idx < 0] = -np.inf  # the graph found fewer than kt items (pynndescent pads with -1)
             ids[act], scores[act] = _top(np.hstack([scores[act, :kh], t_s]), np.hstack([ids[act, :kh], t_ids]), k)
         return ids, scores
 
