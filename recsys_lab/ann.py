@@ -97,9 +97,13 @@ def query_threads(n: int) -> Iterator[None]:
 
 
 def default_head_size(n_items: int) -> int:
-    """Items searched exactly by :class:`MipsIndex` ``norm_range``: ``max(2048, n_items // 50)`` (the 2 %
-    largest norms, at least 2,048), all items when that leaves fewer than 1,024 for the graph."""
-    head = max(2048, n_items // 50)
+    """Items searched exactly by :class:`MipsIndex` ``norm_range``: ``max(2048, min(n_items // 50, 4096))``
+    (the 2 % largest norms, between 2,048 and 4,096), all items when that leaves fewer than 1,024 for the graph.
+
+    Measured on LightFM vectors of generated logs (2,000 users' exact top-10): the 2,048 largest norms hold
+    99.2 % of the answers at 100k items, the 4,096 largest 99.3 % at 1 M (20,000: 99.5 %, at 5x the head's
+    cost per query: 406 queries/s on 1 thread at 1 M items)."""
+    head = max(2048, min(n_items // 50, 4096))
     return n_items if n_items - head < 1024 else head
 
 
@@ -155,7 +159,8 @@ class MipsIndex:
     epsilon : float
         Query-time search breadth of the graph (default 0.1).
     head_size : int or None
-        ``norm_range`` only: items searched exactly (default :func:`default_head_size`).
+        ``norm_range`` only: items searched exactly, those of largest norm (default
+        :func:`default_head_size`: 2 % of the items, between 2,048 and 4,096).
     seed : int
         ``random_state`` of the graph.
     n_jobs : int or None
