@@ -270,6 +270,9 @@ def ann_benchmark(sizes: tuple[tuple[int, int, int], ...] = ((50_000, 100_000, 1
         for t in threads:
             with ann.query_threads(t):
                 row[f"qps_{t}t"] = _qps(lambda: index.query(q, k), len(q), repeat)
+        echo(f"recsys_lab norm_range: recall@{k} {row['recall']:.3f}, build {row['build_s']:.1f} s, "
+             + ", ".join(f"{row[f'qps_{t}t']:,.0f} q/s on {t} thread(s)" for t in threads)
+             + "; exact top-k " + ", ".join(f"{row[f'exact.qps_{t}t']:,.0f}" for t in threads) + " q/s; hnswlib next")
         t0 = time.perf_counter()
         h = hnswlib.Index(space="ip", dim=items.shape[1])
         h.init_index(max_elements=n_items, M=hnsw_m, ef_construction=hnsw_ef_construction, random_seed=seed)

@@ -301,7 +301,8 @@ class AnnConfig:
     epsilon : float
         Search breadth of the graph at query time (default 0.1).
     head_size : int
-        ``norm_range``: items searched exactly, those of largest norm (default 0: ``max(2048, n_items // 50)``).
+        ``norm_range``: items searched exactly, those of largest norm (default 0:
+        ``max(2048, min(n_items // 50, 4096))``).
     min_recall : float
         The retrain warns (``ann.AnnRecallWarning``) when the measured ``ann.recall@k`` is below this
         (default 0.95). The gate floor on ``ann.recall@10`` is ``gate.floors``.
