@@ -97,6 +97,7 @@ def retrain(
     from .run_folder import RunFolder, read_run
 
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    _show_progress()
     try:
         base = None
         if like:
@@ -149,6 +150,18 @@ def show_config(
         typer.echo(_build_config(config, param, None).to_toml(), nl=False)
     except RecsysLabError as exc:
         _fail(str(exc), EXIT_USAGE)
+
+
+def _show_progress() -> None:
+    """Print the retrain's phases and epochs to stdout as they happen (logger ``recsys_lab.progress``)."""
+    progress = logging.getLogger("recsys_lab.progress")
+    if not any(getattr(h, "_recsys_progress", False) for h in progress.handlers):
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(logging.Formatter("  %(message)s"))
+        handler._recsys_progress = True  # type: ignore[attr-defined]
+        progress.addHandler(handler)
+    progress.setLevel(logging.INFO)
+    progress.propagate = False
 
 
 def _guard(fn):  # noqa: ANN001, ANN202

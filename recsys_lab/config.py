@@ -434,7 +434,7 @@ class ValidateConfig:
 
 
 def _default_floors() -> dict[str, float]:
-    return {"ndcg@k": 0.05, "ann.recall@k": 0.9}
+    return {"ndcg@k": 0.05, "ann.recall@k": 0.95}
 
 
 def _default_regression() -> dict[str, float]:
@@ -450,7 +450,8 @@ class GateConfig:
     Parameters
     ----------
     min : dict of str to float
-        Absolute floors, ``metric >= bound`` (default ``{"ndcg@k": 0.05, "ann.recall@k": 0.9}``).
+        Absolute floors, ``metric >= bound`` (default ``{"ndcg@k": 0.05, "ann.recall@k": 0.95}``, the latter
+        equal to ``ann.min_recall``).
     max : dict of str to float
         Absolute ceilings, ``metric <= bound``, e.g. drift bounds ``{"drift.psi.item_popularity" = 0.25}``
         (default none).

@@ -38,7 +38,7 @@ from .gate import GateResult
 from .lock import RetrainLock
 from .project import default_notebook
 from .registry import production_id, promote
-from .report import export_html, package_versions, require_thin
+from .report import export_html, package_versions, require_thin, verdict_markdown
 from .run_folder import RunFolder, git_info, read_json_optional, utc_now
 
 __all__ = ["PHASES", "ENGINES", "STOP_GRACE_S", "EXIT_TIMED_OUT", "RunResult",
@@ -489,15 +489,6 @@ def _record(folder: RunFolder, config: Config, result: dict, error: dict | None,
             ) -> tuple[dict, GateResult | None, dict, bool]:
     """Write the outcome of an executed notebook: report, timings, gate, manifest, promotion."""
     status = result["status"]
-    t_report = time.perf_counter()
-    if folder.notebook.is_file():
-        try:
-            export_html(folder.notebook, folder.report)
-        except (RunError, OSError) as exc:
-            log.warning("no report.html: %s", exc)
-    phases, details = _phases(_read_or_empty(folder.timings, "timings file"), wall)
-    phases["report"] = round(time.perf_counter() - t_report, 4)
-    phases["total"] = round(time.perf_counter() - t0, 4)
     metrics = _read_or_empty(folder.metrics, "metrics file") if status == "succeeded" else {}
     gate = None
     if status == "succeeded":
@@ -508,6 +499,23 @@ def _record(folder: RunFolder, config: Config, result: dict, error: dict | None,
                                                   "production": None, "passed": False,
                                                   "message": f"{folder.gate} missing: the notebook did not record "
                                                              "its gate"}]))
+    data = _read_or_empty(folder.data, "data file") or None
+    t_report = time.perf_counter()
+    if folder.notebook.is_file():
+        try:
+            export_html(folder.notebook, folder.report, verdict=verdict_markdown(
+                folder.run_id, status, reason=reason, gate=gate.to_dict() if gate else None, metrics=metrics,
+                k=config.eval.k, warnings=(data or {}).get("warnings"),
+                protocol=((data or {}).get("split") or {}).get("method"),
+                promotion={"requested": promote_if_passed, "done": bool(gate and gate.passed and promote_if_passed
+                                                                        and status == "succeeded"),
+                           "reason": "the run did not succeed" if status != "succeeded" else
+                           gate.reason if gate and not gate.passed else None}))
+        except (RunError, OSError) as exc:
+            log.warning("no report.html: %s", exc)
+    phases, details = _phases(_read_or_empty(folder.timings, "timings file"), wall)
+    phases["report"] = round(time.perf_counter() - t_report, 4)
+    phases["total"] = round(time.perf_counter() - t0, 4)
 
     def promotion(done: bool = False) -> dict:
         stop = signals.stop  # a signal while the outcome is recorded still cancels the promotion
@@ -525,7 +533,7 @@ def _record(folder: RunFolder, config: Config, result: dict, error: dict | None,
             why = "gate passed; promoting"
         return {"requested": promote_if_passed, "done": done, "reason": why}
 
-    manifest = folder.update(status=status, ended_at=utc_now(), data=_read_or_empty(folder.data, "data file") or None,
+    manifest = folder.update(status=status, ended_at=utc_now(), data=data,
                              timings=phases, timing_details=details, error=error, reason=reason,
                              gate=gate.to_dict() if gate else None, promotion=promotion())
     promoted = False

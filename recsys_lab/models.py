@@ -31,6 +31,7 @@ __all__ = ["LightFM", "FitResult", "openmp_enabled", "fit", "embeddings", "featu
            "load_model"]
 
 log = logging.getLogger(__name__)
+_progress = logging.getLogger("recsys_lab.progress")
 
 
 def openmp_enabled() -> bool:
@@ -155,6 +156,7 @@ def fit(train: sp.csr_matrix, user_features: sp.csr_matrix, item_features: sp.cs
         row = {"epoch": epoch, "seconds": time.perf_counter() - t0,
                "validation": float(validate(model)) if validate else float("nan")}
         history.append(row)
+        _progress.info("  epoch %d: %.2f s, validation %.4f", epoch, row["seconds"], row["validation"])
         if on_epoch:
             on_epoch(row)
         if validate is None:

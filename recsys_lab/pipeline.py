@@ -38,6 +38,8 @@ from .warehouse import Snapshot, ingest, open_snapshot
 __all__ = ["Retrain", "run", "BASELINES", "Production"]
 
 log = logging.getLogger(__name__)
+progress = logging.getLogger("recsys_lab.progress")
+"""Phase by phase and epoch by epoch progress (INFO); ``recsys-lab retrain`` prints it as the run goes."""
 
 BASELINES = ("popularity", "lightfm_cf", "lightfm_static", "ease", "als")
 """Baselines trained and evaluated on the same split: most-popular, pure-CF LightFM (identity features), the
@@ -156,12 +158,16 @@ class Retrain:
         self.production_personas: dict[str, dict] = {}
 
     @contextmanager
-    def _phase(self, name: str):
+    def _phase(self, name: str, label: str | None = None):
         t0 = time.perf_counter()
+        label = label or name
+        progress.info("%s ...", label)
         try:
             yield
         finally:
-            self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - t0
+            seconds = time.perf_counter() - t0
+            self.timings[name] = self.timings.get(name, 0.0) + seconds
+            progress.info("%s done in %.1f s", label, seconds)
 
     def _need(self, attr: str, step: str) -> Any:
         value = getattr(self, attr)
@@ -262,7 +268,7 @@ class Retrain:
         if reference is None:
             self.drift = {}
             return self.drift
-        with self._phase("evaluate"):
+        with self._phase("evaluate", "drift"):
             tables = {t: snap.table(t) for t in ("interactions", "users", "items")}
             ref = {t: reference.table(t) for t in ("interactions", "users", "items")}
             f = self.config.features
@@ -477,7 +483,7 @@ class Retrain:
         """
         self._need("vectors", "fit")
         inter, sp_, k = self.dataset.interactions, self.split, self.config.eval.k
-        with self._phase("evaluate"):
+        with self._phase("evaluate", "cold start"):
             user_idx, item_idx = inter["user_idx"].to_numpy(), inter["item_idx"].to_numpy()
             n_items = sp_.train_seen.shape[1]
             seen = sp_.train_seen.tocoo()
@@ -538,7 +544,7 @@ class Retrain:
         out: dict[str, float] = {}
         notes: list[str] = []
         report: dict[str, Any] = {"notes": notes}
-        with self._phase("evaluate"):
+        with self._phase("evaluate", "embeddings, beyond accuracy, fairness"):
             u, i = self.vectors["hybrid"]
             popularity = np.asarray(sp_.train.getnnz(axis=0), dtype=np.float64)
             n_train_users = int((sp_.train.getnnz(axis=1) > 0).sum())

@@ -188,11 +188,27 @@ def format_summary(metrics: dict[str, float], k: int = 10, *, warnings: list[str
 _EXPORTER = None
 
 
-def export_html(notebook: str | Path, html: str | Path) -> Path:
-    """Render an executed notebook to standalone HTML with nbconvert (atomic write).
+def export_html(notebook: str | Path, html: str | Path, *, verdict: str | None = None) -> Path:
+    """Render an executed notebook to standalone HTML for a reviewer (atomic write).
 
-    A module-level ``HTMLExporter`` is reused: ~20 ms per export in-process against ~1 s for the
-    ``jupyter nbconvert`` CLI (DESIGN.md).
+    The HTML opens with ``verdict`` (Markdown: run id, status, gate, headline metrics) when given, hides the
+    code (``TemplateExporter.exclude_input``; the executed ``.ipynb`` keeps it) and drops stderr streams
+    (library warnings, progress bars), so the report reads as a document. A module-level ``HTMLExporter`` is
+    reused: ~20 ms per export in-process against ~1 s for the ``jupyter nbconvert`` CLI (DESIGN.md).
+
+    Parameters
+    ----------
+    notebook : str or Path
+        The executed notebook.
+    html : str or Path
+        Where to write the report.
+    verdict : str, optional
+        Markdown put in a first cell (:func:`verdict_markdown`).
+
+    Returns
+    -------
+    Path
+        ``html``.
 
     Raises
     ------
@@ -203,13 +219,78 @@ def export_html(notebook: str | Path, html: str | Path) -> Path:
     from nbconvert import HTMLExporter
 
     if _EXPORTER is None:
-        _EXPORTER = HTMLExporter()
+        _EXPORTER = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
         _EXPORTER.log.setLevel(logging.ERROR)  # "alternative text is missing" on every matplotlib figure
     try:
-        body, _ = _EXPORTER.from_notebook_node(nbformat.read(str(notebook), as_version=4))
+        nb = nbformat.read(str(notebook), as_version=4)
+        for cell in nb.cells:
+            if cell.cell_type == "code":
+                cell.outputs = [o for o in cell.get("outputs", [])
+                                if not (o.get("output_type") == "stream" and o.get("name") == "stderr")]
+        if verdict:
+            nb.cells.insert(0, nbformat.v4.new_markdown_cell(verdict))
+        body, _ = _EXPORTER.from_notebook_node(nb)
     except Exception as exc:  # nbconvert raises many types; wrap with context
         raise RunError(f"{notebook}: cannot render to HTML ({exc})") from exc
     return atomic_write_text(html, body)
+
+
+def verdict_markdown(run_id: str, status: str, *, reason: str | None = None, gate: dict | None = None,
+                     metrics: dict | None = None, k: int = 10, promotion: dict | None = None,
+                     warnings: list[str] | None = None, protocol: str | None = None) -> str:
+    """The block a reviewer reads first: run id, status, gate verdict, promotion, headline metrics vs baselines.
+
+    Parameters
+    ----------
+    run_id, status : str
+    reason : str, optional
+        Why the run did not succeed.
+    gate : dict, optional
+        ``GateResult.to_dict()``.
+    metrics : dict, optional
+        ``metrics.json``.
+    k : int
+        ``eval.k``.
+    promotion : dict, optional
+        ``run.json`` ``promotion`` (``requested``, ``done``, ``reason``).
+    warnings : list of str, optional
+        Evaluation warnings.
+    protocol : str, optional
+        The split method.
+
+    Returns
+    -------
+    str
+        Markdown.
+    """
+    lines = [f"# Run {run_id}: {status}"]
+    if reason:
+        lines.append(f"**Reason:** {reason}")
+    if gate is not None:
+        verdict = "**Gate: passed**" if gate.get("passed") else f"**Gate: FAILED**: {gate.get('reason')}"
+        lines.append(verdict)
+    if promotion is not None and promotion.get("requested"):
+        lines.append("**Promotion requested**: the gate passed, so this run is promoted unless stopped first "
+                     "(`run.json` `promotion` has the outcome)." if promotion.get("done") else
+                     f"**Promotion requested, not done**: {promotion.get('reason')}")
+    if metrics:
+        lines.append("```\n" + format_summary(metrics, k, warnings=warnings, protocol=protocol) + "\n```")
+    elif warnings:
+        lines += [f"WARNING: {w}" for w in warnings]
+    lines.append("*The sections below are the executed retrain notebook (code hidden; the run folder's "
+                 "`retrain.ipynb` has it).*")
+    return "\n\n".join(lines)
+
+
+def drift_view(metrics: dict[str, float]):  # noqa: ANN201 - a frame or an IPython Markdown
+    """:func:`drift_table`, or a sentence when there was nothing to compare with (the first run)."""
+    table = drift_table(metrics)
+    if table.height:
+        return table
+    from IPython.display import Markdown
+
+    return Markdown("No production run to compare with: drift is measured against production from the first "
+                    "promoted run on.")
 
 
 _PRIVATE_IMPORT = re.compile(r"(from\s+recsys_lab[\w.]*\s+import\s+.*\b_\w+)|(recsys_lab(\.\w+)*\._\w+)")
