@@ -66,7 +66,14 @@ def test_report_shows_metrics_table_and_training_curve(retrain_run):
     html = (run / "report.html").read_text()
     assert "lightfm_cf" in html and "popularity" in html and "ndcg@10" in html
     assert html.count("data:image/png") >= 2  # training curve and metrics comparison
+    # a reviewer reads the verdict first; code and stderr boxes are hidden (the .ipynb keeps the code)
+    top = html[html.index("<body"):]
+    assert top.index(f"Run {run.name}: succeeded") < top.index("Retrain: LightFM hybrid")
+    assert "Gate: passed" in top and "814 users, time_per_user split" in top
+    assert "job.fit()" not in html and "injected" not in html and "TqdmWarning" not in html
+    assert "No production run to compare with" in html  # a sentence, not an empty drift table
     nb = nbformat.read(run / "retrain.ipynb", as_version=4)
+    assert any("job.fit()" in c.source for c in nb.cells)
     assert any("injected-parameters" in c.metadata.get("tags", []) for c in nb.cells)
     assert not [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
 
