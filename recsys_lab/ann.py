@@ -64,7 +64,18 @@ def augment_items(item_vecs: np.ndarray) -> tuple[np.ndarray, float]:
 
 
 def augment_queries(user_vecs: np.ndarray) -> np.ndarray:
-    """Append a zero to each query vector: ndarray of shape (n, d + 1), float32."""
+    """Append a zero to each query vector: ndarray of shape (n, d + 1), float32.
+
+    Parameters
+    ----------
+    user_vecs : ndarray of shape (n, d)
+        Query vectors (e.g. folded user vectors ``[u, 1]``), any float dtype.
+
+    Returns
+    -------
+    ndarray of shape (n, d + 1), float32
+        The queries with a last column of zeros, to match the augmented item vectors of the MIPS-to-NN reduction.
+    """
     q = np.asarray(user_vecs, dtype=np.float32)
     return np.hstack([q, np.zeros((q.shape[0], 1), np.float32)])
 
@@ -83,7 +94,18 @@ _QUERY_BLOCK = 4096  # queries scored against the exact head at once (4096 x hea
 
 @contextmanager
 def query_threads(n: int) -> Iterator[None]:
-    """Run queries on ``n`` threads: numba's (pynndescent graph search) and the BLAS pool (exact head)."""
+    """Run queries on ``n`` threads: numba's (pynndescent graph search) and the BLAS pool (exact head).
+
+    Parameters
+    ----------
+    n : int
+        Thread count; numba's is clamped to ``[1, NUMBA_NUM_THREADS]``.
+
+    Yields
+    ------
+    None
+        Inside the block both pools use ``n`` threads; numba's previous count is restored on exit.
+    """
     import numba
     from threadpoolctl import threadpool_limits
 
@@ -102,7 +124,18 @@ def default_head_size(n_items: int) -> int:
 
     Measured on LightFM vectors of generated logs (2,000 users' exact top-10): the 2,048 largest norms hold
     99.2 % of the answers at 100k items, the 4,096 largest 99.3 % at 1 M (20,000: 99.5 %, at 5x the head's
-    cost per query: 406 queries/s on 1 thread at 1 M items)."""
+    cost per query: 406 queries/s on 1 thread at 1 M items).
+
+    Parameters
+    ----------
+    n_items : int
+        Catalogue size.
+
+    Returns
+    -------
+    int
+        Head size, at most ``n_items``.
+    """
     head = max(2048, min(n_items // 50, 4096))
     return n_items if n_items - head < 1024 else head
 
@@ -278,7 +311,18 @@ class MipsIndex:
         return ids, scores
 
     def save(self, path: str | Path) -> Path:
-        """Pickle the index atomically (pynndescent indexes pickle; see its test suite)."""
+        """Pickle the index atomically (pynndescent indexes pickle; see its test suite).
+
+        Parameters
+        ----------
+        path : str or Path
+            Destination file (``artifacts/index.pkl`` in a run folder).
+
+        Returns
+        -------
+        Path
+            The written file.
+        """
         return atomic_write_bytes(path, pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL))
 
 
@@ -334,6 +378,15 @@ def similar_items(index: MipsIndex, items: np.ndarray, k: int = 10, *, bias_colu
 
 def load_index(path: str | Path) -> MipsIndex:
     """Load an index written by :meth:`MipsIndex.save`.
+
+    Parameters
+    ----------
+    path : str or Path
+        A file written by :meth:`MipsIndex.save`.
+
+    Returns
+    -------
+    MipsIndex
 
     Raises
     ------

@@ -29,7 +29,20 @@ __all__ = ["best_of", "run", "lightfm_vectors", "topk_vs_gemm", "bare_gemm_secon
 
 
 def best_of(fn: Callable[[], object], repeat: int = 3) -> float:
-    """Best wall time of ``repeat`` calls, in seconds, after one warm-up call."""
+    """Best wall time of ``repeat`` calls, in seconds, after one warm-up call.
+
+    Parameters
+    ----------
+    fn : callable
+        Called with no argument; its result is discarded.
+    repeat : int
+        Timed calls (default 3).
+
+    Returns
+    -------
+    float
+        The shortest of the timed calls, in seconds (``time.perf_counter``).
+    """
     fn()
     times = []
     for _ in range(repeat):
@@ -59,6 +72,11 @@ def run(config: Config | None = None, *, repeat: int = 3, large_items: int = 100
         Users and items of the all-users top-k vs bare GEMM comparison (default 50,000 x 50,000; 0 skips it).
     echo : callable
         Where the lines go.
+
+    Returns
+    -------
+    dict of str to float
+        Figures keyed by benchmark (seconds, ratios, recalls); also echoed as text lines.
     """
     from .pipeline import Retrain
 
@@ -142,7 +160,20 @@ def bare_gemm_seconds(user_vecs: np.ndarray, item_vecs: np.ndarray) -> float:
     """Wall seconds of the bare float32 GEMM ``user_vecs @ item_vecs.T`` in the blocks of
     :func:`recsys_lab.evaluation.top_k`, into one reused buffer (no selection): the floor top-k is compared
     with. The faster of two layouts: one BLAS call per block on all BLAS threads, or one worker thread per
-    core with one BLAS thread each."""
+    core with one BLAS thread each.
+
+    Parameters
+    ----------
+    user_vecs : ndarray of shape (n_users, d), float32
+        Query vectors.
+    item_vecs : ndarray of shape (n_items, d)
+        Item vectors (converted to a contiguous float32 transpose first, not timed).
+
+    Returns
+    -------
+    float
+        Seconds of the faster layout (one run of each).
+    """
     import os
     from concurrent.futures import ThreadPoolExecutor
 
@@ -173,6 +204,21 @@ def topk_vs_gemm(n_users: int = 50_000, n_items: int = 50_000, *, dim: int = 65,
     """All-users exact top-k (:func:`recsys_lab.evaluation.top_k`) against the bare GEMM, same vectors, same
     process, runs interleaved; best of ``repeat`` each. Vectors: the clustered catalogue of :func:`_large`.
 
+    Parameters
+    ----------
+    n_users, n_items : int
+        Size of the generated problem (default 50,000 x 50,000).
+    dim : int
+        Vector length (default 65).
+    k : int
+        List length (default 10).
+    repeat : int
+        Interleaved runs of each; the best is kept (default 3).
+    seed : int
+        Seed of the generated vectors.
+    echo : callable
+        Receives one summary line.
+
     Returns
     -------
     dict
@@ -195,7 +241,18 @@ def topk_vs_gemm(n_users: int = 50_000, n_items: int = 50_000, *, dim: int = 65,
 def ann_sizes(n_items: int) -> tuple[int, int, int]:
     """``(users, items, interactions)`` of the generated log for an ANN benchmark at ``n_items``:
     ``min(n_items // 2, 200_000)`` users, ``max(20 * users, 5 * n_items)`` interactions (100k items: 50k
-    users, 1 M interactions; 1 M items: 200k users, 5 M interactions)."""
+    users, 1 M interactions; 1 M items: 200k users, 5 M interactions).
+
+    Parameters
+    ----------
+    n_items : int
+        Catalogue size.
+
+    Returns
+    -------
+    tuple of int
+        ``(users, items, interactions)``; users at least 100.
+    """
     users = max(100, min(n_items // 2, 200_000))
     return users, n_items, max(20 * users, 5 * n_items)
 
@@ -222,6 +279,34 @@ def ann_benchmark(sizes: tuple[tuple[int, int, int], ...] = ((50_000, 100_000, 1
     ``ef`` whose recall@k reaches ours ("matched recall"). Queries/s are the best of ``repeat`` runs on 1 and
     2 threads (numba + BLAS threads for ours, ``set_num_threads`` for hnswlib); build seconds on all threads,
     numba compilation reported apart; memory is the pickled index size.
+
+    Parameters
+    ----------
+    sizes : tuple of (int, int, int)
+        ``(users, items, interactions)`` of each generated log (default 100k and 1 M items; see
+        :func:`ann_sizes`).
+    n_queries : int
+        Users whose vectors are the queries (default 2,000).
+    k : int
+        List length (default 10).
+    threads : tuple of int
+        Thread counts the queries/s are measured on (default ``(1, 2)``).
+    repeat : int
+        Runs per measurement; the best is kept (default 3).
+    head_size : int, optional
+        ``norm_range`` head size (default: the index's own).
+    epsilon : float
+        ``norm_range`` search epsilon (default 0.1).
+    n_neighbors : int
+        pynndescent graph degree (default 30).
+    hnsw_m, hnsw_ef_construction : int
+        hnswlib ``M`` and ``ef_construction`` (default 16, 200).
+    cache_dir : str or Path, optional
+        Where the trained LightFM vectors of each size are cached between runs (default: no cache).
+    seed : int
+        Seed of the generated logs, the fits and the query sample.
+    echo : callable
+        Receives the progress and result lines.
 
     Returns
     -------
@@ -328,6 +413,25 @@ def ann_crossover(user_vecs: np.ndarray, item_vecs: np.ndarray, *, sizes: tuple[
     queries/s of exact :func:`recsys_lab.evaluation.top_k` vs the index on ``n_queries`` real users (batch,
     all threads, best of ``repeat``), the index's build seconds (numba compile excluded: a per-process cost,
     reported by the caller) and the break-even number of queries ``build / (1/qps_exact - 1/qps_index)``.
+
+    Parameters
+    ----------
+    user_vecs : ndarray of shape (n_users, d + 1), float32
+        Query vectors (real users').
+    item_vecs : ndarray of shape (n_items, d + 1), float32
+        The catalogue the subsets are drawn from; sizes above ``n_items`` are skipped.
+    sizes : tuple of int
+        Catalogue sizes tried, ascending (default 5k to 100k).
+    k : int
+        List length (default 10).
+    n_queries : int
+        Users in the seeded query sample (default 2,000).
+    repeat : int
+        Runs per measurement; the best is kept (default 3).
+    seed : int
+        Seed of the samples and of the index.
+    echo : callable
+        Receives one line per size.
 
     Returns
     -------
@@ -451,6 +555,26 @@ def run_foldin(config: Config | None = None, *, n_queries: int = 1000, picks: in
        users a full LightFM fit refreshes per second.
 
     Returns the figures (seconds, users per second, ratios), keys ``foldin.*``.
+
+    Parameters
+    ----------
+    config : Config, optional
+        Data and model settings (default ``Config()``: MovieLens 100k).
+    n_queries : int
+        Timed onboarding calls per case (default 1,000).
+    picks : int
+        Items each onboarded user picked (default 5).
+    large_items : int
+        Size of the synthetic catalogue (default 100,000; 0 skips it).
+    update_users : int
+        Users touched in the update-throughput test (default 10,000).
+    echo : callable
+        Receives the result lines.
+
+    Returns
+    -------
+    dict of str to float
+        ``foldin.*`` figures: latencies in seconds, throughputs in users per second, and ratios.
     """
     from . import foldin
     from .pipeline import Retrain

@@ -145,10 +145,22 @@ def average_popularity(items: np.ndarray, popularity: np.ndarray) -> float:
     (Abdollahpouri, Burke & Mobasher, "Managing popularity bias in recommender systems with personalized
     re-ranking", FLAIRS 2019).
 
+    Parameters
+    ----------
+    items : ndarray of shape (n_users, k), int
+        Recommendation lists of internal item indices; negative entries are empty slots.
+    popularity : ndarray of shape (n_items,)
+        Training popularity of each item (users per item).
+
     Returns
     -------
     float
         In the unit of ``popularity`` (users per item); NaN when no slot is filled.
+
+    Raises
+    ------
+    ValueError
+        ``items`` is not 2-D.
     """
     items, ok = _lists(items)
     pop = np.asarray(popularity, dtype=np.float64)
@@ -163,6 +175,13 @@ def long_tail_items(popularity: np.ndarray, head_share: float = 0.8) -> np.ndarr
     """The long tail: items outside the short head, the most popular items that together account for
     ``head_share`` of training interactions (Abdollahpouri et al., "Controlling popularity bias in
     learning-to-rank recommendation", RecSys 2017; Elliot's default ``0.8``).
+
+    Parameters
+    ----------
+    popularity : ndarray of shape (n_items,)
+        Training interactions per item (non-negative).
+    head_share : float
+        Share of the interactions held by the short head, in (0, 1] (default 0.8).
 
     Returns
     -------
@@ -197,6 +216,16 @@ def long_tail_share(items: np.ndarray, tail: np.ndarray) -> float:
     items : ndarray of shape (n_users, k), int
     tail : ndarray of shape (n_items,), bool
         See :func:`long_tail_items`.
+
+    Returns
+    -------
+    float
+        In [0, 1]; negative entries of ``items`` are empty slots and not counted; NaN when no slot is filled.
+
+    Raises
+    ------
+    ValueError
+        ``items`` is not 2-D.
     """
     items, ok = _lists(items)
     filled = ok.sum(axis=1)
@@ -207,7 +236,24 @@ def long_tail_share(items: np.ndarray, tail: np.ndarray) -> float:
 
 
 def exposure(items: np.ndarray, n_items: int) -> np.ndarray:
-    """Times each item appears in the lists: ndarray of shape (n_items,), int64."""
+    """Times each item appears in the lists: ndarray of shape (n_items,), int64.
+
+    Parameters
+    ----------
+    items : ndarray of shape (n_users, k), int
+        Recommendation lists; negative entries are empty slots and not counted.
+    n_items : int
+        Catalogue size (length of the result).
+
+    Returns
+    -------
+    ndarray of shape (n_items,), int64
+
+    Raises
+    ------
+    ValueError
+        ``items`` is not 2-D.
+    """
     items, ok = _lists(items)
     return np.bincount(items[ok], minlength=n_items).astype(np.int64)
 
@@ -217,6 +263,16 @@ def gini(values: np.ndarray) -> float:
 
     ``G = sum_i (2 i - n - 1) x_(i) / (n sum x)`` over values sorted ascending, i = 1..n (the formula of
     Elliot's ``Gini`` and of Fleder & Hosanagar's sales-diversity Gini). NaN for an empty or all-zero input.
+
+    Parameters
+    ----------
+    values : ndarray of shape (n,)
+        Non-negative values (e.g. exposure counts).
+
+    Returns
+    -------
+    float
+        In [0, 1 - 1/n].
     """
     x = np.sort(np.asarray(values, dtype=np.float64))
     n, total = len(x), x.sum()
@@ -228,13 +284,49 @@ def gini(values: np.ndarray) -> float:
 
 def exposure_gini(items: np.ndarray, n_items: int) -> float:
     """Gini of item exposure counts over the whole catalogue, items never recommended included
-    (Fleder & Hosanagar, "Blockbuster culture's next rise or fall", Management Science 2009; Elliot ``Gini``)."""
+    (Fleder & Hosanagar, "Blockbuster culture's next rise or fall", Management Science 2009; Elliot ``Gini``).
+
+    Parameters
+    ----------
+    items : ndarray of shape (n_users, k), int
+        Recommendation lists; negative entries are empty slots.
+    n_items : int
+        Catalogue size.
+
+    Returns
+    -------
+    float
+        Gini in [0, 1 - 1/n_items]; NaN when nothing is recommended.
+
+    Raises
+    ------
+    ValueError
+        ``items`` is not 2-D.
+    """
     return gini(exposure(items, n_items))
 
 
 def catalog_coverage(items: np.ndarray, n_items: int) -> float:
     """Share of the catalogue recommended at least once (Herlocker et al., "Evaluating collaborative filtering
-    recommender systems", TOIS 2004; Ge et al., RecSys 2010)."""
+    recommender systems", TOIS 2004; Ge et al., RecSys 2010).
+
+    Parameters
+    ----------
+    items : ndarray of shape (n_users, k), int
+        Recommendation lists; negative entries are empty slots.
+    n_items : int
+        Catalogue size.
+
+    Returns
+    -------
+    float
+        In [0, 1].
+
+    Raises
+    ------
+    ValueError
+        ``items`` is not 2-D.
+    """
     return float((exposure(items, n_items) > 0).sum() / max(n_items, 1))
 
 

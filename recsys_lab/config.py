@@ -158,7 +158,18 @@ class FeatureConfig:
         _check(all(w >= 1 for w in self.windows), "features.windows", f"days must be >= 1, got {list(self.windows)}")
 
     def item_columns(self, available: list[str]) -> tuple[str, ...]:
-        """The item feature columns in force: ``item``, or ``("genre",)`` when unset and the table has it."""
+        """The item feature columns in force: ``item``, or ``("genre",)`` when unset and the table has it.
+
+        Parameters
+        ----------
+        available : list of str
+            Columns of the items table.
+
+        Returns
+        -------
+        tuple of str
+            ``item`` when set (even if a column is absent), else ``("genre",)`` or ``()``.
+        """
         if self.item is not None:
             return self.item
         return ("genre",) if "genre" in available else ()
@@ -329,7 +340,18 @@ class AnnConfig:
         _check(self.recall_users >= 1, "ann.recall_users", f"must be >= 1, got {self.recall_users}")
 
     def resolved_method(self, n_items: int) -> str:
-        """The method used for a catalogue of ``n_items``: ``auto`` resolves to ``exact`` or ``norm_range``."""
+        """The method used for a catalogue of ``n_items``: ``auto`` resolves to ``exact`` or ``norm_range``.
+
+        Parameters
+        ----------
+        n_items : int
+            Catalogue size.
+
+        Returns
+        -------
+        str
+            ``method`` unless it is ``auto``; then ``exact`` below ``auto_min_items`` items, else ``norm_range``.
+        """
         if self.method != "auto":
             return self.method
         return "exact" if n_items < self.auto_min_items else "norm_range"
@@ -482,7 +504,18 @@ class GateConfig:
             _check(name in BASELINES, "gate.not_worse_than", f"unknown baseline {name!r}; expected some of {BASELINES}")
 
     def resolved(self, k: int) -> "GateConfig":
-        """A copy with every ``@k`` suffix replaced by ``@{k}``."""
+        """A copy with every ``@k`` suffix replaced by ``@{k}``.
+
+        Parameters
+        ----------
+        k : int
+            ``eval.k``.
+
+        Returns
+        -------
+        GateConfig
+            New config; keys of ``min``, ``max`` and ``max_regression`` ending in ``@k`` get the number.
+        """
         def sub(d: dict[str, float]) -> dict[str, float]:
             return {(m[:-2] + f"@{k}" if m.endswith("@k") else m): v for m, v in d.items()}
         return GateConfig(min=sub(self.min), max=sub(self.max), max_regression=sub(self.max_regression),
@@ -521,7 +554,13 @@ class Config:
     run: RunConfig = field(default_factory=RunConfig)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
-        """Nested dict of plain literals (lists, not tuples), as papermill and TOML want."""
+        """Nested dict of plain literals (lists, not tuples), as papermill and TOML want.
+
+        Returns
+        -------
+        dict of str to dict
+            ``{section: {key: value}}`` for every section and field, None values included.
+        """
 
         def plain(v: Any) -> Any:
             return list(v) if isinstance(v, tuple) else dict(v) if isinstance(v, dict) else v
@@ -533,6 +572,15 @@ class Config:
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None) -> "Config":
         """Build from a nested dict; missing keys take defaults.
+
+        Parameters
+        ----------
+        d : dict or None
+            ``{section: {key: value}}`` (as read from TOML); None or empty gives the defaults.
+
+        Returns
+        -------
+        Config
 
         Raises
         ------
@@ -561,6 +609,16 @@ class Config:
     def replace(self, overrides: dict[str, Any]) -> "Config":
         """A copy with dotted overrides applied, e.g. ``{"model.epochs": 5}``.
 
+        Parameters
+        ----------
+        overrides : dict of str to Any
+            ``SECTION.KEY`` to value; ``SECTION.TABLE.ENTRY`` (e.g. ``gate.min.ndcg@10``) sets one entry of a table.
+
+        Returns
+        -------
+        Config
+            New config, validated as by :meth:`from_dict`; ``self`` is unchanged.
+
         Raises
         ------
         ConfigError
@@ -581,7 +639,13 @@ class Config:
         return Config.from_dict(d)
 
     def to_toml(self) -> str:
-        """TOML text of the full configuration (None values are left out)."""
+        """TOML text of the full configuration (None values are left out).
+
+        Returns
+        -------
+        str
+            One TOML table per section.
+        """
         return tomli_w.dumps({s: {k: v for k, v in kv.items() if v is not None}
                               for s, kv in self.to_dict().items()})
 
@@ -628,7 +692,18 @@ def _check_type(parameter: str, value: Any, hint: Any) -> None:
 
 
 def parse_value(text: str) -> Any:
-    """Parse a command-line value as a TOML literal (``5``, ``0.1``, ``true``, ``["genre"]``), else a string."""
+    """Parse a command-line value as a TOML literal (``5``, ``0.1``, ``true``, ``["genre"]``), else a string.
+
+    Parameters
+    ----------
+    text : str
+        The value as typed on the command line.
+
+    Returns
+    -------
+    Any
+        int, float, bool, list, dict or str (``text`` itself when it is not a TOML literal).
+    """
     try:
         return tomllib.loads(f"v = {text}")["v"]
     except tomllib.TOMLDecodeError:
@@ -644,6 +719,11 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
         TOML file with sections ``data, features, split, model, ann, eval, validate, gate, run``.
     overrides : dict, optional
         ``{"model.epochs": 5, ...}`` applied after the file.
+
+    Returns
+    -------
+    Config
+        Defaults, overlaid by the file, then by ``overrides``.
 
     Raises
     ------

@@ -230,6 +230,15 @@ def resolve_source(path: str | Path | None = None, *, warehouse: str | Path = "w
 
     A directory may hold the files themselves, an ``ml-100k/`` folder or an ``ml-100k.zip``.
 
+    Parameters
+    ----------
+    path : str or Path, optional
+        A file or directory given explicitly (``--data`` / ``data.path``).
+    warehouse : str or Path
+        The warehouse directory whose ``downloads/ml-100k.zip`` is the cache (default ``warehouse``).
+    download : bool
+        Download into the cache when nothing local is found (default True).
+
     Returns
     -------
     Path
@@ -400,7 +409,25 @@ def load_files(cfg) -> Tables:  # noqa: ANN001 - DataConfig, imported lazily to 
 
 
 def load(cfg) -> tuple[Tables, tuple[float, ...]]:  # noqa: ANN001
-    """Load the configured source. Returns the tables and the allowed raw weight range (``()``: >= 0)."""
+    """Load the configured source. Returns the tables and the allowed raw weight range (``()``: >= 0).
+
+    Parameters
+    ----------
+    cfg : DataConfig
+        ``config.data``: ``movielens-100k`` (from ``path`` or the cache) or ``files``.
+
+    Returns
+    -------
+    tables : Tables
+        Interactions, users and items as loaded.
+    weight_range : tuple of float
+        ``(1.0, 5.0)`` for MovieLens ratings, else ``cfg.weight_range``.
+
+    Raises
+    ------
+    DataFileError, DownloadError
+        The source is missing, unreadable or malformed, or the download failed.
+    """
     if cfg.source == "movielens-100k":
         return load_movielens_100k(cfg.path, warehouse=cfg.warehouse), (1.0, 5.0)
     return load_files(cfg), cfg.weight_range

@@ -171,7 +171,18 @@ def jaccard_overlap(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def align(ids_a: np.ndarray, ids_b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Positions of the ids both sides know: ``(ia, ib)`` with ``ids_a[ia] == ids_b[ib]``, in ``ids_a`` order."""
+    """Positions of the ids both sides know: ``(ia, ib)`` with ``ids_a[ia] == ids_b[ib]``, in ``ids_a`` order.
+
+    Parameters
+    ----------
+    ids_a, ids_b : ndarray of shape (n_a,) and (n_b,)
+        External ids, each without duplicates; compared as str when their dtype kinds differ.
+
+    Returns
+    -------
+    ia, ib : ndarray of shape (n_common,), int64
+        Positions in ``ids_a`` (ascending) and the matching positions in ``ids_b``.
+    """
     ids_a, ids_b = np.asarray(ids_a), np.asarray(ids_b)
     if ids_a.dtype.kind != ids_b.dtype.kind:
         ids_a, ids_b = ids_a.astype(str), ids_b.astype(str)

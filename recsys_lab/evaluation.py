@@ -272,7 +272,22 @@ def rank_metrics(user_vecs: np.ndarray, item_vecs: np.ndarray, users: np.ndarray
 
 
 def coverage_at_k(items: np.ndarray, n_items: int, k: int) -> float:
-    """Catalog coverage@k: share of the catalog appearing in at least one user's top-k list."""
+    """Catalog coverage@k: share of the catalog appearing in at least one user's top-k list.
+
+    Parameters
+    ----------
+    items : ndarray of shape (n_users, >= k), int
+        Top-k lists of internal item indices, best first.
+    n_items : int
+        Catalogue size.
+    k : int
+        Cut-off: the first ``k`` columns are counted.
+
+    Returns
+    -------
+    float
+        In [0, 1]; NaN for an empty catalogue.
+    """
     return float(len(np.unique(items[:, :k])) / n_items) if n_items else float("nan")
 
 
@@ -282,6 +297,11 @@ def recall_overlap(approx: np.ndarray, exact: np.ndarray) -> float:
     Parameters
     ----------
     approx, exact : ndarray of shape (n, k), int64
+
+    Returns
+    -------
+    float
+        In [0, 1]: the share of exact neighbours the approximate lists hold, over all ``n * k`` slots.
     """
     k = exact.shape[1]
     n = exact.shape[0]
@@ -291,7 +311,22 @@ def recall_overlap(approx: np.ndarray, exact: np.ndarray) -> float:
 
 
 def sample_users(users: np.ndarray, n: int, seed: int) -> np.ndarray:
-    """A seeded sample of at most ``n`` users (all when ``n`` is 0 or not smaller), sorted; int64."""
+    """A seeded sample of at most ``n`` users (all when ``n`` is 0 or not smaller), sorted; int64.
+
+    Parameters
+    ----------
+    users : ndarray of shape (n_users,), int
+        Internal user indices.
+    n : int
+        Sample size (0: no sampling).
+    seed : int
+        Seed of the sample.
+
+    Returns
+    -------
+    ndarray of shape (min(n, n_users),), int64
+        Sorted when sampled; ``users`` as given otherwise.
+    """
     users = np.asarray(users, dtype=np.int64)
     if n <= 0 or len(users) <= n:
         return users
@@ -303,6 +338,18 @@ def popularity_vectors(train: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
 
     Their dot product ranks every user's items by training popularity, so the baseline goes through the
     same :func:`evaluate` path as the model.
+
+    Parameters
+    ----------
+    train : csr_matrix of shape (n_users, n_items)
+        Training interactions (summed per item column).
+
+    Returns
+    -------
+    user_vecs : ndarray of shape (n_users, 1), float32
+        Ones.
+    item_vecs : ndarray of shape (n_items, 1), float32
+        Column sums of ``train``.
     """
     counts = np.asarray(train.sum(axis=0), dtype=np.float32).reshape(-1, 1)
     return np.ones((train.shape[0], 1), dtype=np.float32), counts

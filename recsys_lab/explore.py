@@ -24,7 +24,18 @@ def _period(every: str) -> str:
 
 
 def summary(snap: Snapshot) -> pl.DataFrame:
-    """One row: interactions, users, items, first and last timestamp, density (interactions / users*items)."""
+    """One row: interactions, users, items, first and last timestamp, density (interactions / users*items).
+
+    Parameters
+    ----------
+    snap : Snapshot
+        A warehouse snapshot.
+
+    Returns
+    -------
+    pl.DataFrame
+        ``interactions, users, items, first_ts, last_ts, density`` (density a float in [0, 1]).
+    """
     return snap.sql("""
         SELECT count(*) AS interactions, count(DISTINCT user_id) AS users, count(DISTINCT item_id) AS items,
                min(ts) AS first_ts, max(ts) AS last_ts,
@@ -33,7 +44,25 @@ def summary(snap: Snapshot) -> pl.DataFrame:
 
 
 def interactions_over_time(snap: Snapshot, every: str = "week") -> pl.DataFrame:
-    """Per period (``day``, ``week``, ``month``, ...): ``period, interactions, active_users, active_items``."""
+    """Per period (``day``, ``week``, ``month``, ...): ``period, interactions, active_users, active_items``.
+
+    Parameters
+    ----------
+    snap : Snapshot
+        A warehouse snapshot.
+    every : str
+        ``day``, ``week`` (default), ``month``, ``quarter`` or ``year``.
+
+    Returns
+    -------
+    pl.DataFrame
+        One row per period with interactions, sorted by ``period`` (the period's start).
+
+    Raises
+    ------
+    ConfigError
+        Another value of ``every``.
+    """
     return snap.sql(f"""
         SELECT date_trunc('{_period(every)}', ts) AS period, count(*) AS interactions,
                count(DISTINCT user_id) AS active_users, count(DISTINCT item_id) AS active_items
@@ -41,13 +70,36 @@ def interactions_over_time(snap: Snapshot, every: str = "week") -> pl.DataFrame:
 
 
 def user_activity(snap: Snapshot) -> pl.DataFrame:
-    """Interactions per user, most active first: ``user_id, interactions``."""
+    """Interactions per user, most active first: ``user_id, interactions``.
+
+    Parameters
+    ----------
+    snap : Snapshot
+        A warehouse snapshot.
+
+    Returns
+    -------
+    pl.DataFrame
+        One row per user; ties ordered by ``user_id``.
+    """
     return snap.sql("SELECT user_id, count(*) AS interactions FROM interactions GROUP BY ALL "
                     "ORDER BY interactions DESC, user_id")
 
 
 def item_popularity(snap: Snapshot) -> pl.DataFrame:
-    """The long tail: ``rank (1 = most popular), item_id, title, interactions, cumulative_share``."""
+    """The long tail: ``rank (1 = most popular), item_id, title, interactions, cumulative_share``.
+
+    Parameters
+    ----------
+    snap : Snapshot
+        A warehouse snapshot.
+
+    Returns
+    -------
+    pl.DataFrame
+        One row per item with interactions; ``title`` null when the items table lacks the item;
+        ``cumulative_share`` in (0, 1], the share of interactions held by items of this rank or better.
+    """
     return snap.sql("""
         WITH c AS (SELECT item_id, count(*) AS interactions FROM interactions GROUP BY ALL)
         SELECT row_number() OVER (ORDER BY interactions DESC, c.item_id) AS rank, c.item_id, i.title,
@@ -60,6 +112,19 @@ def weight_distribution(snap: Snapshot, bins: int = 20) -> pl.DataFrame:
     """Ratings or weights: exact values when there are few distinct ones, else ``bins`` equal-width bins.
 
     Returns ``weight, interactions, share``.
+
+    Parameters
+    ----------
+    snap : Snapshot
+        A warehouse snapshot.
+    bins : int
+        Number of equal-width bins when there are more than ``bins`` distinct weights (default 20).
+
+    Returns
+    -------
+    pl.DataFrame
+        ``weight`` (the value, or the bin's lower edge), ``interactions`` and ``share`` (in [0, 1]), sorted by
+        weight.
     """
     distinct = snap.sql("SELECT count(DISTINCT weight) AS n FROM interactions")["n"][0]
     if distinct <= bins:
@@ -113,6 +178,23 @@ def cold_start_by_period(snap: Snapshot, every: str = "month") -> pl.DataFrame:
     This is the share a model trained at the start of the period could not personalise (cold users) or
     could only place by side features (cold items). Returns ``period, interactions, cold_user_share,
     cold_item_share``.
+
+    Parameters
+    ----------
+    snap : Snapshot
+        A warehouse snapshot.
+    every : str
+        ``day``, ``week``, ``month`` (default), ``quarter`` or ``year``.
+
+    Returns
+    -------
+    pl.DataFrame
+        One row per period, sorted; the shares are in [0, 1].
+
+    Raises
+    ------
+    ConfigError
+        Another value of ``every``.
     """
     p = _period(every)
     return snap.sql(f"""

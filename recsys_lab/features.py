@@ -58,6 +58,16 @@ class IdMap:
     def to_index(self, ids: np.ndarray | list | int | str) -> np.ndarray:
         """External ids -> internal indices (int64 array of the same shape).
 
+        Parameters
+        ----------
+        ids : ndarray, list, int or str
+            External ids (converted to str when the map holds strings).
+
+        Returns
+        -------
+        ndarray of int64
+            Same shape as ``ids``.
+
         Raises
         ------
         DataError
@@ -79,6 +89,16 @@ class IdMap:
 
     def to_external(self, index: np.ndarray | list | int) -> np.ndarray:
         """Internal indices -> external ids.
+
+        Parameters
+        ----------
+        index : ndarray, list or int
+            Internal indices in ``0..n-1``.
+
+        Returns
+        -------
+        ndarray
+            External ids, same shape as ``index``, dtype of the map.
 
         Raises
         ------
@@ -110,7 +130,18 @@ class FeatureMatrix:
         return self.matrix.shape
 
     def row_tokens(self, row: int) -> list[str]:
-        """The feature tokens of one row (for inspection in notebooks)."""
+        """The feature tokens of one row (for inspection in notebooks).
+
+        Parameters
+        ----------
+        row : int
+            Internal user or item index.
+
+        Returns
+        -------
+        list of str
+            Tokens with a stored entry in that row, in column order.
+        """
         lo, hi = self.matrix.indptr[row], self.matrix.indptr[row + 1]
         return [self.tokens[j] for j in self.matrix.indices[lo:hi]]
 
@@ -139,7 +170,20 @@ def _identity_long(idmap: IdMap, prefix: str) -> pl.DataFrame:
 
 
 def identity_features(idmap: IdMap, prefix: str) -> FeatureMatrix:
-    """Identity features only (pure collaborative filtering): an (n, n) identity matrix, tokens ``prefix=id``."""
+    """Identity features only (pure collaborative filtering): an (n, n) identity matrix, tokens ``prefix=id``.
+
+    Parameters
+    ----------
+    idmap : IdMap
+        Users or items.
+    prefix : str
+        Token prefix (``user`` or ``item``).
+
+    Returns
+    -------
+    FeatureMatrix
+        csr_matrix of shape (n, n), float32, with n tokens.
+    """
     return FeatureMatrix(matrix=sp.identity(len(idmap), dtype=np.float32, format="csr"),
                          tokens=_identity_long(idmap, prefix)["token"].to_list())
 
@@ -237,7 +281,20 @@ class Dataset:
         return len(self.users), len(self.items)
 
     def window_tokens(self, cutoff: datetime) -> pl.DataFrame:
-        """Time-windowed user tokens (``row, token, weight``) from interactions in ``[cutoff - w, cutoff)``."""
+        """Time-windowed user tokens (``row, token, weight``) from interactions in ``[cutoff - w, cutoff)``.
+
+        Parameters
+        ----------
+        cutoff : datetime
+            End of the windows (excluded); each window covers ``config.windows`` days (one per entry) before it.
+
+        Returns
+        -------
+        pl.DataFrame
+            ``row`` (Int64, internal user index), ``token`` (Utf8: ``activity_<w>d=<bucket>`` and, with
+            ``config.window_category``, ``taste_<w>d.<column>=<value>``), ``weight`` (Float64: 1 for activity, the
+            category's share of the user's window interactions for taste). Empty when no window is configured.
+        """
         cfg = self.config
         parts = []
         for days in cfg.windows:
@@ -263,14 +320,31 @@ class Dataset:
 
     def user_features_at(self, cutoff: datetime) -> FeatureMatrix:
         """Static user features plus time-windowed ones computed at ``cutoff`` (just the static ones when
-        ``config.windows`` is empty)."""
+        ``config.windows`` is empty).
+
+        Parameters
+        ----------
+        cutoff : datetime
+            End of the windows (excluded), e.g. the split cutoff, so that no feature sees the test period.
+
+        Returns
+        -------
+        FeatureMatrix
+            csr_matrix of shape (n_users, n_tokens), float32.
+        """
         if not self.config.windows:
             return self.user_features
         return _token_matrix(pl.concat([self._user_long, self.window_tokens(cutoff)]), len(self.users),
                              self.config.normalize)
 
     def without_windows(self) -> "Dataset":
-        """The same dataset with time-windowed features switched off (the static hybrid)."""
+        """The same dataset with time-windowed features switched off (the static hybrid).
+
+        Returns
+        -------
+        Dataset
+            A copy; ``self`` is unchanged.
+        """
         return replace(self, config=replace(self.config, windows=()))
 
 

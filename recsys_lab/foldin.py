@@ -360,13 +360,70 @@ def fold_in(item_vecs: np.ndarray, items: np.ndarray | list, weights: np.ndarray
 
     Returns ndarray of shape (d + 1,), float32 (``[u, 1]``). For many calls on one catalogue build a
     :class:`FoldIn` once (it caches the Gram matrix).
+
+    Parameters
+    ----------
+    item_vecs : ndarray of shape (n_items, d + 1), float32
+        Folded item vectors ``[i, b_i]``.
+    items : array-like of int, shape (m,)
+        Internal item indices of the user.
+    weights : array-like of float, shape (m,), optional
+        Interaction weights (default 1).
+    method : str
+        ``mean`` (default), ``ridge`` or ``bpr``.
+    base : ndarray of shape (d,) or (d + 1,), optional
+        The user's feature part.
+    seed : int
+        BPR sampling seed.
+    **params
+        Other :class:`FoldIn` hyper-parameters (``reg``, ``alpha``, ``prior`` ...).
+
+    Returns
+    -------
+    ndarray of shape (d + 1,), float32
+        ``[u, 1]``.
+
+    Raises
+    ------
+    ConfigError
+        Unknown method or a bad hyper-parameter.
+    DataError
+        Bad ``item_vecs``, or ``weights`` not one per item.
     """
     return FoldIn(item_vecs, method=method, seed=seed, **params).user(items, weights, base=base)
 
 
 def fold_in_many(item_vecs: np.ndarray, user_items: sp.csr_matrix, *, method: str = DEFAULT_METHOD,
                  base: np.ndarray | None = None, seed: int = 0, **params) -> np.ndarray:
-    """Fold in many users: ``FoldIn(item_vecs, ...).users(user_items, base=base)``; shape (n_users, d + 1)."""
+    """Fold in many users: ``FoldIn(item_vecs, ...).users(user_items, base=base)``; shape (n_users, d + 1).
+
+    Parameters
+    ----------
+    item_vecs : ndarray of shape (n_items, d + 1), float32
+        Folded item vectors ``[i, b_i]``.
+    user_items : sparse matrix of shape (n_users, n_items)
+        Interaction weights (>= 0) per user.
+    method : str
+        ``mean`` (default), ``ridge`` or ``bpr``.
+    base : ndarray of shape (n_users, d) or (n_users, d + 1), optional
+        Feature part of each user.
+    seed : int
+        BPR sampling seed.
+    **params
+        Other :class:`FoldIn` hyper-parameters.
+
+    Returns
+    -------
+    ndarray of shape (n_users, d + 1), float32
+        Folded user vectors ``[u, 1]``.
+
+    Raises
+    ------
+    ConfigError
+        Unknown method or a bad hyper-parameter.
+    DataError
+        Bad ``item_vecs``, wrong number of columns, an index out of range or a negative/non-finite weight.
+    """
     return FoldIn(item_vecs, method=method, seed=seed, **params).users(user_items, base=base)
 
 
@@ -445,6 +502,16 @@ class Histories:
         users : ndarray of int, optional
             Keep only these users, in this order (users absent from the rows get empty histories).
             Default: every user present, ascending.
+
+        Returns
+        -------
+        Histories
+            Each user's distinct items in time order (a repeated item kept at its first interaction).
+
+        Raises
+        ------
+        DataError
+            The three columns differ in length.
         """
         u = np.asarray(user_idx, dtype=np.int64)
         it = np.asarray(item_idx, dtype=np.int64)
@@ -470,7 +537,19 @@ class Histories:
 
     @classmethod
     def from_lists(cls, lists: list, users: np.ndarray | None = None) -> "Histories":
-        """Build from one sequence of item indices per user (oldest first)."""
+        """Build from one sequence of item indices per user (oldest first).
+
+        Parameters
+        ----------
+        lists : list of sequences of int
+            Internal item indices per user, oldest first (kept as given: no deduplication).
+        users : ndarray of int, optional
+            User index of each list (default ``0 .. len(lists) - 1``).
+
+        Returns
+        -------
+        Histories
+        """
         lengths = np.array([len(x) for x in lists], dtype=np.int64)
         items = np.concatenate([np.asarray(x, np.int64) for x in lists]) if lists else np.empty(0, np.int64)
         users = np.arange(len(lists)) if users is None else np.asarray(users, np.int64)
@@ -550,7 +629,13 @@ class OnboardingResult:
     per_n: dict[int, dict[str, np.ndarray]] = field(default_factory=dict)
 
     def means(self) -> dict[str, float]:
-        """Flat means: ``foldin.ndcg@{k}@n{n}``, ``popularity.ndcg@{k}@n{n}``, ``...recall@...``, ``n_users@n{n}``."""
+        """Flat means: ``foldin.ndcg@{k}@n{n}``, ``popularity.ndcg@{k}@n{n}``, ``...recall@...``, ``n_users@n{n}``.
+
+        Returns
+        -------
+        dict of str to float
+            Means over the users evaluated at each ``n`` (NaN when there are none); ``n_users@n{n}`` is an int.
+        """
         out: dict[str, float] = {}
         for n, d in self.per_n.items():
             for name in ("foldin", "popularity"):
@@ -561,12 +646,36 @@ class OnboardingResult:
         return out
 
     def difference(self, n: int, metric: str = "ndcg", *, n_boot: int = 2000, seed: int = 0) -> dict[str, float]:
-        """Fold-in minus popularity at ``n``: mean, 95 % paired percentile-bootstrap interval over users, n_users."""
+        """Fold-in minus popularity at ``n``: mean, 95 % paired percentile-bootstrap interval over users, n_users.
+
+        Parameters
+        ----------
+        n : int
+            Number of onboarding positives (a key of ``per_n``).
+        metric : str
+            ``ndcg`` (default) or ``recall``.
+        n_boot : int
+            Bootstrap resamples (default 2000).
+        seed : int
+            Seed of the resampling.
+
+        Returns
+        -------
+        dict of str to float
+            ``diff`` (mean of per-user differences), ``lo``, ``hi`` (95 % interval; NaN without users) and
+            ``n_users``.
+        """
         d = self.per_n[n]
         return _paired_bootstrap(d[f"foldin.{metric}"], d[f"popularity.{metric}"], n_boot, seed)
 
     def table(self) -> list[dict]:
-        """One row per n: ``n, n_users, foldin, popularity, diff, lo, hi`` (NDCG@k; interval of the difference)."""
+        """One row per n: ``n, n_users, foldin, popularity, diff, lo, hi`` (NDCG@k; interval of the difference).
+
+        Returns
+        -------
+        list of dict
+            One dict per ``n``, in the order of ``per_n``; NaN means when no user was evaluated.
+        """
         rows = []
         for n, d in self.per_n.items():
             diff = self.difference(n)
@@ -661,6 +770,11 @@ class RecoveryResult:
         ``recovered = (foldin - popularity) / (retrain - popularity)`` of the means: the share of the
         retrain's gain over most-popular that fold-in gets without retraining (NaN if the retrain gains
         nothing).
+
+        Returns
+        -------
+        dict of str to float
+            The three NDCG means (NaN without users), ``recovered`` and ``n_users`` (an int).
         """
         m = {f"{name}.ndcg@{self.k}": float(v.mean()) if len(v) else float("nan") for name, v in self.ndcg.items()}
         gain = m[f"retrain.ndcg@{self.k}"] - m[f"popularity.ndcg@{self.k}"]
@@ -670,7 +784,22 @@ class RecoveryResult:
 
     def difference(self, a: str = "foldin", b: str = "retrain", *, n_boot: int = 2000, seed: int = 0
                    ) -> dict[str, float]:
-        """``a`` minus ``b`` (per-user NDCG@k): mean and 95 % paired bootstrap interval."""
+        """``a`` minus ``b`` (per-user NDCG@k): mean and 95 % paired bootstrap interval.
+
+        Parameters
+        ----------
+        a, b : str
+            Keys of ``ndcg``: ``foldin``, ``retrain`` or ``popularity`` (default ``foldin`` minus ``retrain``).
+        n_boot : int
+            Bootstrap resamples (default 2000).
+        seed : int
+            Seed of the resampling.
+
+        Returns
+        -------
+        dict of str to float
+            ``diff``, ``lo``, ``hi`` (NaN without users) and ``n_users``.
+        """
         return _paired_bootstrap(self.ndcg[a], self.ndcg[b], n_boot, seed)
 
 
@@ -827,6 +956,15 @@ def cold_start_from_split(interactions, split, user_vecs: np.ndarray, item_vecs:
 
     Example: ``m, curve, recovery = foldin.cold_start_from_split(job.dataset.interactions, job.split,
     *job.vectors["hybrid"], positive_threshold=job.config.data.positive_threshold)``.
+
+    Returns
+    -------
+    metrics : dict of str to float
+        As :func:`cold_start_metrics`.
+    onboarding : OnboardingResult
+        Per-user results of the cold users, per ``n``.
+    recovery : RecoveryResult
+        Per-user results of the warm users.
     """
     ts = interactions["ts"].to_numpy()
     cutoff = np.datetime64(split.cutoff.replace(tzinfo=None)) if getattr(split.cutoff, "tzinfo", None) else split.cutoff

@@ -44,16 +44,39 @@ class GateResult:
         return "; ".join(failed) if failed else None
 
     def to_dict(self) -> dict:
-        """``{"passed", "reason", "checks"}`` (as saved in ``gate.json`` and ``run.json``)."""
+        """``{"passed", "reason", "checks"}`` (as saved in ``gate.json`` and ``run.json``).
+
+        Returns
+        -------
+        dict
+            ``passed`` (bool), ``reason`` (str) and ``checks`` (list of dict).
+        """
         return {"passed": self.passed, "reason": self.reason, "checks": self.checks}
 
     @classmethod
     def from_dict(cls, d: dict) -> "GateResult":
-        """Inverse of :meth:`to_dict`."""
+        """Inverse of :meth:`to_dict`.
+
+        Parameters
+        ----------
+        d : dict
+            A saved gate (``passed``, ``checks``; ``reason`` is not read: it derives from the checks).
+
+        Returns
+        -------
+        GateResult
+        """
         return cls(passed=bool(d["passed"]), checks=list(d.get("checks") or []))
 
     def table(self) -> pl.DataFrame:
-        """The checks as a frame (for notebooks and reports)."""
+        """The checks as a frame (for notebooks and reports).
+
+        Returns
+        -------
+        pl.DataFrame
+            ``metric, kind, message`` (Utf8), ``value, bound, production`` (Float64, null when not applicable) and
+            ``passed`` (Boolean); one row per check.
+        """
         return pl.DataFrame(self.checks, schema={"metric": pl.Utf8, "kind": pl.Utf8, "value": pl.Float64,
                                                  "bound": pl.Float64, "production": pl.Float64,
                                                  "passed": pl.Boolean, "message": pl.Utf8})

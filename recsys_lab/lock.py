@@ -61,7 +61,12 @@ class RetrainLock:
         self._fh: IO[str] | None = None
 
     def holder(self) -> dict:
-        """What the holder wrote into the lock file (``pid, run_id, since, host``); {} when unknown."""
+        """What the holder wrote into the lock file (``pid, run_id, since, host``); {} when unknown.
+
+        Returns
+        -------
+        dict
+        """
         try:
             return read_json_optional(self.path, "lock file") or {}
         except RunError:  # being rewritten by its holder, or empty
@@ -69,6 +74,16 @@ class RetrainLock:
 
     def acquire(self, run_id: str | None = None) -> "RetrainLock":
         """Take the lock (waiting up to ``wait`` seconds) and record this process as its holder.
+
+        Parameters
+        ----------
+        run_id : str, optional
+            Run id recorded with the holder (set later with :meth:`set_run` when not yet known).
+
+        Returns
+        -------
+        RetrainLock
+            ``self``, holding the lock. A lock left by a dead process is taken over with a logged warning.
 
         Raises
         ------
@@ -106,7 +121,13 @@ class RetrainLock:
         self._fh.flush()
 
     def set_run(self, run_id: str) -> None:
-        """Record the run id of the holder (once the run folder exists)."""
+        """Record the run id of the holder (once the run folder exists).
+
+        Parameters
+        ----------
+        run_id : str
+            The holder's run id; ignored when this object does not hold the lock.
+        """
         if self._fh:
             self._write(run_id)
 

@@ -35,7 +35,12 @@ _progress = logging.getLogger("recsys_lab.progress")
 
 
 def openmp_enabled() -> bool:
-    """True if LightFM's OpenMP extension is the one loaded (multi-threaded fit)."""
+    """True if LightFM's OpenMP extension is the one loaded (multi-threaded fit).
+
+    Returns
+    -------
+    bool
+    """
     return "lightfm._lightfm_fast_openmp" in sys.modules
 
 
@@ -281,12 +286,34 @@ def feature_part(model: LightFM, user_features: sp.csr_matrix, side: np.ndarray)
 
 
 def save_model(model: LightFM, path: str | Path) -> Path:
-    """Pickle a LightFM model atomically to ``path``."""
+    """Pickle a LightFM model atomically to ``path``.
+
+    Parameters
+    ----------
+    model : LightFM
+        A fitted model.
+    path : str or Path
+        Destination file (``artifacts/model.pkl`` in a run folder).
+
+    Returns
+    -------
+    Path
+        The written file.
+    """
     return atomic_write_bytes(path, pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL))
 
 
 def load_model(path: str | Path) -> LightFM:
     """Load a model written by :func:`save_model`.
+
+    Parameters
+    ----------
+    path : str or Path
+        A file written by :func:`save_model`.
+
+    Returns
+    -------
+    LightFM
 
     Raises
     ------

@@ -98,7 +98,13 @@ class Production:
             self.manifest = {}
 
     def snapshot(self) -> Snapshot | None:
-        """The warehouse snapshot production was trained on (drift reference), or None when it is gone."""
+        """The warehouse snapshot production was trained on (drift reference), or None when it is gone.
+
+        Returns
+        -------
+        Snapshot or None
+            None also when the manifest names no snapshot or warehouse (a warning is logged when it is gone).
+        """
         snap = (self.manifest.get("data") or {}).get("snapshot")
         warehouse = ((self.manifest.get("config") or {}).get("data") or {}).get("warehouse")
         if not snap or not warehouse:
@@ -197,6 +203,11 @@ class Retrain:
         """Load the configured source, run the data guardrails, and store an immutable warehouse snapshot
         (a no-op when the data is unchanged).
 
+        Returns
+        -------
+        Snapshot
+            The stored snapshot (also kept as :attr:`snapshot`).
+
         Raises
         ------
         DataFileError, DownloadError
@@ -219,6 +230,11 @@ class Retrain:
     def build_features(self) -> Dataset:
         """Id maps and feature matrices from the snapshot (weight transform applied), then the split
         (``split.method``; see :mod:`recsys_lab.split`).
+
+        Returns
+        -------
+        Dataset
+            Also kept as :attr:`dataset`; the split is kept as :attr:`split`.
 
         Raises
         ------
@@ -255,6 +271,17 @@ class Retrain:
         Parameters
         ----------
         reference : Snapshot, Production, path of the production run folder, or None
+
+        Returns
+        -------
+        dict of str to float
+            The ``drift.*`` figures (also kept as :attr:`drift`); empty without a reference or when production's
+            folder or snapshot is unreadable (logged as a warning).
+
+        Raises
+        ------
+        RunError
+            :meth:`ingest` was not called.
         """
         snap = self._need("snapshot", "ingest")
         if isinstance(reference, (str, Path)):
@@ -308,6 +335,17 @@ class Retrain:
         then refit on all training data: the hybrid, pure-CF LightFM (``lightfm_cf``) and, with time-windowed
         features configured, the static hybrid without them (``lightfm_static``). EASE and implicit ALS
         (``eval.baselines``) choose their hyper-parameters on the same validation slice (:mod:`recsys_lab.baselines`).
+
+        Returns
+        -------
+        models.FitResult
+            The hybrid's fit; every model's fit is in :attr:`fits` / :attr:`baseline_fits`, its vectors in
+            :attr:`vectors`.
+
+        Raises
+        ------
+        RunError
+            :meth:`build_features` was not called.
         """
         ds, sp_ = self._need("dataset", "build_features"), self.split
         cfg = self.config
@@ -365,6 +403,16 @@ class Retrain:
         ``index.build`` (numba compile excluded), ``index.numba_compile``, ``index.ann_queries_per_s``,
         ``index.exact_queries_per_s`` and ``index.exact`` (1.0 when no index was built). Warns
         (:class:`recsys_lab.ann.AnnRecallWarning`) when the recall is below ``ann.min_recall``.
+
+        Returns
+        -------
+        ann.MipsIndex or None
+            The index (also kept as :attr:`index`), None for exact search.
+
+        Raises
+        ------
+        RunError
+            :meth:`fit` was not called.
         """
         import warnings
 
@@ -472,6 +520,11 @@ class Retrain:
         ``time_global``) are onboarded with their first ``n`` positives in time order, the rest being targets:
         fold-in against most-popular, per user and paired. Warm users: fold-in of their most recent training
         positives against the full retrain's vectors (how much of a retrain an update recovers).
+
+        Parameters
+        ----------
+        ns : tuple of int
+            Numbers of onboarding positives given to each cold user (default ``(0, 1, 3, 5, 10)``).
 
         Returns
         -------
@@ -775,7 +828,18 @@ class Retrain:
         return self.personas
 
     def per_user_table(self) -> pl.DataFrame:
-        """Per-user metrics of the model and every baseline: ``model, user_id`` plus one column per metric."""
+        """Per-user metrics of the model and every baseline: ``model, user_id`` plus one column per metric.
+
+        Returns
+        -------
+        pl.DataFrame
+            One row per (model, evaluated user); ``user_id`` is the external id.
+
+        Raises
+        ------
+        RunError
+            :meth:`evaluate` was not called.
+        """
         if not self.per_user:
             raise RunError("call evaluate() before this step")
         ids = self.dataset.users.ids[self.eval_users]
@@ -872,6 +936,16 @@ class Retrain:
         """Write metrics, params, history, timings and artifacts into ``run_dir`` (atomically, file by file).
 
         Returns the run folder, or None when ``run_dir`` is None.
+
+        Returns
+        -------
+        Path or None
+            ``run_dir``.
+
+        Raises
+        ------
+        RunError
+            :meth:`fit` was not called.
         """
         if self.run_dir is None:
             log.info("no run_dir: nothing saved")
@@ -906,7 +980,24 @@ class Retrain:
         return self.run_dir
 
     def run_all(self, production: "Production | str | Path | None" = None) -> dict[str, float]:
-        """All steps in order (drift and gate against ``production``, a run folder or None); returns the metrics."""
+        """All steps in order (drift and gate against ``production``, a run folder or None); returns the metrics.
+
+        Parameters
+        ----------
+        production : Production, str, Path or None
+            Production's run folder (or its loaded evidence) for drift and the gate; None: no production run
+            (no drift reference, the gate's regression checks are skipped).
+
+        Returns
+        -------
+        dict of str to float
+            :attr:`metrics` after every step.
+
+        Raises
+        ------
+        RecsysLabError
+            Whatever a step raises (see :meth:`ingest`, :meth:`build_features`, :meth:`fit` ...).
+        """
         self.ingest()
         self.build_features()
         self.fit()
@@ -938,6 +1029,25 @@ def run(config: Config | dict | None = None, *, run_dir: str | Path | None = Non
     """Run every step of a retrain in this process (same code as the notebook); returns the finished job.
 
     ``production`` (its run folder) is what the gate and the drift compare against.
+
+    Parameters
+    ----------
+    config : Config, dict or None
+        The configuration (None: defaults).
+    run_dir : str or Path, optional
+        Run folder the results are saved into; None saves nothing.
+    production : Production, str, Path or None
+        Production's run folder (drift reference and champion of the gate); None: no production run.
+
+    Returns
+    -------
+    Retrain
+        The finished job (metrics, fits, vectors, index, gate).
+
+    Raises
+    ------
+    RecsysLabError
+        Whatever a step raises (see :meth:`Retrain.run_all`).
     """
     job = Retrain(config, run_dir=run_dir)
     job.run_all(production)

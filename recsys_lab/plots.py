@@ -57,6 +57,11 @@ def metrics_comparison(table, *, metrics: tuple[str, ...] | None = None) -> Figu
         ``recsys_lab.report.metrics_table`` output: a ``metric`` column and one column per model.
     metrics : tuple of str, optional
         Rows to plot (default: all but coverage and AUC, which have other scales).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One group of bars per metric row, one bar per model column.
     """
     rows = table if metrics is None else table.filter(table["metric"].is_in(list(metrics)))
     if metrics is None:
@@ -76,7 +81,24 @@ def metrics_comparison(table, *, metrics: tuple[str, ...] | None = None) -> Figu
 
 def timeline(df, *, x: str = "period", y: tuple[str, ...] = ("interactions",), title: str = "Interactions over time"
              ) -> Figure:
-    """Line chart of one or more columns over time (e.g. :func:`recsys_lab.explore.interactions_over_time`)."""
+    """Line chart of one or more columns over time (e.g. :func:`recsys_lab.explore.interactions_over_time`).
+
+    Parameters
+    ----------
+    df : pl.DataFrame
+        One row per period, with the ``x`` column and every ``y`` column.
+    x : str
+        Column on the horizontal axis (default ``period``).
+    y : tuple of str
+        Columns drawn as one line each (default ``("interactions",)``).
+    title : str
+        Axes title.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One line per column of ``y``, with a legend.
+    """
     fig, ax = plt.subplots(figsize=(7, 3.2))
     for col in y:
         ax.plot(df[x].to_list(), df[col].to_list(), marker="o", ms=2, label=col)
@@ -97,6 +119,11 @@ def long_tail(popularity, activity) -> Figure:  # noqa: ANN001
         :func:`recsys_lab.explore.item_popularity` (``rank, interactions, cumulative_share``).
     activity : pl.DataFrame
         :func:`recsys_lab.explore.user_activity` (``interactions``, most active first).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Two log-log panels; the left one marks the rank at which items reach 50 % of the interactions.
     """
     fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.2))
     a.loglog(popularity["rank"].to_list(), popularity["interactions"].to_list())
@@ -115,7 +142,25 @@ def long_tail(popularity, activity) -> Figure:  # noqa: ANN001
 
 
 def bars(df, *, x: str, y: str, title: str, top: int = 20) -> Figure:  # noqa: ANN001
-    """Horizontal bars of the ``top`` rows (e.g. category shares or the weight distribution)."""
+    """Horizontal bars of the ``top`` rows (e.g. category shares or the weight distribution).
+
+    Parameters
+    ----------
+    df : pl.DataFrame
+        Rows already sorted; the first ``top`` are drawn, the first one at the top.
+    x : str
+        Column of bar labels.
+    y : str
+        Column of bar lengths.
+    title : str
+        Axes title.
+    top : int
+        Number of rows drawn (default 20).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
     rows = df.head(top)
     fig, ax = plt.subplots(figsize=(7, max(2.5, 0.25 * rows.height + 1)))
     ax.barh([str(v) for v in rows[x].to_list()][::-1], rows[y].to_list()[::-1])
@@ -169,7 +214,21 @@ def onboarding_curve(rows, *, k: int = 10, title: str = "Cold users: taste onboa
 
 # -- embeddings as a product --------------------------------------------------------------------------------------
 def accuracy_vs_novelty(table, *, k: int = 10) -> Figure:  # noqa: ANN001
-    """NDCG@k against novelty@k, one point per model (``report.beyond_table``), marker size by coverage."""
+    """NDCG@k against novelty@k, one point per model (``report.beyond_table``), marker size by coverage.
+
+    Parameters
+    ----------
+    table : pl.DataFrame
+        :func:`recsys_lab.report.beyond_table` output (``model, ndcg@k, novelty@k, coverage@k`` ...); models whose
+        NDCG or novelty is null are left out.
+    k : int
+        Cut-off of the columns read (default 10).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One annotated point per model; novelty in bits (mean self-information).
+    """
     fig, ax = plt.subplots(figsize=(6, 4))
     rows = [r for r in table.iter_rows(named=True) if r[f"ndcg@{k}"] is not None and r[f"novelty@{k}"] is not None]
     for r in rows:
@@ -183,7 +242,20 @@ def accuracy_vs_novelty(table, *, k: int = 10) -> Figure:  # noqa: ANN001
 
 
 def item_exposure(table, *, column: str = "genre") -> Figure:  # noqa: ANN001
-    """Exposure share of each item group next to its catalogue and interaction shares (``report.item_exposure_table``)."""
+    """Exposure share of each item group next to its catalogue and interaction shares (``report.item_exposure_table``).
+
+    Parameters
+    ----------
+    table : pl.DataFrame
+        :func:`recsys_lab.report.item_exposure_table` output (``group, exposure, interactions, catalog`` shares).
+    column : str
+        The item column the groups come from, named in the title (default ``genre``).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Three bars per group: recommended, interactions and catalogue shares.
+    """
     fig, ax = plt.subplots(figsize=(9, 4))
     groups = table["group"].to_list()
     x = range(len(groups))
@@ -200,7 +272,20 @@ def item_exposure(table, *, column: str = "genre") -> Figure:  # noqa: ANN001
 
 def group_metric(table, *, k: int = 10) -> Figure:  # noqa: ANN001
     """NDCG@k per user group with 95 % intervals, one panel per column, models side by side
-    (``report.user_fairness_table``)."""
+    (``report.user_fairness_table``).
+
+    Parameters
+    ----------
+    table : pl.DataFrame
+        :func:`recsys_lab.report.user_fairness_table` output (``column, group, model, ndcg@k, ci_low, ci_high``).
+    k : int
+        Cut-off of the NDCG column read (default 10).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One panel per user column (a single ``(none)`` panel when the table is empty), error bars = 95 % interval.
+    """
     columns = table["column"].unique(maintain_order=True).to_list() or ["(none)"]
     fig, axes = plt.subplots(1, len(columns), figsize=(5 * len(columns), 3.5), squeeze=False)
     for ax, column in zip(axes[0], columns):
@@ -232,6 +317,11 @@ def embedding_map(xy, labels, *, highlight=None, title: str = "Item embeddings (
         Category per item (None: grey).
     highlight : sequence of int, optional
         Row indices marked with black rings (e.g. an item and its neighbours).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The 12 most frequent categories in colour, the others grey.
     """
     import numpy as np
 
@@ -255,7 +345,18 @@ def embedding_map(xy, labels, *, highlight=None, title: str = "Item embeddings (
 
 
 def probe_bars(table) -> Figure:  # noqa: ANN001
-    """Probe AUCs against their reference (``report.embedding_table`` rows whose figure starts with 'probe')."""
+    """Probe AUCs against their reference (``report.embedding_table`` rows whose figure starts with 'probe').
+
+    Parameters
+    ----------
+    table : pl.DataFrame
+        :func:`recsys_lab.report.embedding_table` output (``figure, value, reference``).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One bar per probe (cross-validated AUC), its majority-baseline AUC as a tick; x axis from 0.4 to 1.
+    """
     part = table.filter(table["figure"].str.starts_with("probe"))
     fig, ax = plt.subplots(figsize=(7, 0.4 * max(part.height, 1) + 1))
     names = part["figure"].to_list()

@@ -28,6 +28,11 @@ def notebooks_dir() -> Path:
     """The shipped notebooks: ``recsys_lab/notebooks/`` of an installed wheel, else ``notebooks/`` of the checkout
     holding this package (editable installs and ``PYTHONPATH`` use).
 
+    Returns
+    -------
+    Path
+        The first of the two directories that holds ``retrain.ipynb``.
+
     Raises
     ------
     RunError

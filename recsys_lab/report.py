@@ -28,7 +28,13 @@ PACKAGES = ("recsys_lab", "rectools-lightfm", "pynndescent", "numba", "numpy", "
 
 
 def package_versions() -> dict[str, str | None]:
-    """``{package: version}`` of :data:`PACKAGES` plus ``python`` (None for a package not installed)."""
+    """``{package: version}`` of :data:`PACKAGES` plus ``python`` (None for a package not installed).
+
+    Returns
+    -------
+    dict of str to str or None
+        ``python`` first, then each name of :data:`PACKAGES`.
+    """
     out: dict[str, str | None] = {"python": sys.version.split()[0]}
     for name in PACKAGES:
         try:
@@ -39,7 +45,13 @@ def package_versions() -> dict[str, str | None]:
 
 
 def show_versions() -> pl.DataFrame:
-    """Versions as a two-column frame (for a notebook's first cell)."""
+    """Versions as a two-column frame (for a notebook's first cell).
+
+    Returns
+    -------
+    pl.DataFrame
+        ``package, version`` (Utf8; ``"None"`` for a package not installed).
+    """
     v = package_versions()
     return pl.DataFrame({"package": list(v), "version": [str(x) for x in v.values()]})
 
@@ -113,6 +125,11 @@ def evaluation_table(metrics: dict[str, float], k: int = 10) -> pl.DataFrame:
 def drift_table(metrics: dict[str, float]) -> pl.DataFrame:
     """The ``drift.*`` metrics with their PSI band (< 0.1 stable, 0.1-0.25 moderate, > 0.25 major).
 
+    Parameters
+    ----------
+    metrics : dict of str to float
+        ``metrics.json`` of a run; only keys starting with ``drift.`` are read.
+
     Returns
     -------
     pl.DataFrame
@@ -127,12 +144,34 @@ def drift_table(metrics: dict[str, float]) -> pl.DataFrame:
 
 
 def split_table(stats: dict) -> pl.DataFrame:
-    """Split statistics (``Split.stats``) as a two-column frame."""
+    """Split statistics (``Split.stats``) as a two-column frame.
+
+    Parameters
+    ----------
+    stats : dict
+        ``Split.stats`` (statistic name to value).
+
+    Returns
+    -------
+    pl.DataFrame
+        ``statistic, value``, both Utf8 (values formatted with ``str``).
+    """
     return pl.DataFrame({"statistic": list(stats), "value": [str(v) for v in stats.values()]})
 
 
 def timings_table(timings: dict[str, float]) -> pl.DataFrame:
-    """Phase timings (seconds) as a frame."""
+    """Phase timings (seconds) as a frame.
+
+    Parameters
+    ----------
+    timings : dict of str to float
+        Phase name to duration in seconds (some entries are rates, e.g. queries per second).
+
+    Returns
+    -------
+    pl.DataFrame
+        ``phase`` (Utf8), ``seconds_or_rate`` (Float64), in the order of ``timings``.
+    """
     return pl.DataFrame({"phase": list(timings), "seconds_or_rate": [float(v) for v in timings.values()]})
 
 
@@ -150,6 +189,12 @@ def format_summary(metrics: dict[str, float], k: int = 10, *, warnings: list[str
         Evaluation warnings to print last (e.g. an interval too wide to decide).
     protocol : str, optional
         The split method, named in the header.
+
+    Returns
+    -------
+    str
+        Lines separated by newlines: header, one row per headline metric present (model with its interval, then
+        each baseline), the paired NDCG differences, the ANN recall and the warnings.
     """
     keys = [f"ndcg@{k}", f"precision@{k}", f"recall@{k}", f"map@{k}", "mrr", "auc", f"coverage@{k}"]
     cols = ["model"] + _baselines(metrics)
@@ -283,7 +328,18 @@ def verdict_markdown(run_id: str, status: str, *, reason: str | None = None, gat
 
 
 def drift_view(metrics: dict[str, float]):  # noqa: ANN201 - a frame or an IPython Markdown
-    """:func:`drift_table`, or a sentence when there was nothing to compare with (the first run)."""
+    """:func:`drift_table`, or a sentence when there was nothing to compare with (the first run).
+
+    Parameters
+    ----------
+    metrics : dict of str to float
+        ``metrics.json`` of a run.
+
+    Returns
+    -------
+    pl.DataFrame or IPython.display.Markdown
+        The :func:`drift_table` when it has rows, else a Markdown sentence.
+    """
     table = drift_table(metrics)
     if table.height:
         return table
@@ -302,6 +358,16 @@ def check_notebook(path: str | Path) -> list[str]:
     Rules: valid nbformat; exactly one code cell tagged ``parameters``; no outputs or execution counts
     committed; no ``def`` / ``class`` / ``for`` / ``while`` in code cells (logic lives in ``recsys_lab``);
     no import of private ``recsys_lab`` names.
+
+    Parameters
+    ----------
+    path : str or Path
+        An ``.ipynb`` file (nbformat 4).
+
+    Returns
+    -------
+    list of str
+        One message per problem, naming the cell index; empty when the notebook is thin.
     """
     nb = nbformat.read(str(path), as_version=4)
     problems = []
@@ -333,7 +399,18 @@ def check_notebook(path: str | Path) -> list[str]:
 
 
 def require_thin(path: str | Path) -> None:
-    """Raise :class:`RunError` listing :func:`check_notebook` problems, if any."""
+    """Raise :class:`RunError` listing :func:`check_notebook` problems, if any.
+
+    Parameters
+    ----------
+    path : str or Path
+        An ``.ipynb`` file (nbformat 4).
+
+    Raises
+    ------
+    RunError
+        The notebook breaks a thin-notebook rule; the message names the file and every problem.
+    """
     problems = check_notebook(path)
     if problems:
         raise RunError(f"{path}: not a thin notebook: " + "; ".join(problems))
@@ -346,7 +423,20 @@ BEYOND = ("novelty", "ild", "ild.category", "arp", "aplt", "gini", "coverage")
 
 def beyond_table(metrics: dict[str, float], k: int = 10) -> pl.DataFrame:
     """Accuracy next to beyond-accuracy, one row per model: ``model, ndcg@k, novelty@k, ild@k, ild.category@k,
-    arp@k, aplt@k, gini@k, coverage@k, gender_gap`` (missing figures are null)."""
+    arp@k, aplt@k, gini@k, coverage@k, gender_gap`` (missing figures are null).
+
+    Parameters
+    ----------
+    metrics : dict of str to float
+        ``metrics.json`` of a run (model keys unprefixed, baselines under ``baseline.<name>.``).
+    k : int
+        Cut-off of the columns read (default 10).
+
+    Returns
+    -------
+    pl.DataFrame
+        ``model`` (Utf8) then one Float64 column per figure; one row for the model, then one per baseline.
+    """
     rows = []
     for name in ["model"] + _baselines(metrics):
         p = "" if name == "model" else f"baseline.{name}."
@@ -358,7 +448,21 @@ def beyond_table(metrics: dict[str, float], k: int = 10) -> pl.DataFrame:
 
 def user_fairness_table(metrics: dict[str, float], k: int = 10) -> pl.DataFrame:
     """NDCG@k per user group with its 95 % interval, for every model: ``column, group, model, users, ndcg@k,
-    ci_low, ci_high, gap`` (``gap``: the largest difference between the column's group means)."""
+    ci_low, ci_high, gap`` (``gap``: the largest difference between the column's group means).
+
+    Parameters
+    ----------
+    metrics : dict of str to float
+        ``metrics.json`` of a run (``fairness.user.<column>.ndcg@k.<group>`` keys and their ``.n_users``).
+    k : int
+        Cut-off of the NDCG keys read (default 10).
+
+    Returns
+    -------
+    pl.DataFrame
+        One row per (model, column, group); ``users`` Int64, the figures Float64 (null when missing). Empty when
+        the metrics hold no user-fairness keys.
+    """
     rows = []
     for name in ["model"] + _baselines(metrics):
         p = "" if name == "model" else f"baseline.{name}."
@@ -380,7 +484,20 @@ def user_fairness_table(metrics: dict[str, float], k: int = 10) -> pl.DataFrame:
 
 def item_exposure_table(metrics: dict[str, float], column: str = "genre") -> pl.DataFrame:
     """The model's exposure share of each item group against its catalogue and interaction shares:
-    ``group, exposure, catalog, interactions, ratio`` sorted by ratio (under-exposed first)."""
+    ``group, exposure, catalog, interactions, ratio`` sorted by ratio (under-exposed first).
+
+    Parameters
+    ----------
+    metrics : dict of str to float
+        ``metrics.json`` of a run (``fairness.item.<column>.<group>.<share>`` keys).
+    column : str
+        Item column the groups come from (default ``genre``).
+
+    Returns
+    -------
+    pl.DataFrame
+        ``group`` (Utf8) and the shares (Float64, fractions in [0, 1]; ``ratio`` = exposure / interactions).
+    """
     head = f"fairness.item.{column}."
     rows: dict[str, dict] = {}
     for key, value in metrics.items():
@@ -394,7 +511,21 @@ def item_exposure_table(metrics: dict[str, float], column: str = "genre") -> pl.
 
 def embedding_table(metrics: dict[str, float], k: int = 10) -> pl.DataFrame:
     """Intrinsic and extrinsic quality of the embeddings: ``figure, value, reference`` (chance, majority baseline
-    or the factor baselines), one row per figure present."""
+    or the factor baselines), one row per figure present.
+
+    Parameters
+    ----------
+    metrics : dict of str to float
+        ``metrics.json`` of a run.
+    k : int
+        Cut-off of the keys read (default 10).
+
+    Returns
+    -------
+    pl.DataFrame
+        ``figure`` (Utf8), ``value``, ``reference`` (Float64, null without one) and ``reference_is`` (Utf8: chance,
+        majority, most-popular or empty).
+    """
     rows = []
 
     def add(figure: str, key: str, ref_key: str | None = None, ref: str = "") -> None:

@@ -53,12 +53,23 @@ _CODE_ROOT = Path(__file__).resolve().parent.parent
 
 
 def utc_now() -> str:
-    """Current UTC time, ISO 8601 with seconds (e.g. ``2026-01-01T03:00:00+00:00``)."""
+    """Current UTC time, ISO 8601 with seconds (e.g. ``2026-01-01T03:00:00+00:00``).
+
+    Returns
+    -------
+    str
+    """
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def new_run_id() -> str:
-    """A new run id ``YYYYmmddTHHMMSSZ-xxxxxx``: sortable by start time (UTC), unique by a random suffix."""
+    """A new run id ``YYYYmmddTHHMMSSZ-xxxxxx``: sortable by start time (UTC), unique by a random suffix.
+
+    Returns
+    -------
+    str
+        e.g. ``20260101T030000Z-1a2b3c`` (6 random hex digits).
+    """
     return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
 
 
@@ -192,7 +203,18 @@ def update_manifest(run_dir: str | Path, **changes: Any) -> dict[str, Any]:
 
 
 def pid_alive(pid: int | None) -> bool:
-    """Whether a process with this id exists on this host (False for None or 0)."""
+    """Whether a process with this id exists on this host (False for None or 0).
+
+    Parameters
+    ----------
+    pid : int or None
+        Process id.
+
+    Returns
+    -------
+    bool
+        True also when the process exists but belongs to another user (``PermissionError`` on signal 0).
+    """
     if not pid:
         return False
     try:
@@ -205,19 +227,55 @@ def pid_alive(pid: int | None) -> bool:
 
 
 def effective_status(status: str, pid: int | None, host: str | None) -> str:
-    """``crashed`` for a ``running`` run of this host whose process is gone, else ``status`` unchanged."""
+    """``crashed`` for a ``running`` run of this host whose process is gone, else ``status`` unchanged.
+
+    Parameters
+    ----------
+    status : str
+        The status recorded in the manifest.
+    pid : int or None
+        Process id recorded in the manifest.
+    host : str or None
+        Host name recorded in the manifest; a run of another host is never declared crashed.
+
+    Returns
+    -------
+    str
+    """
     if status == "running" and host == socket.gethostname() and not pid_alive(pid):
         return "crashed"
     return status
 
 
 def production_file(runs_dir: str | Path) -> Path:
-    """``runs/PRODUCTION``: the file holding the production run id."""
+    """``runs/PRODUCTION``: the file holding the production run id.
+
+    Parameters
+    ----------
+    runs_dir : str or Path
+        The runs directory.
+
+    Returns
+    -------
+    Path
+        The path (the file need not exist).
+    """
     return Path(runs_dir) / PRODUCTION
 
 
 def lock_file(runs_dir: str | Path) -> Path:
-    """``runs/.retrain.lock``: the retrain lock of a runs directory."""
+    """``runs/.retrain.lock``: the retrain lock of a runs directory.
+
+    Parameters
+    ----------
+    runs_dir : str or Path
+        The runs directory.
+
+    Returns
+    -------
+    Path
+        The path (the file need not exist).
+    """
     return Path(runs_dir) / LOCK
 
 
@@ -352,15 +410,47 @@ class RunFolder:
 
     # -- manifest ----------------------------------------------------------------------------------------
     def exists(self) -> bool:
-        """Whether the folder holds a manifest."""
+        """Whether the folder holds a manifest.
+
+        Returns
+        -------
+        bool
+            True when ``run.json`` is a file.
+        """
         return self.run_json.is_file()
 
     def manifest(self) -> dict[str, Any]:
-        """The manifest (see :func:`read_manifest`)."""
+        """The manifest (see :func:`read_manifest`).
+
+        Returns
+        -------
+        dict of str to Any
+
+        Raises
+        ------
+        RunError
+            No manifest, or it is not valid JSON.
+        """
         return read_manifest(self.path)
 
     def update(self, **changes: Any) -> dict[str, Any]:
-        """Set top-level manifest keys (see :func:`update_manifest`)."""
+        """Set top-level manifest keys (see :func:`update_manifest`).
+
+        Parameters
+        ----------
+        **changes : Any
+            Manifest keys and their new values (JSON-serialisable).
+
+        Returns
+        -------
+        dict of str to Any
+            The manifest as written.
+
+        Raises
+        ------
+        RunError
+            No manifest, or it is not valid JSON.
+        """
         return update_manifest(self.path, **changes)
 
     @classmethod
@@ -374,6 +464,11 @@ class RunFolder:
             Manifest fields; ``run_id`` is set by this function.
         run_id : str, optional
             Default: :func:`new_run_id`.
+
+        Returns
+        -------
+        RunFolder
+            The new folder, holding ``run.json``.
 
         Raises
         ------

@@ -490,7 +490,26 @@ _UPDATES: dict[Path, _Update] = {}
 
 def updates(runs_dir: str | Path, *, run: str = "production") -> pl.DataFrame:
     """The update versions of a run, oldest first: ``version, rows_read, users_updated, new_users,
-    unknown_items_skipped`` (from each ``manifest.json``)."""
+    unknown_items_skipped`` (from each ``manifest.json``).
+
+    Parameters
+    ----------
+    runs_dir : str or Path
+        The runs directory.
+    run : str
+        Run id, unique prefix, ``latest`` or ``production`` (default).
+
+    Returns
+    -------
+    pl.DataFrame
+        One row per complete version under ``updates/`` (``version`` Utf8, the counts Int64, null when a
+        manifest lacks them); empty when the run has no update.
+
+    Raises
+    ------
+    RunError
+        Unknown run, or a version's manifest that is not valid JSON.
+    """
     folder = RunFolder(resolve(runs_dir, run))
     rows = []
     for p in _versions(folder):
@@ -654,6 +673,20 @@ def cold_start_evaluation(runs_dir: str | Path, *, run: str = "production", ns: 
     The split is rebuilt from the run's snapshot with the run's configuration (features and split are
     deterministic), then :meth:`recsys_lab.pipeline.Retrain.evaluate_cold_start` is applied to the saved vectors.
 
+    Parameters
+    ----------
+    runs_dir : str or Path
+        The runs directory.
+    run : str
+        Run id, unique prefix, ``latest`` or ``production`` (default).
+    ns : tuple of int
+        Numbers of onboarding positives given to each cold user (default ``(0, 1, 3, 5, 10)``).
+    k : int
+        List length of the NDCG (overrides the run's ``eval.k``; default 10).
+    last : int
+        Not used at present: the warm comparison folds in the last 10 training positives (the default of
+        :func:`recsys_lab.foldin.cold_start_metrics`, equal to :data:`UPDATE_WINDOW`) whatever this is.
+
     Returns
     -------
     metrics : dict
@@ -790,13 +823,37 @@ class ItemSpace:
     table: pl.DataFrame
 
     def positions(self, ids) -> np.ndarray:  # noqa: ANN001
-        """Internal indices of external ``ids`` (unknown ids dropped)."""
+        """Internal indices of external ``ids`` (unknown ids dropped).
+
+        Parameters
+        ----------
+        ids : iterable
+            External item ids.
+
+        Returns
+        -------
+        ndarray of int
+            Row indices into ``item_vecs`` / ``table`` of the known ids, in the order given.
+        """
         idx, ok = _lookup(self.item_ids, np.asarray(list(ids)))
         return idx[ok]
 
 
 def item_space(runs_dir: str | Path, *, run: str = "production", column: str = "genre") -> ItemSpace:
     """A run's item vectors with titles and a category column from its snapshot's item table.
+
+    Parameters
+    ----------
+    runs_dir : str or Path
+        The runs directory.
+    run : str
+        Run id, unique prefix, ``latest`` or ``production`` (default).
+    column : str
+        Item-table column used as the category (default ``genre``; all null when the table lacks it).
+
+    Returns
+    -------
+    ItemSpace
 
     Raises
     ------
@@ -816,6 +873,18 @@ def item_space(runs_dir: str | Path, *, run: str = "production", column: str = "
 
 def run_metrics(runs_dir: str | Path, *, run: str = "production") -> dict[str, float]:
     """A run's ``metrics.json``.
+
+    Parameters
+    ----------
+    runs_dir : str or Path
+        The runs directory.
+    run : str
+        Run id, unique prefix, ``latest`` or ``production`` (default).
+
+    Returns
+    -------
+    dict of str to float
+        Metric name to value (see the run folder's ``metrics.json``).
 
     Raises
     ------

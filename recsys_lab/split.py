@@ -34,6 +34,20 @@ def to_csr(df: pl.DataFrame, shape: tuple[int, int], *, weights: bool = False) -
     """CSR (float32) of the distinct ``(user_idx, item_idx)`` pairs in ``df``; shape (n_users, n_items).
 
     With ``weights`` the values are the summed ``weight`` of each pair, else 1.
+
+    Parameters
+    ----------
+    df : pl.DataFrame
+        ``user_idx, item_idx`` (internal indices) and, with ``weights``, ``weight``.
+    shape : tuple of int
+        ``(n_users, n_items)``.
+    weights : bool
+        Sum the weights of each pair instead of storing 1 (default False).
+
+    Returns
+    -------
+    csr_matrix of shape (n_users, n_items), float32
+        Sorted indices, one stored entry per distinct pair.
     """
     if weights:
         pairs = df.group_by("user_idx", "item_idx").agg(pl.col("weight").sum())
@@ -106,6 +120,20 @@ class Split:
 
 def resolve_method(config: SplitConfig, *, has_time: bool, windows: bool = False) -> str:
     """The protocol ``split.method = "auto"`` stands for, given the data.
+
+    Parameters
+    ----------
+    config : SplitConfig
+        ``config.split``.
+    has_time : bool
+        Whether the log has timestamps.
+    windows : bool
+        Whether time-windowed features are configured (default False).
+
+    Returns
+    -------
+    str
+        ``time_global``, ``time_per_user``, ``random`` or the configured method when it is not ``auto``.
 
     Raises
     ------
@@ -261,7 +289,30 @@ def make_split(interactions: pl.DataFrame, shape: tuple[int, int], config: Split
 
 def temporal_split(interactions: pl.DataFrame, shape: tuple[int, int], config: SplitConfig | None = None,
                    *, positive_threshold: float = 4.0) -> Split:
-    """The global time cut-off protocol (``make_split`` with ``method = "time_global"``)."""
+    """The global time cut-off protocol (``make_split`` with ``method = "time_global"``).
+
+    Parameters
+    ----------
+    interactions : pl.DataFrame
+        ``user_idx, item_idx, weight, ts``.
+    shape : tuple of int
+        ``(n_users, n_items)``.
+    config : SplitConfig, optional
+        Fractions, ``cold_users`` and seed (its ``method`` is ignored; default ``SplitConfig()``).
+    positive_threshold : float
+        Interactions with ``weight >= positive_threshold`` are positives (default 4.0, MovieLens ratings).
+
+    Returns
+    -------
+    Split
+
+    Raises
+    ------
+    ConfigError
+        The log has no timestamps (see :func:`make_split`).
+    DataError
+        Too few distinct timestamps, or no training positive.
+    """
     config = config or SplitConfig()
     cfg = SplitConfig(method="time_global", test_fraction=config.test_fraction,
                       validation_fraction=config.validation_fraction, cold_users=config.cold_users, seed=config.seed)

@@ -153,6 +153,13 @@ def generate(n_users: int, n_items: int, n_interactions: int, *, seed: int = 0, 
 def write(log: SyntheticLog, out_dir: str | Path) -> dict[str, Path]:
     """Write ``interactions.parquet`` and ``items.parquet`` into ``out_dir`` (atomically, file by file).
 
+    Parameters
+    ----------
+    log : SyntheticLog
+        A generated log.
+    out_dir : str or Path
+        Destination directory.
+
     Returns
     -------
     dict
@@ -167,7 +174,18 @@ def write(log: SyntheticLog, out_dir: str | Path) -> dict[str, Path]:
 
 def config_snippet(paths: dict[str, Path]) -> str:
     """TOML ``[data]`` section reading the files of :func:`write` (play counts, log1p weights; every play
-    counts as a positive)."""
+    counts as a positive).
+
+    Parameters
+    ----------
+    paths : dict of str to Path
+        :func:`write`'s result (``interactions`` and ``items``); written as absolute paths.
+
+    Returns
+    -------
+    str
+        TOML text, newline-terminated.
+    """
     return (
         "[data]\n"
         'source = "files"\n'

@@ -87,16 +87,34 @@ class ValidationReport:
         return [r for r in self.results if r["count"] and r["severity"] == "warn"]
 
     def table(self) -> pl.DataFrame:
-        """One row per check (for notebooks and reports)."""
+        """One row per check (for notebooks and reports).
+
+        Returns
+        -------
+        pl.DataFrame
+            ``check, table, count, severity, description``, one row per check run (failed or not).
+        """
         return pl.DataFrame([{k: r[k] for k in ("check", "table", "count", "severity", "description")}
                              for r in self.results])
 
     def to_dict(self) -> dict[str, int]:
-        """``{check: count}`` for run manifests."""
+        """``{check: count}`` for run manifests.
+
+        Returns
+        -------
+        dict of str to int
+            Rows found by each check (0 when it passed).
+        """
         return {r["check"]: r["count"] for r in self.results}
 
     def message(self) -> str:
-        """Every failed check with its count on the first line, then one line per check with examples."""
+        """Every failed check with its count on the first line, then one line per check with examples.
+
+        Returns
+        -------
+        str
+            Newline-separated lines; only the failed checks are listed.
+        """
         lines = ["data validation failed: " + ", ".join(f"{r['check']} ({r['count']} {r['table']} rows)"
                                                          for r in self.failed)]
         for r in self.failed:
@@ -176,7 +194,20 @@ def validate(interactions: pl.DataFrame, users: pl.DataFrame, items: pl.DataFram
 
 
 def clean(interactions: pl.DataFrame, *, has_time: bool = True) -> pl.DataFrame:
-    """Drop interactions that cannot be indexed (null ids, or timestamp when the log has them) or weighed."""
+    """Drop interactions that cannot be indexed (null ids, or timestamp when the log has them) or weighed.
+
+    Parameters
+    ----------
+    interactions : pl.DataFrame
+        ``user_id, item_id, weight`` and, when ``has_time``, ``ts``.
+    has_time : bool
+        Whether the log has timestamps (rows with a null ``ts`` are then dropped too).
+
+    Returns
+    -------
+    pl.DataFrame
+        The rows with none of those columns null; other columns unchanged.
+    """
     return interactions.drop_nulls(["user_id", "item_id", "weight"] + (["ts"] if has_time else []))
 
 
@@ -204,7 +235,18 @@ def psi(reference: np.ndarray, new: np.ndarray, *, eps: float = 1e-4) -> float:
 
 
 def psi_band(value: float) -> str:
-    """``stable`` (< 0.1), ``moderate`` (0.1-0.25) or ``major`` (> 0.25)."""
+    """``stable`` (< 0.1), ``moderate`` (0.1-0.25) or ``major`` (> 0.25).
+
+    Parameters
+    ----------
+    value : float
+        Population stability index.
+
+    Returns
+    -------
+    str
+        The band; ``n/a`` for NaN.
+    """
     if value != value:
         return "n/a"
     return "stable" if value < 0.1 else "moderate" if value <= 0.25 else "major"

@@ -76,22 +76,62 @@ class Snapshot:
     path: Path
 
     def connect(self) -> duckdb.DuckDBPyConnection:
-        """A read-only DuckDB connection to this snapshot (close it, or use it in a ``with`` block)."""
+        """A read-only DuckDB connection to this snapshot (close it, or use it in a ``with`` block).
+
+        Returns
+        -------
+        duckdb.DuckDBPyConnection
+        """
         return duckdb.connect(str(self.path), read_only=True)
 
     def sql(self, query: str, params: list | None = None) -> pl.DataFrame:
-        """Run ``query`` (DuckDB SQL, ``?`` placeholders bound to ``params``) against the snapshot; a Polars frame."""
+        """Run ``query`` (DuckDB SQL, ``?`` placeholders bound to ``params``) against the snapshot; a Polars frame.
+
+        Parameters
+        ----------
+        query : str
+            DuckDB SQL over the snapshot's tables (``interactions``, ``users``, ``items``, ``snapshot``).
+        params : list, optional
+            Values bound to the ``?`` placeholders.
+
+        Returns
+        -------
+        pl.DataFrame
+            The query's result.
+        """
         with self.connect() as con:
             return con.sql(query, params=params).pl()
 
     def table(self, name: str) -> pl.DataFrame:
-        """One of ``interactions``, ``users``, ``items`` as a Polars frame."""
+        """One of ``interactions``, ``users``, ``items`` as a Polars frame.
+
+        Parameters
+        ----------
+        name : str
+            ``interactions``, ``users`` or ``items``.
+
+        Returns
+        -------
+        pl.DataFrame
+            The whole table.
+
+        Raises
+        ------
+        DataError
+            Another table name.
+        """
         if name not in TABLES:
             raise DataError(f"snapshot {self.id}: no table {name!r}; expected one of {TABLES}")
         return self.sql(f"SELECT * FROM {name}")
 
     def info(self) -> dict:
-        """The ``snapshot`` metadata row: id, hash, source, created_at, row counts."""
+        """The ``snapshot`` metadata row: id, hash, source, created_at, row counts.
+
+        Returns
+        -------
+        dict
+            Column name to value of the single ``snapshot`` row.
+        """
         return self.sql("SELECT * FROM snapshot").to_dicts()[0]
 
 
@@ -152,6 +192,18 @@ def ingest(tables: dict[str, pl.DataFrame], warehouse: str | Path = "warehouse",
 def open_snapshot(snapshot_id: str = "latest", warehouse: str | Path = "warehouse") -> Snapshot:
     """Open an existing snapshot by id (or a unique prefix), or ``"latest"``.
 
+    Parameters
+    ----------
+    snapshot_id : str
+        A snapshot id, a unique prefix of one, or ``latest`` (the id in ``LATEST``).
+    warehouse : str or Path
+        The warehouse directory (default ``warehouse``).
+
+    Returns
+    -------
+    Snapshot
+        Its id, content hash and DuckDB file path.
+
     Raises
     ------
     DataError
@@ -176,6 +228,11 @@ def query_files(query: str) -> pl.DataFrame:
     """Run a DuckDB SQL query over files named in it (``read_json``, ``read_text``, ``read_parquet``...) in an
     in-memory database: how the run registry queries ``runs/*/run.json`` without a server.
 
+    Parameters
+    ----------
+    query : str
+        DuckDB SQL; file paths and globs inside it are read relative to the working directory.
+
     Returns
     -------
     pl.DataFrame
@@ -194,7 +251,19 @@ def query_files(query: str) -> pl.DataFrame:
 
 
 def list_snapshots(warehouse: str | Path = "warehouse") -> pl.DataFrame:
-    """All snapshots' metadata rows, newest first (empty frame if none)."""
+    """All snapshots' metadata rows, newest first (empty frame if none).
+
+    Parameters
+    ----------
+    warehouse : str or Path
+        The warehouse directory (default ``warehouse``).
+
+    Returns
+    -------
+    pl.DataFrame
+        One :meth:`Snapshot.info` row per snapshot, sorted by ``created_at`` descending; no columns when
+        there is no snapshot.
+    """
     paths = sorted(_snapshot_dir(warehouse).glob("*.duckdb"))
     rows = [open_snapshot(p.stem, warehouse).info() for p in paths]
     return pl.DataFrame(rows).sort("created_at", descending=True) if rows else pl.DataFrame()
