@@ -513,7 +513,7 @@ class Retrain:
                            "few users to tell models apart")
         return self.metrics
 
-    def evaluate_cold_start(self, ns: tuple[int, ...] = (0, 1, 3, 5, 10)) -> dict[str, float]:
+    def evaluate_cold_start(self, ns: tuple[int, ...] = (0, 1, 3, 5, 10), *, last: int = 10) -> dict[str, float]:
         """The cold-start path measured on this split (:func:`recsys_lab.foldin.cold_start_metrics`).
 
         Cold test users (no training interaction: held out by the per-user protocols, natural under
@@ -525,6 +525,8 @@ class Retrain:
         ----------
         ns : tuple of int
             Numbers of onboarding positives given to each cold user (default ``(0, 1, 3, 5, 10)``).
+        last : int
+            Warm users are folded in from their ``last`` most recent training positives (default 10).
 
         Returns
         -------
@@ -547,7 +549,7 @@ class Retrain:
                 i, u, np.asarray(sp_.train.sum(axis=0)).ravel(), user_idx=user_idx, item_idx=item_idx, ts=ts,
                 positive=(inter["weight"] >= self.config.data.threshold).to_numpy(), is_test=is_test,
                 cold_users=sp_.cold_users, warm_users=self.eval_users if self.eval_users is not None
-                else sp_.warm_test_users, test=sp_.test, exclude=sp_.train_seen, ns=ns, k=k,
+                else sp_.warm_test_users, test=sp_.test, exclude=sp_.train_seen, ns=ns, k=k, last=last,
                 n_boot=self.config.eval.bootstrap, seed=self.config.model.seed)
             out = {(key[:-3] + ".ci_low" if key.endswith(".lo") else key[:-3] + ".ci_high" if key.endswith(".hi")
                     else key): value for key, value in m.items()}

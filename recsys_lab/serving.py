@@ -684,8 +684,8 @@ def cold_start_evaluation(runs_dir: str | Path, *, run: str = "production", ns: 
     k : int
         List length of the NDCG (overrides the run's ``eval.k``; default 10).
     last : int
-        Not used at present: the warm comparison folds in the last 10 training positives (the default of
-        :func:`recsys_lab.foldin.cold_start_metrics`, equal to :data:`UPDATE_WINDOW`) whatever this is.
+        Warm users are folded in from their ``last`` most recent training positives (default
+        :data:`UPDATE_WINDOW`).
 
     Returns
     -------
@@ -714,7 +714,7 @@ def cold_start_evaluation(runs_dir: str | Path, *, run: str = "production", ns: 
         raise RunError(f"run {m.run_id}: rebuilt features have shape {job.dataset.shape}, vectors "
                        f"{(len(m.user_vecs), len(m.item_vecs))}")
     job.vectors["hybrid"] = (m.user_vecs, m.item_vecs)
-    metrics = job.evaluate_cold_start(ns)
+    metrics = job.evaluate_cold_start(ns, last=last)
     return metrics, job.onboarding, job.recovery
 
 
