@@ -177,3 +177,6 @@ def test_cold_start_evaluation_matches_the_run_split(project):
     assert metrics["cold.foldin.ndcg@10@n5"] == pytest.approx(saved["cold.foldin.ndcg@10@n5"])
     assert metrics["cold.foldin.ndcg@10@n0"] == metrics["cold.popularity.ndcg@10@n0"]
     assert np.isfinite(metrics["cold.diff.ndcg@10@n5.ci_low"])
+    # the warm comparison folds in as many recent positives as asked (``last`` used to be ignored)
+    three, _, _ = serving.cold_start_evaluation(project / "runs", ns=(0,), last=3)
+    assert "warm.foldin_last3.ndcg@10" in three and "warm.foldin_last10.ndcg@10" not in three
