@@ -156,6 +156,7 @@ class Retrain:
         self.per_user: dict[str, dict[str, np.ndarray]] = {}
         self.warnings: list[str] = []
         self.production_comparison: dict[str, dict] | None = None
+        self._production_cache: dict[Path, Production] = {}
         self.onboarding: foldin.OnboardingResult | None = None
         self.recovery: foldin.RecoveryResult | None = None
         self.recommended: dict[str, np.ndarray] = {}
@@ -174,6 +175,22 @@ class Retrain:
             seconds = time.perf_counter() - t0
             self.timings[name] = self.timings.get(name, 0.0) + seconds
             progress.info("%s done in %.1f s", label, seconds)
+
+    def _production(self, production: "Production | str | Path") -> "Production":
+        """``production`` loaded once per retrain (drift, gate, stability and personas all read it).
+
+        Raises
+        ------
+        RunError
+            Its metrics or artifacts cannot be read (not cached: each step reports it).
+        """
+        if isinstance(production, Production):
+            return production
+        key = Path(production).resolve()
+        cached = self._production_cache.get(key)
+        if cached is None:
+            cached = self._production_cache[key] = Production(key)
+        return cached
 
     def _need(self, attr: str, step: str) -> Any:
         value = getattr(self, attr)
@@ -286,7 +303,7 @@ class Retrain:
         snap = self._need("snapshot", "ingest")
         if isinstance(reference, (str, Path)):
             try:
-                reference = Production(reference)
+                reference = self._production(reference)
             except RunError as exc:
                 log.warning("no drift reference: %s", exc)
                 reference = None
@@ -773,7 +790,7 @@ class Retrain:
             notes.append("no production run: embedding stability and recommendation churn skipped")
             return {}
         try:
-            prod = production if isinstance(production, Production) else Production(production)
+            prod = self._production(production)
         except RunError as exc:
             notes.append(f"stability skipped: {exc}")
             return {}
@@ -823,7 +840,7 @@ class Retrain:
         self.production_personas = {}
         if production is not None:
             try:
-                prod = production if isinstance(production, Production) else Production(production)
+                prod = self._production(production)
                 self.production_personas = personas.persona_lists(people, prod.item_vecs, prod.item_ids, titles, k=k)
             except RunError as exc:
                 log.warning("personas: no production lists (%s)", exc)
@@ -906,7 +923,7 @@ class Retrain:
         self.production_comparison = None
         if production is not None:
             try:
-                prod = production if isinstance(production, Production) else Production(production)
+                prod = self._production(production)
                 u, i, known_users, known_items = self._production_vectors(prod)
                 values, _ = evaluation.per_user_metrics(u, i, self.split.test, users=self.eval_users,
                                                         exclude=self.split.train_seen, k=k)
