@@ -70,7 +70,7 @@ def test_report_shows_metrics_table_and_training_curve(retrain_run):
     top = html[html.index("<body"):]
     assert top.index(f"Run {run.name}: succeeded") < top.index("Retrain: LightFM hybrid")
     assert "Gate: passed" in top and "814 users, time_per_user split" in top
-    assert "job.fit()" not in html and "injected" not in html and "TqdmWarning" not in html
+    assert "job.fit()" not in html and "config = {" not in html and "TqdmWarning" not in html
     assert "No production run to compare with" in html  # a sentence, not an empty drift table
     nb = nbformat.read(run / "retrain.ipynb", as_version=4)
     assert any("job.fit()" in c.source for c in nb.cells)
