@@ -380,6 +380,7 @@ class Retrain:
             use_val = cfg.model.patience > 0 and cfg.split.validation_fraction > 0
             weighted = cfg.model.sample_weight == "weight"
             for name, (uf, itf, fit_uf) in variants.items():
+                progress.info(" LightFM %s", "model (hybrid)" if name == "hybrid" else name)
                 fit_uf = uf if fit_uf is None else fit_uf
                 res = models.fit(sp_.train, uf, itf, cfg.model, fit_matrix=sp_.fit, fit_user_features=fit_uf,
                                  validate=self._validator(fit_uf, itf) if use_val else None,
@@ -395,8 +396,10 @@ class Retrain:
                     self._warn(f"baseline ease skipped: {len(ds.items)} items > eval.ease_max_items "
                                f"{cfg.eval.ease_max_items}")
                 else:
+                    progress.info(" EASE (lambda chosen on validation)")
                     self.baseline_fits["ease"] = baselines.fit_ease(sp_.fit, sp_.train, validate)
             if "als" in wanted:
+                progress.info(" implicit ALS (grid on validation)")
                 self.baseline_fits["als"] = baselines.fit_als(sp_.fit_weights, sp_.train_weights, validate,
                                                               seed=cfg.model.seed,
                                                               num_threads=cfg.model.num_threads)
