@@ -871,34 +871,27 @@ class Retrain:
 
     def _production_vectors(self, prod: Production) -> tuple[np.ndarray, np.ndarray, int, int]:
         """Production's vectors in this run's index space: unknown items can never be recommended (score
-        -1e9), users production never saw get its cold-start path (fold-in: the mean of production's vectors
-        of their training items)."""
+        -1e9), users production never saw get its cold-start path (:class:`recsys_lab.foldin.FoldIn` of their
+        training items into production's item space, production's average user as prior)."""
         ds, sp_ = self.dataset, self.split
         d = prod.item_vecs.shape[1]
 
-        def lookup(theirs: np.ndarray, ours: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            if theirs.dtype.kind != ours.dtype.kind:  # integer ids on one side, text on the other
-                theirs, ours = theirs.astype(str), ours.astype(str)
-            order = np.argsort(theirs, kind="stable")
-            pos = np.clip(np.searchsorted(theirs, ours, sorter=order), 0, max(len(theirs) - 1, 0))
-            idx = order[pos] if len(theirs) else np.zeros(len(ours), np.int64)
-            found = (theirs[idx] == ours) if len(theirs) else np.zeros(len(ours), bool)
-            return idx, found
-
-        iidx, ifound = lookup(prod.item_ids, ds.items.ids)
+        ours_i, theirs_i = embedding.align(ds.items.ids, prod.item_ids)  # ids compared as text if types differ
+        ifound = np.zeros(len(ds.items), bool)
+        ifound[ours_i] = True
         items = np.zeros((len(ds.items), d), np.float32)
-        items[ifound] = prod.item_vecs[iidx[ifound]]
+        items[ours_i] = prod.item_vecs[theirs_i]
         items[~ifound, -1] = -1e9
-        uidx, ufound = lookup(prod.user_ids, ds.users.ids)
+        ours_u, theirs_u = embedding.align(ds.users.ids, prod.user_ids)
+        ufound = np.zeros(len(ds.users), bool)
+        ufound[ours_u] = True
         users = np.zeros((len(ds.users), prod.user_vecs.shape[1]), np.float32)
-        users[ufound] = prod.user_vecs[uidx[ufound]]
+        users[ours_u] = prod.user_vecs[theirs_u]
         cold = np.flatnonzero(~ufound)
-        if len(cold):
+        if len(cold):  # production's serving path for them: fold-in with its average user as prior
             x = sp_.train[cold].multiply(ifound[None, :].astype(np.float32)).tocsr()
-            counts = np.maximum(np.asarray(x.sum(axis=1)).ravel(), 1.0)
-            mean = (x @ items) / counts[:, None]
-            mean[:, -1] = 1.0
-            users[cold] = mean
+            prior = foldin.average_user(prod.user_vecs)
+            users[cold] = foldin.FoldIn(items, prior=prior).users(x)
         users[:, -1] = 1.0
         return users, items, int(ufound[self.eval_users].sum()), int(ifound.sum())
 

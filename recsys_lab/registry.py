@@ -17,22 +17,17 @@ import numpy as np
 import polars as pl
 
 from ._fs import atomic_write_text
-from .errors import DataError, RecsysLabError, RunError
+from .errors import DataError, RunError
 from .run_folder import RunFolder, effective_status, production_file, read_json_optional, read_manifest
-from .warehouse import open_snapshot, query_files
+from .warehouse import query_files
 
-__all__ = ["KEY_METRICS", "table", "resolve", "production_id", "production_metrics", "production_snapshot",
+__all__ = ["KEY_METRICS", "table", "resolve", "production_id",
            "promote", "compare", "paired_comparison", "gc"]
 
 log = logging.getLogger(__name__)
 
 KEY_METRICS = ("ndcg@10", "recall@10", "auc", "coverage@10", "ann.recall@10")
 """Metrics that :func:`table` shows as columns."""
-
-
-def _runs_dir_of(run_dir_or_runs_dir: str | Path | None) -> Path:
-    p = Path(run_dir_or_runs_dir or "runs")
-    return p.parent if RunFolder(p).exists() else p
 
 
 def production_id(runs_dir: str | Path = "runs") -> str | None:
@@ -50,63 +45,6 @@ def production_id(runs_dir: str | Path = "runs") -> str | None:
     """
     p = production_file(runs_dir)
     return p.read_text().strip() or None if p.is_file() else None
-
-
-def production_metrics(run_dir_or_runs_dir: str | Path | None = None) -> dict[str, float]:
-    """Production's ``metrics.json`` ({} if there is no production run).
-
-    Parameters
-    ----------
-    run_dir_or_runs_dir : str or Path, optional
-        A run folder (its parent is the runs directory) or the runs directory; default ``runs``.
-
-    Returns
-    -------
-    dict
-        Flat metrics ``{name: value}`` as in ``metrics.json``; {} without a production run.
-
-    Raises
-    ------
-    RunError
-        Production's ``metrics.json`` exists but is not valid JSON.
-    """
-    runs_dir = _runs_dir_of(run_dir_or_runs_dir)
-    pid = production_id(runs_dir)
-    return read_json_optional(RunFolder(runs_dir / pid).metrics, "metrics file") if pid else {}
-
-
-def production_snapshot(run_dir_or_runs_dir: str | Path | None = None):  # -> Snapshot | None
-    """The warehouse snapshot production was trained on (the drift reference).
-
-    Parameters
-    ----------
-    run_dir_or_runs_dir : str or Path, optional
-        A run folder (its parent is the runs directory) or the runs directory; default ``runs``.
-
-    Returns
-    -------
-    Snapshot or None
-        None when there is no production run or its snapshot file is gone (drift is then not computed; logged).
-
-    Raises
-    ------
-    RunError
-        Production's ``run.json`` exists but is not valid JSON.
-    """
-    runs_dir = _runs_dir_of(run_dir_or_runs_dir)
-    pid = production_id(runs_dir)
-    if not pid:
-        return None
-    manifest = read_json_optional(RunFolder(runs_dir / pid).run_json, "run manifest")
-    snap = (manifest.get("data") or {}).get("snapshot")
-    warehouse = ((manifest.get("config") or {}).get("data") or {}).get("warehouse")
-    if not snap or not warehouse:
-        return None
-    try:
-        return open_snapshot(snap, warehouse)
-    except RecsysLabError:
-        log.warning("production's snapshot %s is gone from %s: no drift reference", snap, warehouse)
-        return None
 
 
 def table(runs_dir: str | Path = "runs") -> pl.DataFrame:

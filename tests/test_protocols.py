@@ -147,3 +147,23 @@ def test_gate_noise_study_counts_failing_pairs(counts_project, tmp_path):
     (row,) = gate_noise(cfg, runs=2, methods=("random",), echo=lines.append)
     assert row["pairs"] == 2 and 0 <= row["paired_rule"] <= row["old_rule"] <= 1
     assert "paired rule" in lines[0] and row["users"] > 100
+
+
+@pytest.mark.slow
+def test_users_production_never_saw_take_its_fold_in_path(production_run, tmp_path):
+    """Production trained without half of today's users: they are scored through production's fold-in, the gate
+    still compares every evaluation user (paired), and unknown ids never crash it."""
+    import numpy as np
+
+    cfg, prod_job, prod_dir = production_run
+    copy = tmp_path / "prod"
+    shutil.copytree(prod_dir, copy)
+    ids, emb = dict(np.load(copy / "artifacts" / "id_maps.npz")), dict(np.load(copy / "artifacts" / "embeddings.npz"))
+    keep = np.arange(0, len(ids["user_ids"]), 2)
+    np.savez(copy / "artifacts" / "id_maps.npz", user_ids=ids["user_ids"][keep], item_ids=ids["item_ids"])
+    np.savez(copy / "artifacts" / "embeddings.npz", user_vecs=emb["user_vecs"][keep], item_vecs=emb["item_vecs"])
+    g = prod_job.check_gate(copy)
+    m = prod_job.metrics
+    assert 0 < m["production.known_users"] < m["eval.n_users"]
+    assert all(np.isfinite(prod_job.per_user["production"]["ndcg@10"]))
+    assert [c for c in g.checks if c["kind"] == "regression"][0]["message"].count(f"({m['eval.n_users']} users)")
