@@ -20,7 +20,7 @@ from typing import Callable
 import numpy as np
 import scipy.sparse as sp
 
-from . import ann, evaluation, models
+from . import ann, evaluation, models, topk
 from ._fs import atomic_write_with
 from .config import Config
 
@@ -181,7 +181,7 @@ def bare_gemm_seconds(user_vecs: np.ndarray, item_vecs: np.ndarray) -> float:
 
     item_t = np.ascontiguousarray(item_vecs.T, dtype=np.float32)
     n_items = item_t.shape[1]
-    blocks = list(evaluation._batches(len(user_vecs), n_items))
+    blocks = list(topk._batches(len(user_vecs), n_items))
     step = max(hi - lo for lo, hi in blocks)
 
     def work(mine: list[tuple[int, int]]) -> None:
@@ -342,11 +342,11 @@ def ann_benchmark(sizes: tuple[tuple[int, int, int], ...] = ((50_000, 100_000, 1
         row: dict[str, float] = {}
         for t in threads:
             with threadpool_limits(t, user_api="blas"):
-                old, evaluation._THREADS = evaluation._THREADS, t
+                old, topk._THREADS = topk._THREADS, t
                 try:
                     row[f"exact.qps_{t}t"] = _qps(lambda: evaluation.top_k(q, items, k), len(q), repeat)
                 finally:
-                    evaluation._THREADS = old
+                    topk._THREADS = old
         index = ann.MipsIndex(items, head_size=head_size, epsilon=epsilon, n_neighbors=n_neighbors, seed=seed)
         out["ann.compile_s"] = max(out.get("ann.compile_s", 0.0), index.compile_seconds)
         got, _ = index.query(q, k)

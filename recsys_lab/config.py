@@ -380,6 +380,12 @@ class EvalConfig:
     max_users : int
         Evaluate at most this many test users (seeded sample; default 50000; 0: all), bounding the cost on large
         logs. Intervals account for the sample.
+    cold_max_users : int
+        The cold-start measurement (:meth:`recsys_lab.pipeline.Retrain.evaluate_cold_start`) onboards at most
+        this many cold users and folds in at most this many warm users (seeded samples; default 10000; 0: all).
+    embedding_max_items : int
+        Item neighbours, coherence, the item probes and stability are computed for a seeded sample of at most this
+        many query items (neighbours are searched among all items; default 20000; 0: all).
     ease_max_items : int
         EASE needs an items x items inverse: skipped (with a note) above this catalogue size (default 20000).
     item_category : str
@@ -402,6 +408,8 @@ class EvalConfig:
     bootstrap: int = 1000
     max_ci_width: float = 0.04
     max_users: int = 50_000
+    cold_max_users: int = 10_000
+    embedding_max_items: int = 20_000
     ease_max_items: int = 20_000
     item_category: str = "genre"
     user_groups: tuple[str, ...] = ("gender",)
@@ -420,6 +428,9 @@ class EvalConfig:
         _check(self.bootstrap >= 100, "eval.bootstrap", f"must be >= 100, got {self.bootstrap}")
         _check(self.max_ci_width > 0, "eval.max_ci_width", f"must be > 0, got {self.max_ci_width}")
         _check(self.max_users >= 0, "eval.max_users", f"must be >= 0, got {self.max_users}")
+        _check(self.embedding_max_items >= 0, "eval.embedding_max_items",
+               f"must be >= 0, got {self.embedding_max_items}")
+        _check(self.cold_max_users >= 0, "eval.cold_max_users", f"must be >= 0, got {self.cold_max_users}")
         _check(self.ease_max_items >= 0, "eval.ease_max_items", f"must be >= 0, got {self.ease_max_items}")
 
 

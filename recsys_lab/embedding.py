@@ -13,6 +13,9 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+import scipy.sparse as sp
+
+from .topk import top_k
 
 __all__ = ["project_2d", "cosine_neighbours", "inner_product_neighbours", "coherence", "jaccard_overlap", "align", "probe", "multilabel_probe"]
 
@@ -34,7 +37,21 @@ def project_2d(vecs: np.ndarray, *, seed: int = 0) -> np.ndarray:
     return PCA(n_components=2, random_state=seed).fit_transform(np.asarray(vecs, dtype=np.float64))
 
 
-def cosine_neighbours(vecs: np.ndarray, k: int = 10) -> np.ndarray:
+def _without_self(queries: np.ndarray, x: np.ndarray, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-k of ``queries @ x.T`` with each query's own row ``rows[r]`` excluded (:func:`topk.top_k`)."""
+    exclude = sp.csr_matrix((np.ones(len(rows), np.float32), rows, np.arange(len(rows) + 1)),
+                            shape=(len(rows), len(x)))
+    return top_k(queries, x, k, exclude=exclude)
+
+
+def _query_items(n: int, items: np.ndarray | None) -> np.ndarray:
+    items = np.arange(n) if items is None else np.asarray(items, dtype=np.int64).reshape(-1)
+    if len(items) and (items.min() < 0 or items.max() >= n):
+        raise IndexError(f"item index out of range [0, {n}): {items[(items < 0) | (items >= n)][0]}")
+    return items
+
+
+def cosine_neighbours(vecs: np.ndarray, k: int = 10, items: np.ndarray | None = None) -> np.ndarray:
     """Exact ``k`` nearest neighbours by cosine similarity, the row itself excluded.
 
     Parameters
@@ -42,22 +59,24 @@ def cosine_neighbours(vecs: np.ndarray, k: int = 10) -> np.ndarray:
     vecs : ndarray of shape (n, d), float
     k : int
         Capped at ``n - 1``.
+    items : ndarray of shape (m,), int, optional
+        Query rows (default all); neighbours are searched among all ``n`` rows.
 
     Returns
     -------
-    ndarray of shape (n, k), int64
+    ndarray of shape (m, k), int64
         Row indices, most similar first (ties in index order).
+
+    Raises
+    ------
+    IndexError
+        A query row outside ``[0, n)``.
     """
     x = np.asarray(vecs, dtype=np.float32)
+    rows = _query_items(len(x), items)
     norms = np.linalg.norm(x, axis=1, keepdims=True)
     unit = np.divide(x, norms, out=np.zeros_like(x), where=norms > 0)
-    k = min(k, len(x) - 1)
-    out = np.empty((len(x), max(k, 0)), dtype=np.int64)
-    for start in range(0, len(x), 2048):
-        s = unit[start:start + 2048] @ unit.T
-        s[np.arange(len(s)), np.arange(start, start + len(s))] = -np.inf
-        out[start:start + len(s)] = np.argsort(-s, axis=1, kind="stable")[:, :k]
-    return out
+    return _without_self(unit[rows], unit, rows, max(min(k, len(x) - 1), 0))[0]
 
 
 def inner_product_neighbours(item_vecs: np.ndarray, items: np.ndarray | None = None, k: int = 10, *,
@@ -90,34 +109,26 @@ def inner_product_neighbours(item_vecs: np.ndarray, items: np.ndarray | None = N
         An item index outside ``[0, n_items)``.
     """
     x = np.asarray(item_vecs, dtype=np.float32)
-    items = np.arange(len(x)) if items is None else np.asarray(items, dtype=np.int64).reshape(-1)
-    if len(items) and (items.min() < 0 or items.max() >= len(x)):
-        raise IndexError(f"item index out of range [0, {len(x)}): {items[(items < 0) | (items >= len(x))][0]}")
-    k = min(k, len(x) - 1)
-    nb = np.empty((len(items), max(k, 0)), dtype=np.int64)
-    sc = np.empty((len(items), max(k, 0)), dtype=np.float32)
-    for start in range(0, len(items), 2048):
-        rows = items[start:start + 2048]
-        q = x[rows].copy()
-        if bias_column is not None:
-            q[:, bias_column] = 1.0
-        s = q @ x.T
-        s[np.arange(len(rows)), rows] = -np.inf
-        order = np.argsort(-s, axis=1, kind="stable")[:, :k]
-        nb[start:start + len(rows)] = order
-        sc[start:start + len(rows)] = np.take_along_axis(s, order, axis=1)
-    return nb, sc
+    items = _query_items(len(x), items)
+    q = x[items].copy()
+    if bias_column is not None:
+        q[:, bias_column] = 1.0
+    return _without_self(q, x, items, max(min(k, len(x) - 1), 0))
 
 
-def coherence(neighbours: np.ndarray, categories: np.ndarray) -> tuple[float, float]:
+def coherence(neighbours: np.ndarray, categories: np.ndarray, items: np.ndarray | None = None
+              ) -> tuple[float, float]:
     """Neighbour coherence: share of each item's neighbours sharing at least one category with it, averaged over
     items with a category, against the share expected by chance (a random other item shares one).
 
     Parameters
     ----------
-    neighbours : ndarray of shape (n_items, k), int
-        Each item's neighbours (internal indices; ``-1`` ignored).
+    neighbours : ndarray of shape (n, k), int
+        Each query item's neighbours (internal indices; ``-1`` ignored).
     categories : ndarray of shape (n_items, n_categories), bool
+    items : ndarray of shape (n,), int, optional
+        The query items of ``neighbours``' rows (default all items, ``n = n_items``): coherence of a seeded
+        sample of a large catalogue.
 
     Returns
     -------
@@ -127,14 +138,18 @@ def coherence(neighbours: np.ndarray, categories: np.ndarray) -> tuple[float, fl
     """
     c = np.asarray(categories, dtype=np.float32)
     nb = np.asarray(neighbours, dtype=np.int64)
+    items = np.arange(len(c)) if items is None else np.asarray(items, dtype=np.int64)
     has = c.sum(axis=1) > 0
-    if not has.any():
+    if not has[items].any():
         return float("nan"), float("nan")
-    rows = np.flatnonzero(has)
-    ok = (nb[rows] >= 0) & has[np.where(nb[rows] >= 0, nb[rows], 0)]
-    shared = (c[rows][:, None, :] * c[np.where(ok, nb[rows], 0)]).sum(axis=2) > 0
+    sel = np.flatnonzero(has[items])
+    rows = items[sel]
+    ok = (nb[sel] >= 0) & has[np.where(nb[sel] >= 0, nb[sel], 0)]
+    shared = (c[rows][:, None, :] * c[np.where(ok, nb[sel], 0)]).sum(axis=2) > 0
     per_item = np.where(ok, shared, False).sum(axis=1) / np.maximum(ok.sum(axis=1), 1)
-    share_with = (c[rows] @ c[has].T > 0).sum(axis=1) - 1  # minus the item itself
+    others = c[has].T
+    share_with = np.concatenate([(c[rows[lo:lo + 1024]] @ others > 0).sum(axis=1)  # blocks: bounded memory
+                                 for lo in range(0, len(rows), 1024)]) - 1  # minus the item itself
     chance = share_with / max(has.sum() - 1, 1)
     keep = ok.sum(axis=1) > 0
     return float(per_item[keep].mean()) if keep.any() else float("nan"), float(chance[keep].mean()) if keep.any() \

@@ -61,6 +61,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .errors import ConfigError, DataError
+from .topk import top_k
 
 __all__ = ["METHODS", "DEFAULT_METHOD", "FoldIn", "fold_in", "fold_in_many", "Histories", "OnboardingResult",
            "onboarding_curve", "RecoveryResult", "retrain_recovery", "top_k_one", "cold_start_metrics",
@@ -583,20 +584,9 @@ def _ndcg_recall(ranked: np.ndarray, targets: sp.csr_matrix, k: int) -> tuple[np
 
 
 def _rank(user_vecs: np.ndarray, item_vecs: np.ndarray, exclude: sp.csr_matrix, k: int) -> np.ndarray:
-    """Top-k item indices (n, k) per row with excluded items scored -inf (rows batched to bound memory)."""
-    n, n_items = len(user_vecs), len(item_vecs)
-    k = min(k, n_items)
-    out = np.empty((n, k), np.int64)
-    step = max(1, (1 << 24) // max(n_items, 1))
-    for lo in range(0, n, step):
-        hi = min(lo + step, n)
-        s = user_vecs[lo:hi] @ item_vecs.T
-        sub = exclude[lo:hi]
-        s[np.repeat(np.arange(hi - lo), np.diff(sub.indptr)), sub.indices] = -np.inf
-        part = np.argpartition(-s, k - 1, axis=1)[:, :k] if k < n_items else np.tile(np.arange(n_items), (hi - lo, 1))
-        order = np.argsort(-np.take_along_axis(s, part, axis=1), axis=1, kind="stable")
-        out[lo:hi] = np.take_along_axis(part, order, axis=1)
-    return out
+    """Top-k item indices (n, k) per row, excluded items never first (:func:`recsys_lab.topk.top_k`)."""
+    return top_k(np.asarray(user_vecs, np.float32), np.asarray(item_vecs, np.float32), k,
+                 exclude=sp.csr_matrix(exclude))[0]
 
 
 def _paired_bootstrap(a: np.ndarray, b: np.ndarray, n_boot: int, seed: int, level: float = 0.95

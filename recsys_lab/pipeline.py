@@ -537,7 +537,7 @@ class Retrain:
         """The cold-start path measured on this split (:func:`recsys_lab.foldin.cold_start_metrics`).
 
         Cold test users (no training interaction: held out by the per-user protocols, natural under
-        ``time_global``) are onboarded with their first ``n`` positives in time order, the rest being targets:
+        ``time_global``; a seeded sample of at most ``eval.cold_max_users``, as are the warm users) are onboarded with their first ``n`` positives in time order, the rest being targets:
         fold-in against most-popular, per user and paired. Warm users: fold-in of their most recent training
         positives against the full retrain's vectors (how much of a retrain an update recovers).
 
@@ -565,11 +565,14 @@ class Retrain:
             is_test = ~np.isin(user_idx * n_items + item_idx, seen.row.astype(np.int64) * n_items + seen.col)
             ts = (inter["ts"].to_numpy() if inter["ts"].null_count() == 0 else np.arange(inter.height))
             u, i = self.vectors["hybrid"]
+            cap, seed = self.config.eval.cold_max_users, self.config.model.seed
+            warm = self.eval_users if self.eval_users is not None else sp_.warm_test_users
             m, self.onboarding, self.recovery = foldin.cold_start_metrics(
                 i, u, np.asarray(sp_.train.sum(axis=0)).ravel(), user_idx=user_idx, item_idx=item_idx, ts=ts,
                 positive=(inter["weight"] >= self.config.data.threshold).to_numpy(), is_test=is_test,
-                cold_users=sp_.cold_users, warm_users=self.eval_users if self.eval_users is not None
-                else sp_.warm_test_users, test=sp_.test, exclude=sp_.train_seen, ns=ns, k=k, last=last,
+                cold_users=evaluation.sample_users(sp_.cold_users, cap, seed),
+                warm_users=evaluation.sample_users(warm, cap, seed), test=sp_.test, exclude=sp_.train_seen, ns=ns,
+                k=k, last=last,
                 n_boot=self.config.eval.bootstrap, seed=self.config.model.seed)
             out = {(key[:-3] + ".ci_low" if key.endswith(".lo") else key[:-3] + ".ci_high" if key.endswith(".hi")
                     else key): value for key, value in m.items()}
@@ -653,14 +656,17 @@ class Retrain:
                     if name == "model":
                         report.setdefault("user_groups", {})[g] = per
                 out.update({prefix + key: value for key, value in figures.items()})
-            neighbours = self._served_neighbours(np.arange(len(i)), k)
-            report["neighbours"] = neighbours
+            sample = evaluation.sample_users(np.arange(len(i)), cfg.embedding_max_items, self.config.model.seed)
+            neighbours = self._served_neighbours(sample, k)
+            report["neighbours"], report["neighbour_items"] = neighbours, sample
+            out["embedding.n_items"] = int(len(sample))
             if cats is not None:
-                coh, chance = embedding.coherence(neighbours, cats)
-                cos, _ = embedding.coherence(embedding.cosine_neighbours(i[:, :-1], k), cats)
+                coh, chance = embedding.coherence(neighbours, cats, sample)
+                cos, _ = embedding.coherence(embedding.cosine_neighbours(i[:, :-1], k, sample), cats, sample)
                 out.update({f"embedding.item_coherence@{k}": coh, f"embedding.item_coherence@{k}.chance": chance,
                             f"embedding.item_coherence.cosine@{k}": cos})
-                probe = embedding.multilabel_probe(i, cats, cat_names, seed=self.config.model.seed, n_splits=3)
+                probe = embedding.multilabel_probe(i[sample], cats[sample], cat_names, seed=self.config.model.seed,
+                                                   n_splits=3)
                 report["item_probe"] = probe
                 out.update({f"probe.item.{cfg.item_category}.{key}": value for key, value in probe.items()})
                 if cfg.item_category in self.config.features.item_columns(self.snapshot.table("items").columns):
@@ -671,15 +677,15 @@ class Retrain:
                 for name, (_, bi) in self.vectors.items():  # factor baselines: what interactions alone teach
                     if name == "hybrid" or bi.shape[1] > 1024:
                         continue
-                    bcoh, _ = embedding.coherence(embedding.cosine_neighbours(bi, k), cats)
+                    bcoh, _ = embedding.coherence(embedding.cosine_neighbours(bi, k, sample), cats, sample)
                     out[f"baseline.{name}.embedding.item_coherence.cosine@{k}"] = bcoh
                     if name == "lightfm_cf":  # probes cost ~1 s per category: the same family without features
-                        bprobe = embedding.multilabel_probe(bi, cats, cat_names, seed=self.config.model.seed,
-                                                            n_splits=3)
+                        bprobe = embedding.multilabel_probe(bi[sample], cats[sample], cat_names,
+                                                            seed=self.config.model.seed, n_splits=3)
                         out[f"baseline.{name}.probe.item.{cfg.item_category}.auc"] = bprobe["auc"]
             out.update(self._user_probes(u, notes, report))
             out.update(self._horizon(notes))
-            out.update(self._stability(production, neighbours, notes))
+            out.update(self._stability(production, notes))
             self.metrics.update(out)
         self.embedding_report = report
         for note in notes:
@@ -787,8 +793,7 @@ class Retrain:
                 out.update({f"horizon.ndcg@{k}.ci_low": float(lo), f"horizon.ndcg@{k}.ci_high": float(hi)})
         return out
 
-    def _stability(self, production: "Production | str | Path | None", neighbours: np.ndarray,
-                   notes: list[str]) -> dict[str, float]:
+    def _stability(self, production: "Production | str | Path | None", notes: list[str]) -> dict[str, float]:
         if production is None:
             notes.append("no production run: embedding stability and recommendation churn skipped")
             return {}
@@ -802,9 +807,10 @@ class Retrain:
         if len(ours) <= k:
             notes.append(f"stability skipped: only {len(ours)} items shared with production")
             return {}
-        # neighbours within the shared items on both sides, as external ids
-        a = embedding.inner_product_neighbours(self.vectors["hybrid"][1][ours], None, k)[0]
-        b = embedding.inner_product_neighbours(prod.item_vecs[theirs], None, k)[0]
+        # neighbours within the shared items on both sides (a seeded sample of them as queries), as external ids
+        q = evaluation.sample_users(np.arange(len(ours)), self.config.eval.embedding_max_items, self.config.model.seed)
+        a = embedding.inner_product_neighbours(self.vectors["hybrid"][1][ours], q, k)[0]
+        b = embedding.inner_product_neighbours(prod.item_vecs[theirs], q, k)[0]
         item_j = embedding.jaccard_overlap(ds.items.ids[ours][a], ds.items.ids[ours][b])
         out = {f"embedding.stability@{k}": float(np.nanmean(item_j)), "embedding.shared_items": int(len(ours))}
         u_ours, u_theirs = embedding.align(ds.users.ids[self.eval_users], prod.user_ids)

@@ -7,6 +7,7 @@ import pytest
 import scipy.sparse as sp
 
 from recsys_lab import evaluation as ev
+from recsys_lab import topk
 
 
 @pytest.fixture()
@@ -78,7 +79,7 @@ def test_top_k_is_exact_and_excludes_seen(problem):
 def test_top_k_batches_give_the_same_answer(problem, monkeypatch):
     u, i, seen, _, _ = problem
     full, _ = ev.top_k(u, i, 5, exclude=seen)
-    monkeypatch.setattr(ev, "_BATCH_CELLS", 3 * i.shape[0])  # 3 users per batch
+    monkeypatch.setattr(topk, "_BATCH_CELLS", 3 * i.shape[0])  # 3 users per batch
     batched, _ = ev.top_k(u, i, 5, exclude=seen)
     assert (full == batched).all()
     assert ev.rank_metrics(u, i, np.arange(len(u))[:1], seen)["mrr"] > 0
@@ -114,8 +115,8 @@ def _reference_top_k(u, i, k, seen):
 def test_top_k_threshold_path_is_exact_on_a_large_catalogue(monkeypatch, threads):
     """>= 2,048 items take the sampled-threshold path; it must equal a full sort, with excluded items, ties,
     rows where most items are excluded (threshold -inf: fallback) and rows with fewer than k items left."""
-    monkeypatch.setattr(ev, "_THREADS", threads)
-    monkeypatch.setattr(ev, "_BATCH_CELLS", 7 * 4000)  # several blocks, so both workers have blocks
+    monkeypatch.setattr(topk, "_THREADS", threads)
+    monkeypatch.setattr(topk, "_BATCH_CELLS", 7 * 4000)  # several blocks, so both workers have blocks
     rng = np.random.default_rng(3)
     n_users, n_items, k = 60, 4000, 12
     u = rng.normal(size=(n_users, 8)).astype(np.float32)
