@@ -22,6 +22,7 @@ from typing import Callable
 import numpy as np
 import scipy.sparse as sp
 
+from .config import ALS_GRID
 from .errors import ModelError
 
 __all__ = ["BaselineFit", "EASE_LAMBDAS", "ALS_GRID", "ease_vectors", "fit_ease", "fit_als"]
@@ -31,8 +32,6 @@ log = logging.getLogger(__name__)
 EASE_LAMBDAS = (50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0)
 """EASE L2 strengths tried on the validation slice (Steck 2019 reports 200-1000 on his data sets)."""
 
-ALS_GRID = tuple((64, reg, alpha) for reg in (0.01, 0.1, 1.0) for alpha in (1.0, 10.0, 40.0))
-"""ALS (factors, regularization, alpha) tried on the validation slice."""
 
 _MAX_DENSE_CELLS = 400_000_000  # EASE keeps users x items dense (1.6 GB of float32 at most)
 

@@ -85,16 +85,21 @@ def novelty(items: np.ndarray, popularity: np.ndarray, n_users: int) -> float:
     return float(np.mean(-np.log2(np.minimum(p[items[ok]], 1.0))))
 
 
-def _pair_mean(items: np.ndarray, ok: np.ndarray, distance) -> float:  # noqa: ANN001
+def _pair_mean(items: np.ndarray, ok: np.ndarray, vectors: np.ndarray, distance) -> float:  # noqa: ANN001
+    """Mean over lists of the mean pairwise ``distance(gram)`` of the list's items, where ``gram`` is the
+    (m, L, L) stack of ``vectors[r] @ vectors[r].T``; lists of equal length are done in batches of 4,096."""
+    lengths = ok.sum(axis=1)
     per_user = []
-    for row, valid in zip(items, ok):
-        r = row[valid]
-        if len(r) < 2:
-            continue
-        d = distance(r)
-        iu = np.triu_indices(len(r), 1)
-        per_user.append(d[iu].mean())
-    return float(np.mean(per_user)) if per_user else float("nan")
+    for length in np.unique(lengths[lengths >= 2]):
+        rows = np.flatnonzero(lengths == length)
+        iu = np.triu_indices(int(length), 1)
+        for lo in range(0, len(rows), 4096):
+            block = rows[lo:lo + 4096]
+            r = items[block][ok[block]].reshape(len(block), int(length))
+            v = vectors[r]
+            d = distance(np.matmul(v, v.transpose(0, 2, 1)))
+            per_user.append(d[:, iu[0], iu[1]].mean(axis=1))
+    return float(np.concatenate(per_user).mean()) if per_user else float("nan")
 
 
 def intra_list_diversity(items: np.ndarray, item_vecs: np.ndarray) -> float:
@@ -117,7 +122,7 @@ def intra_list_diversity(items: np.ndarray, item_vecs: np.ndarray) -> float:
     x = np.asarray(item_vecs, dtype=np.float64)
     norms = np.linalg.norm(x, axis=1, keepdims=True)
     unit = np.divide(x, norms, out=np.zeros_like(x), where=norms > 0)
-    return _pair_mean(items, ok, lambda r: 1.0 - unit[r] @ unit[r].T)
+    return _pair_mean(items, ok, unit, lambda gram: 1.0 - gram)
 
 
 def category_diversity(items: np.ndarray, categories: np.ndarray) -> float:
@@ -137,7 +142,7 @@ def category_diversity(items: np.ndarray, categories: np.ndarray) -> float:
     """
     items, ok = _lists(items)
     c = np.asarray(categories, dtype=np.float64)
-    return _pair_mean(items, ok, lambda r: (c[r] @ c[r].T == 0).astype(np.float64))
+    return _pair_mean(items, ok, c, lambda gram: (gram == 0).astype(np.float64))
 
 
 def average_popularity(items: np.ndarray, popularity: np.ndarray) -> float:

@@ -34,7 +34,7 @@ from .errors import ConfigError
 
 __all__ = [
     "DataConfig", "FeatureConfig", "SplitConfig", "ModelConfig", "AnnConfig", "EvalConfig", "ValidateConfig",
-    "GateConfig", "RunConfig", "Config", "CHECK_NAMES", "SPLIT_METHODS", "BASELINES",
+    "GateConfig", "RunConfig", "Config", "CHECK_NAMES", "SPLIT_METHODS", "BASELINES", "ALS_GRID",
     "load_config", "parse_value",
 ]
 
@@ -360,6 +360,9 @@ class AnnConfig:
 BASELINES = ("popularity", "lightfm_cf", "ease", "als")
 """Baselines evaluated on the same split as the model (see :mod:`recsys_lab.baselines`)."""
 
+ALS_GRID = tuple((64, reg, alpha) for reg in (0.01, 0.1, 1.0) for alpha in (1.0, 10.0, 40.0))
+"""Default implicit ALS (factors, regularization, alpha) settings tried on the validation slice."""
+
 
 @dataclass(frozen=True, kw_only=True)
 class EvalConfig:
@@ -384,8 +387,13 @@ class EvalConfig:
         The cold-start measurement (:meth:`recsys_lab.pipeline.Retrain.evaluate_cold_start`) onboards at most
         this many cold users and folds in at most this many warm users (seeded samples; default 10000; 0: all).
     embedding_max_items : int
-        Item neighbours, coherence, the item probes and stability are computed for a seeded sample of at most this
-        many query items (neighbours are searched among all items; default 20000; 0: all).
+        Item neighbours, coherence and stability are computed for a seeded sample of at most this many query
+        items (neighbours are searched among all items; default 20000; 0: all); the item probes use at most 5000
+        of them.
+    als_grid : list of [int, float, float]
+        implicit ALS settings ``[factors, regularization, alpha]`` tried on the validation slice (default 9:
+        64 factors, regularization 0.01 / 0.1 / 1, alpha 1 / 10 / 40); one setting skips the search (ALS costs
+        one fit per setting plus the refit: on large logs, e.g. ``[[64, 0.1, 10.0]]``).
     ease_max_items : int
         EASE needs an items x items inverse: skipped (with a note) above this catalogue size (default 20000).
     item_category : str
@@ -410,6 +418,7 @@ class EvalConfig:
     max_users: int = 50_000
     cold_max_users: int = 10_000
     embedding_max_items: int = 20_000
+    als_grid: tuple[tuple[int, float, float], ...] = ALS_GRID
     ease_max_items: int = 20_000
     item_category: str = "genre"
     user_groups: tuple[str, ...] = ("gender",)
@@ -428,6 +437,13 @@ class EvalConfig:
         _check(self.bootstrap >= 100, "eval.bootstrap", f"must be >= 100, got {self.bootstrap}")
         _check(self.max_ci_width > 0, "eval.max_ci_width", f"must be > 0, got {self.max_ci_width}")
         _check(self.max_users >= 0, "eval.max_users", f"must be >= 0, got {self.max_users}")
+        try:
+            grid = tuple((int(f), float(r), float(a)) for f, r, a in self.als_grid)
+        except (TypeError, ValueError):
+            grid = ()
+        _check(len(grid) > 0 and all(f >= 1 and r >= 0 and a >= 0 for f, r, a in grid), "eval.als_grid",
+               f"expected a non-empty list of [factors >= 1, regularization >= 0, alpha >= 0], got {self.als_grid!r}")
+        object.__setattr__(self, "als_grid", grid)
         _check(self.embedding_max_items >= 0, "eval.embedding_max_items",
                f"must be >= 0, got {self.embedding_max_items}")
         _check(self.cold_max_users >= 0, "eval.cold_max_users", f"must be >= 0, got {self.cold_max_users}")
@@ -574,7 +590,7 @@ class Config:
         """
 
         def plain(v: Any) -> Any:
-            return list(v) if isinstance(v, tuple) else dict(v) if isinstance(v, dict) else v
+            return [plain(x) for x in v] if isinstance(v, tuple) else dict(v) if isinstance(v, dict) else v
 
         return {s.name: {f.name: plain(getattr(getattr(self, s.name), f.name))
                          for f in dataclasses.fields(getattr(self, s.name))}
@@ -679,7 +695,9 @@ def _check_type(parameter: str, value: Any, hint: Any) -> None:
         expected = "a table of metric = number"
     elif origin is tuple:
         item = typing.get_args(hint)[0]
-        if item is int:
+        if typing.get_origin(item) is tuple:  # a list of rows, checked by the section's __post_init__
+            ok, expected = isinstance(value, (list, tuple)), "a list of lists"
+        elif item is int:
             ok = isinstance(value, (list, tuple)) and all(isinstance(v, int) and not isinstance(v, bool)
                                                           for v in value)
             expected = "a list of integers"

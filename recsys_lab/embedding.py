@@ -65,7 +65,8 @@ def cosine_neighbours(vecs: np.ndarray, k: int = 10, items: np.ndarray | None = 
     Returns
     -------
     ndarray of shape (m, k), int64
-        Row indices, most similar first (ties in index order).
+        Row indices, most similar first (ties in index order); ``-1`` for a query row whose vector is zero (e.g.
+        an item no baseline saw in training), which :func:`coherence` ignores.
 
     Raises
     ------
@@ -76,7 +77,11 @@ def cosine_neighbours(vecs: np.ndarray, k: int = 10, items: np.ndarray | None = 
     rows = _query_items(len(x), items)
     norms = np.linalg.norm(x, axis=1, keepdims=True)
     unit = np.divide(x, norms, out=np.zeros_like(x), where=norms > 0)
-    return _without_self(unit[rows], unit, rows, max(min(k, len(x) - 1), 0))[0]
+    k = max(min(k, len(x) - 1), 0)
+    out = np.full((len(rows), k), -1, dtype=np.int64)
+    live = np.flatnonzero(norms[rows, 0] > 0)  # a zero vector has no direction, hence no neighbours
+    out[live] = _without_self(unit[rows[live]], unit, rows[live], k)[0]
+    return out
 
 
 def inner_product_neighbours(item_vecs: np.ndarray, items: np.ndarray | None = None, k: int = 10, *,
@@ -147,9 +152,14 @@ def coherence(neighbours: np.ndarray, categories: np.ndarray, items: np.ndarray 
     ok = (nb[sel] >= 0) & has[np.where(nb[sel] >= 0, nb[sel], 0)]
     shared = (c[rows][:, None, :] * c[np.where(ok, nb[sel], 0)]).sum(axis=2) > 0
     per_item = np.where(ok, shared, False).sum(axis=1) / np.maximum(ok.sum(axis=1), 1)
-    others = c[has].T
-    share_with = np.concatenate([(c[rows[lo:lo + 1024]] @ others > 0).sum(axis=1)  # blocks: bounded memory
-                                 for lo in range(0, len(rows), 1024)]) - 1  # minus the item itself
+    # items sharing a category with each row, counted over the distinct category patterns (few, even when
+    # items are many): pattern p shares with pattern q when they have a category in common
+    patterns, inverse, counts = np.unique(c[has] > 0, axis=0, return_inverse=True, return_counts=True)
+    pf = patterns.astype(np.float32)
+    per_pattern = ((pf @ pf.T) > 0).astype(np.float64) @ counts
+    pattern_of = np.full(len(c), -1, dtype=np.int64)
+    pattern_of[np.flatnonzero(has)] = inverse.reshape(-1)
+    share_with = per_pattern[pattern_of[rows]] - 1  # minus the item itself
     chance = share_with / max(has.sum() - 1, 1)
     keep = ok.sum(axis=1) > 0
     return float(per_item[keep].mean()) if keep.any() else float("nan"), float(chance[keep].mean()) if keep.any() \

@@ -161,7 +161,10 @@ def fit(train: sp.csr_matrix, user_features: sp.csr_matrix, item_features: sp.cs
         row = {"epoch": epoch, "seconds": time.perf_counter() - t0,
                "validation": float(validate(model)) if validate else float("nan")}
         history.append(row)
-        _progress.info("  epoch %d: %.2f s, validation %.4f", epoch, row["seconds"], row["validation"])
+        if validate:
+            _progress.info("  epoch %d: %.2f s, validation %.4f", epoch, row["seconds"], row["validation"])
+        else:
+            _progress.info("  epoch %d: %.2f s", epoch, row["seconds"])
         if on_epoch:
             on_epoch(row)
         if validate is None:

@@ -53,14 +53,12 @@ def _threshold_select(s: np.ndarray, k: int, groups: int, size: int, mask: np.nd
     maxima = s[:, :groups * size].reshape(n_rows, groups, size).max(axis=2)
     thr = np.partition(maxima, groups - k, axis=1)[:, groups - k]
     np.greater_equal(s, thr[:, None], out=mask)
-    flat = np.flatnonzero(mask)
-    r, c = np.divmod(flat, n)
-    counts = np.bincount(r, minlength=n_rows)
+    counts = np.count_nonzero(mask, axis=1)
     bad = ~np.isfinite(thr) | (counts > max(n // 8, 4 * k))
-    if bad.any():
-        keep = ~bad[r]
-        r, c = r[keep], c[keep]
+    if bad.any():  # e.g. rows of ties (a zero query vector): never gathered, partially sorted whole below
+        mask[bad] = False
         counts[bad] = 0
+    r, c = np.divmod(np.flatnonzero(mask), n)
     part = np.zeros((n_rows, k), dtype=np.int64)
     vals = np.full((n_rows, k), -np.inf, dtype=s.dtype)
     if len(r):
