@@ -78,6 +78,37 @@ def test_inprocess_engine_records_outputs_like_a_kernel(tmp_path, monkeypatch):
     assert {"compile", "overhead", "report", "total"} <= set(result.manifest["timings"])
 
 
+def test_the_notebook_is_saved_once_per_cell_and_completed_cells_keep_their_state(tmp_path, monkeypatch):
+    """papermill saves at each cell's start and end; the engine skips the end's save (the next start saves
+    microseconds later): one save per code cell plus papermill's own at start and end (3), every state complete."""
+    from recsys_lab import _engine
+
+    monkeypatch.chdir(tmp_path)
+    saved: list[dict] = []
+    real = _engine.atomic_write_text
+
+    def counting(path, text):
+        if str(path).endswith("retrain.ipynb"):
+            saved.append(json.loads(text))
+        return real(path, text)
+
+    monkeypatch.setattr(_engine, "atomic_write_text", counting)
+    nb = make_notebook(tmp_path / "t.ipynb", "x = 1", "y = x + 1", "print(y)")
+    result = execute(Config.from_dict(NO_GATE), runs_dir="runs", notebook=nb)
+    assert result.status == "succeeded", result.reason
+    n_code = 5  # parameters, injected parameters, three cells
+    assert len(saved) <= n_code + 3, len(saved)  # 13: twice per cell without the skip
+    # the save at a cell's start holds the previous cell complete, with its outputs and duration
+    code = [i for i, c in enumerate(saved[-1]["cells"]) if c["cell_type"] == "code"]
+    (at_last_start,) = [nb["cells"] for nb in saved
+                        if nb["cells"][code[-1]]["metadata"]["papermill"]["status"] == "running"]
+    assert at_last_start[code[-2]]["metadata"]["papermill"]["status"] == "completed"
+    assert at_last_start[code[-2]]["metadata"]["papermill"]["duration"] is not None
+    final = saved[-1]["cells"]
+    assert all(final[i]["metadata"]["papermill"]["status"] == "completed" for i in code)
+    assert "".join(final[code[-1]]["outputs"][0]["text"]) == "2\n"
+
+
 def test_failing_cell_is_recorded_with_its_error(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     nb = make_notebook(tmp_path / "t.ipynb", "1 / 0", "print('never')")
