@@ -115,6 +115,8 @@ class _Shell(InteractiveShell):
     def __init__(self, **kwargs: Any) -> None:
         config = TraitletsConfig()
         config.HistoryManager.enabled = False  # no ~/.ipython history database writes
+        # figures are laid out by recsys_lab.plots (tight_layout): no second draw to find a tight bounding box
+        config.InlineBackend.print_figure_kwargs = {"bbox_inches": None}
         super().__init__(config=config, display_pub_class=_DisplayPublisher, displayhook_class=_DisplayHook,
                          colors="nocolor", **kwargs)
         self._outputs = _Outputs()

@@ -13,6 +13,7 @@ Example
 from __future__ import annotations
 
 import io
+import sys
 import logging
 import time
 from contextlib import contextmanager
@@ -178,7 +179,9 @@ class Retrain:
         finally:
             seconds = time.perf_counter() - t0
             self.timings[name] = self.timings.get(name, 0.0) + seconds
-            progress.info("%s done in %.1f s", label, seconds)
+            peak = _peak_rss_mib()
+            self.timings[f"peak_rss_mib.{label}"] = peak  # the process's peak so far: MiB, not seconds
+            progress.info("%s done in %.1f s (peak RSS %.0f MiB)", label, seconds, peak)
 
     def _production(self, production: "Production | str | Path") -> "Production":
         """``production`` loaded once per retrain (drift, gate, stability and personas all read it).
@@ -1036,6 +1039,14 @@ class Retrain:
         self.check_gate(production)
         self.save()
         return self.metrics
+
+
+def _peak_rss_mib() -> float:
+    """Peak resident set size of this process so far, MiB (``getrusage``: KiB on Linux, bytes on macOS)."""
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024 if sys.platform == "darwin" else 1024)
 
 
 def _save_parquet(path: Path, df: pl.DataFrame) -> None:

@@ -160,19 +160,26 @@ def split_table(stats: dict) -> pl.DataFrame:
 
 
 def timings_table(timings: dict[str, float]) -> pl.DataFrame:
-    """Phase timings (seconds) as a frame.
+    """Phase timings and the other figures of ``timings`` as a frame, each with its unit.
 
     Parameters
     ----------
     timings : dict of str to float
-        Phase name to duration in seconds (some entries are rates, e.g. queries per second).
+        Phase name to duration in seconds; also rates (``*_per_s``, per second), the peak resident memory after
+        each phase (``peak_rss_mib.*``, MiB) and flags (``index.exact``).
 
     Returns
     -------
     pl.DataFrame
-        ``phase`` (Utf8), ``seconds_or_rate`` (Float64), in the order of ``timings``.
+        ``phase`` (Utf8), ``value`` (Float64), ``unit`` (Utf8: ``s``, ``1/s``, ``MiB`` or ``flag``), in the
+        order of ``timings``.
     """
-    return pl.DataFrame({"phase": list(timings), "seconds_or_rate": [float(v) for v in timings.values()]})
+    def unit(key: str) -> str:
+        return ("1/s" if key.endswith("_per_s") else "MiB" if key.startswith("peak_rss_mib.")
+                else "flag" if key == "index.exact" else "s")
+
+    return pl.DataFrame({"phase": list(timings), "value": [float(v) for v in timings.values()],
+                         "unit": [unit(k) for k in timings]})
 
 
 def format_summary(metrics: dict[str, float], k: int = 10, *, warnings: list[str] | None = None,
@@ -233,6 +240,16 @@ def format_summary(metrics: dict[str, float], k: int = 10, *, warnings: list[str
 _EXPORTER = None
 
 
+def _exporter():  # noqa: ANN202
+    global _EXPORTER
+    from nbconvert import HTMLExporter
+
+    if _EXPORTER is None:
+        _EXPORTER = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
+        _EXPORTER.log.setLevel(logging.ERROR)  # "alternative text is missing" on every matplotlib figure
+    return _EXPORTER
+
+
 def export_html(notebook: str | Path, html: str | Path, *, verdict: str | None = None) -> Path:
     """Render an executed notebook to standalone HTML for a reviewer (atomic write).
 
@@ -260,12 +277,6 @@ def export_html(notebook: str | Path, html: str | Path, *, verdict: str | None =
     RunError
         The notebook cannot be read or rendered.
     """
-    global _EXPORTER
-    from nbconvert import HTMLExporter
-
-    if _EXPORTER is None:
-        _EXPORTER = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
-        _EXPORTER.log.setLevel(logging.ERROR)  # "alternative text is missing" on every matplotlib figure
     try:
         nb = nbformat.read(str(notebook), as_version=4)
         for cell in nb.cells:
@@ -274,7 +285,7 @@ def export_html(notebook: str | Path, html: str | Path, *, verdict: str | None =
                                 if not (o.get("output_type") == "stream" and o.get("name") == "stderr")]
         if verdict:
             nb.cells.insert(0, nbformat.v4.new_markdown_cell(verdict))
-        body, _ = _EXPORTER.from_notebook_node(nb)
+        body, _ = _exporter().from_notebook_node(nb)
     except Exception as exc:  # nbconvert raises many types; wrap with context
         raise RunError(f"{notebook}: cannot render to HTML ({exc})") from exc
     return atomic_write_text(html, body)

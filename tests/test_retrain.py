@@ -48,6 +48,17 @@ def test_run_folder_holds_manifest_metrics_artifacts_and_report(retrain_run):
     assert json.loads((run / "params.json").read_text()) == manifest["config"]
 
 
+def test_every_figure_of_the_report_is_shown_once(retrain_run):
+    """A cell whose value is a figure was shown twice (by the display hook and by the inline backend's flush):
+    three figures of the report were duplicated and each rendered twice."""
+    _, (run,) = retrain_run
+    nb = nbformat.read(run / "retrain.ipynb", as_version=4)
+    images = [[o.data["image/png"] for o in c.outputs if "image/png" in o.get("data", {})]
+              for c in nb.cells if c.cell_type == "code"]
+    assert sum(map(len, images)) >= 7  # training, metrics, onboarding, novelty, exposure, fairness, probes
+    assert all(len(cell) <= 1 for cell in images), [len(cell) for cell in images]
+
+
 def test_metrics_beat_popularity_and_ann_recall_floor(retrain_run):
     _, (run,) = retrain_run
     m = json.loads((run / "metrics.json").read_text())
