@@ -22,6 +22,7 @@ from __future__ import annotations
 import io
 import os
 import sys
+import warnings
 from typing import Any
 
 import nbformat
@@ -139,7 +140,9 @@ def _inline_matplotlib(shell: _Shell) -> None:
     except ImportError:  # pragma: no cover - matplotlib-inline comes with ipykernel
         return
     configure_inline_support.current_backend = "unset"  # re-register the post-cell hook on this new shell
-    shell.enable_matplotlib("inline")
+    with warnings.catch_warnings():  # matplotlib-inline's own use of a deprecated traitlets hook
+        warnings.filterwarnings("ignore", message=".*deprecated in traitlets", category=DeprecationWarning)
+        shell.enable_matplotlib("inline")
 
 
 def _run_cell(shell: _Shell, cell: nbformat.NotebookNode) -> BaseException | None:
