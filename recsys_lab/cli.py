@@ -195,7 +195,7 @@ def runs_list(
         return
     shown = t.select(pl.when(pl.col("production")).then(pl.lit("*")).otherwise(pl.lit("")).alias("prod"),
                      "run_id", "status", "started_at", pl.col("duration_s").round(1), "snapshot", "gate_passed",
-                     "ndcg@10", "recall@10", "auc", "ann.recall@10")
+                     "k", "ndcg@k", "recall@k", "auc", "ann.recall@k")
     _print_frame(shown)
 
 

@@ -26,8 +26,8 @@ __all__ = ["KEY_METRICS", "table", "resolve", "production_id",
 
 log = logging.getLogger(__name__)
 
-KEY_METRICS = ("ndcg@10", "recall@10", "auc", "coverage@10", "ann.recall@10")
-"""Metrics that :func:`table` shows as columns."""
+KEY_METRICS = ("ndcg@k", "recall@k", "auc", "coverage@k", "ann.recall@k")
+"""Metrics that :func:`table` shows as columns; ``@k`` reads each run's own ``eval.k`` (column ``k``)."""
 
 
 def production_id(runs_dir: str | Path = "runs") -> str | None:
@@ -59,9 +59,9 @@ def table(runs_dir: str | Path = "runs") -> pl.DataFrame:
     -------
     pl.DataFrame
         ``run_id, status, started_at, ended_at, duration_s, snapshot, production (bool), gate_passed,
-        promoted, reason`` and one Float64 column per key metric (``ndcg@10``, ``recall@10``, ``auc``,
-        ``coverage@10``, ``ann.recall@10``; null when absent). ``status`` is ``crashed`` for a ``running``
-        run whose process is gone.
+        promoted, reason, k`` (the run's ``eval.k``; 10 for runs that did not record it) and one Float64 column
+        per key metric (``ndcg@k``, ``recall@k``, ``auc``, ``coverage@k``, ``ann.recall@k``, each at the run's own
+        ``k``; null when absent). ``status`` is ``crashed`` for a ``running`` run whose process is gone.
 
     Raises
     ------
@@ -71,11 +71,10 @@ def table(runs_dir: str | Path = "runs") -> pl.DataFrame:
     runs_dir = Path(runs_dir)
     schema = {"run_id": pl.Utf8, "status": pl.Utf8, "started_at": pl.Utf8, "ended_at": pl.Utf8,
               "duration_s": pl.Float64, "snapshot": pl.Utf8, "production": pl.Boolean, "gate_passed": pl.Boolean,
-              "promoted": pl.Boolean, "reason": pl.Utf8, **{m: pl.Float64 for m in KEY_METRICS}}
+              "promoted": pl.Boolean, "reason": pl.Utf8, "k": pl.Int64, **{m: pl.Float64 for m in KEY_METRICS}}
     run_json, metrics_json = RunFolder(runs_dir / "*").run_json, RunFolder(runs_dir / "*").metrics
     if not any(runs_dir.glob(f"*/{run_json.name}")):
         return pl.DataFrame(schema=schema)
-    metric_cols = ", ".join(f"TRY_CAST(json_extract(m.content, '$.\"{k}\"') AS DOUBLE) AS \"{k}\"" for k in KEY_METRICS)
     glob = str(run_json).replace("'", "''")
     mglob = str(metrics_json).replace("'", "''")
     has_metrics = any(runs_dir.glob(f"*/{metrics_json.name}"))
@@ -91,7 +90,7 @@ def table(runs_dir: str | Path = "runs") -> pl.DataFrame:
                TRY_CAST(json_extract(r.timings, '$.total') AS DOUBLE) AS duration_s,
                json_extract_string(r.data, '$.snapshot') AS snapshot,
                TRY_CAST(json_extract(r.gate, '$.passed') AS BOOLEAN) AS gate_passed,
-               coalesce(r.promoted, false) AS promoted, r.reason, r.pid, r.host, {metric_cols}
+               coalesce(r.promoted, false) AS promoted, r.reason, r.pid, r.host, m.content AS metrics
         FROM r LEFT JOIN {metrics_src} m ON m.run_id = r.run_id
         ORDER BY r.started_at DESC, r.run_id DESC
     """
@@ -102,7 +101,26 @@ def table(runs_dir: str | Path = "runs") -> pl.DataFrame:
     prod = production_id(runs_dir)
     status = [effective_status(s, p, h) for s, p, h in zip(df["status"], df["pid"], df["host"])]
     df = df.with_columns(pl.Series("status", status, pl.Utf8), (pl.col("run_id") == pl.lit(prod)).alias("production"))
+    rows = [_key_metrics(content) for content in df["metrics"]]
+    df = df.with_columns(pl.Series("k", [r[0] for r in rows], pl.Int64),
+                         *(pl.Series(name, [r[1][j] for r in rows], pl.Float64) for j, name in enumerate(KEY_METRICS)))
     return df.select(list(schema)).cast(schema)
+
+
+def _key_metrics(content: str | None) -> tuple[int, list[float | None]]:
+    """A run's ``eval.k`` and its :data:`KEY_METRICS` at that ``k`` from the text of ``metrics.json``."""
+    try:
+        m = json.loads(content) if content else {}
+    except ValueError:
+        m = {}
+    k = m.get("eval.k")
+    k = int(k) if isinstance(k, (int, float)) and k == k else 10
+
+    def number(key: str) -> float | None:
+        v = m.get(key.replace("@k", f"@{k}"))
+        return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+    return k, [number(name) for name in KEY_METRICS]
 
 
 def resolve(runs_dir: str | Path, ref: str) -> Path:

@@ -82,8 +82,19 @@ def test_table_marks_crashed_runs_and_production(tmp_path):
     assert t["run_id"].to_list() == ["20260103T000000Z-cccccc", "20260102T000000Z-bbbbbb", "20260101T000000Z-aaaaaa"]
     assert t["status"].to_list() == ["running", "crashed", "succeeded"]
     assert t["production"].to_list() == [False, False, True]
-    assert t["ndcg@10"].to_list() == [0.2, 0.2, 0.2]
+    assert t["ndcg@k"].to_list() == [0.2, 0.2, 0.2] and t["k"].to_list() == [10, 10, 10]
     assert registry.table(tmp_path / "empty").height == 0
+
+
+def test_table_reads_each_run_at_its_own_k(tmp_path):
+    """`runs list` showed the @10 keys only: null for every run with another eval.k."""
+    _fake_run(tmp_path, "20260101T000000Z-aaaaaa")
+    _fake_run(tmp_path, "20260102T000000Z-bbbbbb",
+              metrics={"eval.k": 20, "ndcg@20": 0.31, "recall@20": 0.4, "auc": 0.9, "ndcg@10": 0.25})
+    t = registry.table(tmp_path)
+    assert t["k"].to_list() == [20, 10]
+    assert t["ndcg@k"].to_list() == [0.31, 0.2] and t["recall@k"].to_list()[0] == 0.4
+    assert t["coverage@k"].to_list()[0] is None
 
 
 def test_gc_keeps_production_and_live_runs(tmp_path):
