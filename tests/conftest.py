@@ -50,6 +50,20 @@ def tiny_tables():
     return inter, users, items
 
 
+def generated_config(tmp: Path, users: int, items: int, interactions: int, *, seed: int, **overrides):
+    """A config reading a generated play-count log (``recsys_lab.synthetic``) written under ``tmp``: 2 epochs
+    without early stopping, one thread, items' ``category`` as feature; ``overrides`` are dotted keys."""
+    from recsys_lab import synthetic
+    from recsys_lab.config import Config
+
+    paths = synthetic.write(synthetic.generate(users, items, interactions, seed=seed), tmp / "log")
+    return Config().replace({"data.source": "files", "data.interactions": str(paths["interactions"]),
+                             "data.items": str(paths["items"]), "data.weight_col": "weight",
+                             "data.weight_transform": "log1p", "data.positive_threshold": 0.5,
+                             "data.warehouse": str(tmp / "wh"), "model.epochs": 2, "model.patience": 0,
+                             "model.num_threads": 1, "features.item": ["category"], **overrides})
+
+
 def copy_movielens(source: Path, dst: Path) -> Path:
     """Copy u.data, u.item and u.user from a GroupLens directory or zip into a new writable ``dst``."""
     import shutil

@@ -5,23 +5,17 @@ import warnings
 
 import pytest
 
-from recsys_lab import synthetic
 from recsys_lab.ann import AnnRecallWarning
-from recsys_lab.config import AnnConfig, Config
+from recsys_lab.config import AnnConfig
 from recsys_lab.errors import ConfigError
 from recsys_lab.pipeline import Retrain
+
+from .conftest import generated_config
 
 
 @pytest.fixture(scope="module")
 def fitted(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("gen")
-    paths = synthetic.write(synthetic.generate(300, 400, 6_000, seed=2), tmp / "log")
-    cfg = Config().replace({"data.source": "files", "data.interactions": str(paths["interactions"]),
-                            "data.items": str(paths["items"]), "data.weight_col": "weight",
-                            "data.weight_transform": "log1p", "data.positive_threshold": 0.5,
-                            "data.warehouse": str(tmp / "wh"), "model.epochs": 2, "model.patience": 0,
-                            "model.num_threads": 1, "features.item": ["category"]})
-    job = Retrain(cfg)
+    job = Retrain(generated_config(tmp_path_factory.mktemp("gen"), 300, 400, 6_000, seed=2))
     job.ingest()
     job.build_features()
     job.fit()

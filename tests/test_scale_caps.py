@@ -4,24 +4,20 @@ one-setting ALS grid, and item neighbours / coherence on query subsets that agre
 import numpy as np
 import pytest
 
-from recsys_lab import embedding, synthetic
+from recsys_lab import embedding
 from recsys_lab.config import Config, EvalConfig
 from recsys_lab.errors import ConfigError
 from recsys_lab.pipeline import Retrain
 
+from .conftest import generated_config
+
 
 @pytest.fixture(scope="module")
 def evaluated(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("caps")
-    paths = synthetic.write(synthetic.generate(400, 300, 8_000, seed=5), tmp / "log")
-    cfg = Config().replace({"data.source": "files", "data.interactions": str(paths["interactions"]),
-                            "data.items": str(paths["items"]), "data.weight_col": "weight",
-                            "data.weight_transform": "log1p", "data.positive_threshold": 0.5,
-                            "data.warehouse": str(tmp / "wh"), "model.epochs": 2, "model.patience": 0,
-                            "model.num_threads": 1, "eval.baselines": ["popularity", "als"],
-                            "eval.als_grid": [[8, 0.1, 10.0]], "eval.item_category": "category",
-                            "eval.user_groups": [], "eval.cold_max_users": 15, "eval.embedding_max_items": 50,
-                            "eval.bootstrap": 100})
+    cfg = generated_config(tmp_path_factory.mktemp("caps"), 400, 300, 8_000, seed=5, **{
+        "features.item": None, "eval.baselines": ["popularity", "als"], "eval.als_grid": [[8, 0.1, 10.0]],
+        "eval.item_category": "category", "eval.user_groups": [], "eval.cold_max_users": 15,
+        "eval.embedding_max_items": 50, "eval.bootstrap": 100})
     job = Retrain(cfg)
     job.ingest()
     job.build_features()
