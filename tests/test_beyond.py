@@ -21,6 +21,9 @@ def test_intra_list_diversity_by_embedding():
     # list 1: orthogonal -> distance 1; list 2: identical direction -> 1 - cos(x2, x3) = 1 - (-1) = 2
     assert beyond.intra_list_diversity(LISTS, vecs) == pytest.approx(1.5)
     assert beyond.intra_list_diversity(np.array([[0, 2, 1]]), vecs) == pytest.approx((0 + 1 + 1) / 3)
+    # lists of different lengths (padding -1) are averaged per list; a list of one item has no pair
+    mixed = np.array([[0, 1, -1], [0, 2, 1], [3, -1, -1]])
+    assert beyond.intra_list_diversity(mixed, vecs) == pytest.approx((1 + 2 / 3) / 2)
 
 
 def test_category_diversity_counts_pairs_sharing_nothing():
