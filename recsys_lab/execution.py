@@ -19,6 +19,7 @@ ends the process (exit code ``128 + signal``, or 4 for the budget).
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import signal
@@ -455,6 +456,9 @@ def execute(config: Config, *, runs_dir: str | Path = "runs", notebook: str | Pa
             try:
                 signals.arm()
                 if engine == "inprocess":
+                    # what the process holds before the run (its modules above all) outlives the run: the garbage
+                    # collector skips it until the outcome is recorded (gc.unfreeze below); -0.1 s on ML-100k
+                    gc.freeze()
                     result = _run_inprocess(notebook, folder.notebook, params)
                 else:
                     result = _run_child(notebook, folder.notebook, params, None if signals.usable else budget)
@@ -478,6 +482,7 @@ def execute(config: Config, *, runs_dir: str | Path = "runs", notebook: str | Pa
                                      ename=type(exc).__name__, evalue=str(exc)) from exc
             finally:
                 signals.finished()
+                gc.unfreeze()
             stop = stop or signals.stop
     return RunResult(run_id=run_dir.name, run_dir=run_dir, status=status, metrics=metrics, manifest=manifest,
                      reason=reason, gate=gate, promoted=promoted,
