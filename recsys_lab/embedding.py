@@ -106,7 +106,8 @@ def inner_product_neighbours(item_vecs: np.ndarray, items: np.ndarray | None = N
     -------
     neighbours : ndarray of shape (n, k), int64
     scores : ndarray of shape (n, k), float32
-        Most similar first (ties in index order).
+        Most similar first (ties in index order; which of several items tied at the k-th score are kept is
+        unspecified).
 
     Raises
     ------

@@ -80,3 +80,20 @@ def test_als_grid_is_validated():
     for bad in ([], [[32, 0.1]], [[0, 0.1, 1.0]]):
         with pytest.raises(ConfigError, match="eval.als_grid"):
             EvalConfig(als_grid=bad)
+
+
+def test_a_zero_query_vector_gets_k_tied_neighbours_quickly():
+    """A zero vector scores 0 against every item (its own item excluded): the top-k of such rows once took
+    argpartition's degenerate path (14 ms per 100k-item row; 45 s of a 1M-interaction retrain's embedding figures)."""
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(5000, 8)).astype(np.float32)
+    x[::2] = 0.0
+    rows = np.arange(0, 40, dtype=np.int64)
+    nb, sc = embedding.inner_product_neighbours(x, rows, 10, bias_column=None)
+    for r, row in zip(rows, nb):
+        assert r not in row and len(set(row)) == 10
+    zero = rows % 2 == 0
+    assert (sc[zero] == 0).all()  # all ties
+    full = x[rows[~zero]] @ x.T
+    full[np.arange((~zero).sum()), rows[~zero]] = -np.inf
+    assert np.allclose(np.sort(sc[~zero], axis=1)[:, ::-1], -np.sort(-full, axis=1)[:, :10])
