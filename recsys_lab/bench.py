@@ -52,6 +52,19 @@ def best_of(fn: Callable[[], object], repeat: int = 3) -> float:
     return min(times)
 
 
+def _fitted(cfg: Config):  # noqa: ANN202
+    """The configured data ingested and split, LightFM fit on the training positives (no early stopping):
+    ``(job, fit result, (user_vecs, item_vecs))``."""
+    from .pipeline import Retrain
+
+    job = Retrain(cfg)
+    job.ingest()
+    ds = job.build_features()
+    uf, itf = ds.user_features.matrix, ds.item_features.matrix
+    res = models.fit(job.split.train, uf, itf, cfg.model)
+    return job, res, models.embeddings(res.model, uf, itf)
+
+
 def _line(name: str, ours: float, base: float, base_name: str) -> str:
     return f"{name:<44}{ours * 1e3:>10.1f} ms  vs {base_name} {base * 1e3:>10.1f} ms  ->  {base / ours:6.1f}x"
 
@@ -78,19 +91,13 @@ def run(config: Config | None = None, *, repeat: int = 3, large_items: int = 100
     dict of str to float
         Figures keyed by benchmark (seconds, ratios, recalls); also echoed as text lines.
     """
-    from .pipeline import Retrain
-
     cfg = config or Config()
     out: dict[str, float] = {}
     if gemm_size:
         out.update(topk_vs_gemm(gemm_size, gemm_size, repeat=max(1, min(repeat, 3)), echo=echo))
-    job = Retrain(cfg)
-    job.ingest()
-    job.build_features()
+    job, res, (u, i) = _fitted(cfg)
     ds, sp_ = job.dataset, job.split
     uf, itf = ds.user_features.matrix, ds.item_features.matrix
-    res = models.fit(sp_.train, uf, itf, cfg.model)
-    u, i = models.embeddings(res.model, uf, itf)
     n_users, n_items = ds.shape
     k = cfg.eval.k
     echo(f"data: {n_users} users x {n_items} items, {sp_.train.nnz} training positives; k = {k}")
@@ -577,16 +584,9 @@ def run_foldin(config: Config | None = None, *, n_queries: int = 1000, picks: in
         ``foldin.*`` figures: latencies in seconds, throughputs in users per second, and ratios.
     """
     from . import foldin
-    from .pipeline import Retrain
 
     cfg = config or Config()
-    job = Retrain(cfg)
-    job.ingest()
-    job.build_features()
-    ds, sp_ = job.dataset, job.split
-    uf, itf = ds.user_features.matrix, ds.item_features.matrix
-    res = models.fit(sp_.train, uf, itf, cfg.model)
-    u_small, i_small = models.embeddings(res.model, uf, itf)
+    _, res, (u_small, i_small) = _fitted(cfg)
     rng = np.random.default_rng(cfg.model.seed)
     out: dict[str, float] = {"foldin.retrain_users_per_s": len(u_small) / res.fit_seconds}
     cases = [("small", "ML-100k items", i_small, u_small)]

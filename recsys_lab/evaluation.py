@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from .topk import _BATCH_CELLS, _batches, _masked_scores, top_k  # noqa: F401  (re-exported)
+from .topk import _batches, _masked_scores, top_k  # top_k re-exported: evaluation.top_k is public
 
 __all__ = ["top_k", "ranking_metrics", "rank_metrics", "coverage_at_k", "per_user_metrics", "evaluate",
            "recall_overlap", "popularity_vectors", "sample_users"]

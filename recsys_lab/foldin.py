@@ -61,6 +61,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .errors import ConfigError, DataError
+from .intervals import paired_difference
 from .topk import top_k
 
 __all__ = ["METHODS", "DEFAULT_METHOD", "FoldIn", "fold_in", "fold_in_many", "Histories", "OnboardingResult",
@@ -589,17 +590,11 @@ def _rank(user_vecs: np.ndarray, item_vecs: np.ndarray, exclude: sp.csr_matrix, 
                  exclude=sp.csr_matrix(exclude))[0]
 
 
-def _paired_bootstrap(a: np.ndarray, b: np.ndarray, n_boot: int, seed: int, level: float = 0.95
-                      ) -> dict[str, float]:
-    """Mean of ``a - b`` with a percentile bootstrap interval over users (resampling pairs)."""
-    d = np.asarray(a, np.float64) - np.asarray(b, np.float64)
-    if len(d) == 0:
-        return {"diff": float("nan"), "lo": float("nan"), "hi": float("nan"), "n_users": 0}
-    rng = np.random.default_rng(seed)
-    means = d[rng.integers(0, len(d), size=(n_boot, len(d)))].mean(axis=1)
-    q = (1 - level) / 2
-    return {"diff": float(d.mean()), "lo": float(np.quantile(means, q)), "hi": float(np.quantile(means, 1 - q)),
-            "n_users": int(len(d))}
+def _paired_bootstrap(a: np.ndarray, b: np.ndarray, n_boot: int, seed: int) -> dict[str, float]:
+    """:func:`recsys_lab.intervals.paired_difference` (95 % percentile bootstrap over users, in batches) under
+    this module's keys ``diff, lo, hi, n_users``."""
+    d = paired_difference(a, b, n_resamples=n_boot, seed=seed)
+    return {"diff": d["delta"], "lo": d["ci_low"], "hi": d["ci_high"], "n_users": d["n_users"]}
 
 
 @dataclass

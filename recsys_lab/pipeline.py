@@ -634,7 +634,7 @@ class Retrain:
             The keys added.
         """
         self._need("recommended", "evaluate")
-        cfg, ds, sp_, k = self.config.eval, self.dataset, self.split, self.config.eval.k
+        cfg, sp_, k = self.config.eval, self.split, self.config.eval.k
         out: dict[str, float] = {}
         notes: list[str] = []
         report: dict[str, Any] = {"notes": notes}

@@ -47,7 +47,6 @@ from ._fs import atomic_write_bytes, atomic_write_json
 from .config import Config
 from .datasets import load_files
 from .errors import DataError, DataFileError, RecsysLabWarning, RunError
-from .evaluation import top_k
 from .registry import resolve
 from .run_folder import RunFolder, read_json, read_manifest
 from .warehouse import open_snapshot
@@ -286,21 +285,12 @@ def recommend(runs_dir: str | Path, user_id: int | str, *, run: str = "latest", 
     user_id : int or str
         External user id (as in the data); unknown ids are served most-popular with a warning.
     run : str
-        Run reference.
-    k : int
-    version : str or None
-        Update version (folder name under ``artifacts/updates/``), ``"latest"`` (default) or None (ignore
-        updates).
-
-    Parameters
-    ----------
-    runs_dir : str or Path
-    user_id : int or str
-        External user id (as in the data).
-    run : str
         Run reference (``latest``, ``production``, a run id or a unique prefix).
     k : int
         How many items.
+    version : str or None
+        Update version (folder name under ``artifacts/updates/``), ``"latest"`` (default) or None (ignore
+        updates).
 
     Returns
     -------

@@ -14,8 +14,6 @@ import dataclasses
 import itertools
 from typing import Callable
 
-import numpy as np
-
 from . import evaluation, models
 from .config import Config
 from .intervals import paired_difference
