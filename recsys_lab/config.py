@@ -30,7 +30,7 @@ else:  # pragma: no cover
 
 import tomli_w
 
-from .errors import ConfigError
+from recsys_lab.errors import ConfigError
 
 __all__ = [
     "DataConfig", "FeatureConfig", "SplitConfig", "ModelConfig", "AnnConfig", "EvalConfig", "ValidateConfig",
@@ -291,7 +291,7 @@ class ModelConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class AnnConfig:
-    """Candidate generation: exact search or a MIPS index over the item vectors (see :mod:`recsys_lab.ann`).
+    """Candidate generation: exact search or a MIPS index over the item vectors (see :mod:`recsys_lab.retrieval.ann`).
 
     Parameters
     ----------
@@ -358,7 +358,7 @@ class AnnConfig:
 
 
 BASELINES = ("popularity", "lightfm_cf", "ease", "als")
-"""Baselines evaluated on the same split as the model (see :mod:`recsys_lab.baselines`)."""
+"""Baselines evaluated on the same split as the model (see :mod:`recsys_lab.models.baselines`)."""
 
 ALS_GRID = tuple((64, reg, alpha) for reg in (0.01, 0.1, 1.0) for alpha in (1.0, 10.0, 40.0))
 """Default implicit ALS (factors, regularization, alpha) settings tried on the validation slice."""
@@ -452,12 +452,12 @@ class EvalConfig:
 
 CHECK_NAMES = ("null_keys", "duplicates", "weight_range", "future_ts", "old_ts", "unknown_users", "unknown_items",
                "user_table_keys", "item_table_keys", "empty")
-"""Names of the data guardrails (:data:`recsys_lab.validate.CHECKS`)."""
+"""Names of the data guardrails (:data:`recsys_lab.data.guardrails.CHECKS`)."""
 
 
 @dataclass(frozen=True, kw_only=True)
 class ValidateConfig:
-    """Data guardrails run before a snapshot is used (see :mod:`recsys_lab.validate`).
+    """Data guardrails run before a snapshot is used (see :mod:`recsys_lab.data.guardrails`).
 
     Parameters
     ----------
@@ -492,7 +492,7 @@ def _default_regression() -> dict[str, float]:
 
 @dataclass(frozen=True, kw_only=True)
 class GateConfig:
-    """Metric gate applied before promotion (see :mod:`recsys_lab.gate`).
+    """Metric gate applied before promotion (see :mod:`recsys_lab.evaluation.gate`).
 
     Metric names may end in ``@k``: it stands for ``eval.k`` (``ndcg@k`` is ``ndcg@20`` when ``eval.k = 20``).
 

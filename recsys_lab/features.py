@@ -23,8 +23,8 @@ import numpy as np
 import polars as pl
 import scipy.sparse as sp
 
-from .config import FeatureConfig
-from .errors import ConfigError, DataError
+from recsys_lab.config import FeatureConfig
+from recsys_lab.errors import ConfigError, DataError
 
 __all__ = ["IdMap", "FeatureMatrix", "Dataset", "build_dataset", "identity_features", "column_tokens"]
 

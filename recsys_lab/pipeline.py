@@ -23,18 +23,25 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from . import ann, baselines, beyond, embedding, evaluation, foldin, models, personas
-from ._fs import atomic_write_bytes, atomic_write_json
-from .config import Config
-from .datasets import load
-from .errors import ConfigError, DataError, RunError
-from .features import Dataset, build_dataset, identity_features
-from .gate import NO_PRODUCTION, GateResult, check_gate
-from .intervals import bootstrap_ci, paired_difference
-from .run_folder import RunFolder, read_json
-from .split import Split, make_split
-from .validate import ValidationReport, clean, drift, validate
-from .warehouse import Snapshot, ingest, open_snapshot
+from recsys_lab.retrieval import ann
+from recsys_lab.models import baselines
+from recsys_lab.evaluation import beyond
+from recsys_lab.evaluation import embedding_quality as embedding
+from recsys_lab.evaluation import ranking as evaluation
+from recsys_lab.models import foldin
+from recsys_lab.models import lightfm as models
+from recsys_lab.evaluation import personas
+from recsys_lab._fs import atomic_write_bytes, atomic_write_json
+from recsys_lab.config import Config
+from recsys_lab.data.sources import load
+from recsys_lab.errors import ConfigError, DataError, RunError
+from recsys_lab.features import Dataset, build_dataset, identity_features
+from recsys_lab.evaluation.gate import NO_PRODUCTION, GateResult, check_gate
+from recsys_lab.evaluation.intervals import bootstrap_ci, paired_difference
+from recsys_lab.store.folder import RunFolder, read_json
+from recsys_lab.split import Split, make_split
+from recsys_lab.data.guardrails import ValidationReport, clean, drift, validate
+from recsys_lab.data.warehouse import Snapshot, ingest, open_snapshot
 
 __all__ = ["Retrain", "run", "BASELINES", "Production"]
 
@@ -69,7 +76,7 @@ class Production:
     user_ids, item_ids : ndarray
         External ids in production's index order.
     user_vecs, item_vecs : ndarray, float32
-        Folded vectors (see :func:`recsys_lab.models.embeddings`).
+        Folded vectors (see :func:`recsys_lab.models.lightfm.embeddings`).
 
     Raises
     ------
@@ -235,7 +242,7 @@ class Retrain:
         Raises
         ------
         DataFileError, DownloadError
-            See :mod:`recsys_lab.datasets`.
+            See :mod:`recsys_lab.data.sources`.
         DataValidationError
             A fail-level guardrail found problems (every failed check is listed); nothing is stored.
         """
@@ -290,7 +297,7 @@ class Retrain:
 
     def check_drift(self, reference: "Snapshot | Production | str | Path | None") -> dict[str, float]:
         """Drift of this run's snapshot against ``reference`` (production's), added to the metrics as
-        ``drift.*`` (see :func:`recsys_lab.validate.drift`). Without a reference: empty, nothing added.
+        ``drift.*`` (see :func:`recsys_lab.data.guardrails.drift`). Without a reference: empty, nothing added.
 
         Parameters
         ----------
@@ -358,7 +365,7 @@ class Retrain:
         LightFM models early-stop on validation NDCG@k (a seeded sample of ``model.validation_users`` users),
         then refit on all training data: the hybrid, pure-CF LightFM (``lightfm_cf``) and, with time-windowed
         features configured, the static hybrid without them (``lightfm_static``). EASE and implicit ALS
-        (``eval.baselines``) choose their hyper-parameters on the same validation slice (:mod:`recsys_lab.baselines`).
+        (``eval.baselines``) choose their hyper-parameters on the same validation slice (:mod:`recsys_lab.models.baselines`).
 
         Returns
         -------
@@ -429,7 +436,7 @@ class Retrain:
         on a seeded sample of ``ann.recall_users`` real users' vectors; 1.0 for exact search) and the timings
         ``index.build`` (numba compile excluded), ``index.numba_compile``, ``index.ann_queries_per_s``,
         ``index.exact_queries_per_s`` and ``index.exact`` (1.0 when no index was built). Warns
-        (:class:`recsys_lab.ann.AnnRecallWarning`) when the recall is below ``ann.min_recall``.
+        (:class:`recsys_lab.retrieval.ann.AnnRecallWarning`) when the recall is below ``ann.min_recall``.
 
         Returns
         -------
@@ -541,7 +548,7 @@ class Retrain:
         return self.metrics
 
     def evaluate_cold_start(self, ns: tuple[int, ...] = (0, 1, 3, 5, 10), *, last: int = 10) -> dict[str, float]:
-        """The cold-start path measured on this split (:func:`recsys_lab.foldin.cold_start_metrics`).
+        """The cold-start path measured on this split (:func:`recsys_lab.models.foldin.cold_start_metrics`).
 
         Cold test users (no training interaction: held out by the per-user protocols, natural under
         ``time_global``; a seeded sample of at most ``eval.cold_max_users``, as are the warm users) are onboarded with their first ``n`` positives in time order, the rest being targets:
@@ -597,8 +604,8 @@ class Retrain:
 
     # -- embeddings as a product: beyond accuracy, fairness, intrinsic and extrinsic quality ----------------
     def evaluate_embeddings(self, production: "Production | str | Path | None" = None) -> dict[str, float]:
-        """Beyond-accuracy, fairness and embedding-quality figures of this run (:mod:`recsys_lab.beyond`,
-        :mod:`recsys_lab.embedding`), added to :attr:`metrics` (every key usable as a ``gate.min`` / ``gate.max``
+        """Beyond-accuracy, fairness and embedding-quality figures of this run (:mod:`recsys_lab.evaluation.beyond`,
+        :mod:`recsys_lab.evaluation.embedding_quality`), added to :attr:`metrics` (every key usable as a ``gate.min`` / ``gate.max``
         bound); details for the report in :attr:`embedding_report`, notes on what was skipped in its ``notes``.
 
         Keys (``k = eval.k``; ``<c>`` = ``eval.item_category``, ``<g>`` a column of ``eval.user_groups``):
@@ -611,7 +618,7 @@ class Retrain:
           ``[baseline.<name>.]fairness.item.<c>.exposure_gap`` (largest |exposure share - interaction share|);
         - user-side fairness: ``[baseline.<name>.]fairness.user.<g>.ndcg@k.<group>`` with ``.ci_low``,
           ``.ci_high``, ``.n_users``, and ``fairness.user.<g>.ndcg@k.gap``;
-        - intrinsic: ``embedding.item_coherence@k`` (the neighbours :func:`recsys_lab.serving.similar` serves:
+        - intrinsic: ``embedding.item_coherence@k`` (the neighbours :func:`recsys_lab.serving.recommend.similar` serves:
           ``e_i·e_j + b_j``), ``embedding.item_coherence.cosine@k`` (cosine on ``e``), ``...chance``, and for the
           factor baselines ``baseline.<name>.embedding.item_coherence.cosine@k`` and
           ``baseline.lightfm_cf.probe.item.<c>.auc`` (what interactions alone teach when ``<c>`` is a feature);
@@ -842,7 +849,7 @@ class Retrain:
 
     def evaluate_personas(self, production: "Production | str | Path | None" = None, *,
                           file: str | Path | None = None) -> dict[str, dict]:
-        """Every persona's top-k from this run's item vectors by fold-in (:func:`recsys_lab.personas.persona_lists`),
+        """Every persona's top-k from this run's item vectors by fold-in (:func:`recsys_lab.evaluation.personas.persona_lists`),
         and from production's when given (the report shows them side by side with moves). Saved by :meth:`save`
         as ``personas.json``.
 
@@ -894,7 +901,7 @@ class Retrain:
 
     def _production_vectors(self, prod: Production) -> tuple[np.ndarray, np.ndarray, int, int]:
         """Production's vectors in this run's index space: unknown items can never be recommended (score
-        -1e9), users production never saw get its cold-start path (:class:`recsys_lab.foldin.FoldIn` of their
+        -1e9), users production never saw get its cold-start path (:class:`recsys_lab.models.foldin.FoldIn` of their
         training items into production's item space, production's average user as prior)."""
         ds, sp_ = self.dataset, self.split
         d = prod.item_vecs.shape[1]
@@ -922,7 +929,7 @@ class Retrain:
         """Apply ``config.gate``: floors, ceilings, baselines, and champion/challenger against ``production``.
 
         Production (its saved vectors and id maps) is re-scored on *this* run's split and test users, and each
-        ``gate.max_regression`` metric is compared per user, paired (:func:`recsys_lab.intervals.paired_difference`).
+        ``gate.max_regression`` metric is compared per user, paired (:func:`recsys_lab.evaluation.intervals.paired_difference`).
 
         Parameters
         ----------

@@ -24,8 +24,8 @@ import numpy as np
 import polars as pl
 import scipy.sparse as sp
 
-from .config import SplitConfig
-from .errors import ConfigError, DataError
+from recsys_lab.config import SplitConfig
+from recsys_lab.errors import ConfigError, DataError
 
 __all__ = ["Split", "make_split", "temporal_split", "resolve_method", "to_csr"]
 

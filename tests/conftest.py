@@ -10,7 +10,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from recsys_lab.datasets import load_movielens_100k, resolve_source
+from recsys_lab.data.sources import load_movielens_100k, resolve_source
 from recsys_lab.errors import DataError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,9 +51,9 @@ def tiny_tables():
 
 
 def generated_config(tmp: Path, users: int, items: int, interactions: int, *, seed: int, **overrides):
-    """A config reading a generated play-count log (``recsys_lab.synthetic``) written under ``tmp``: 2 epochs
+    """A config reading a generated play-count log (``recsys_lab.data.synthetic``) written under ``tmp``: 2 epochs
     without early stopping, one thread, items' ``category`` as feature; ``overrides`` are dotted keys."""
-    from recsys_lab import synthetic
+    from recsys_lab.data import synthetic
     from recsys_lab.config import Config
 
     paths = synthetic.write(synthetic.generate(users, items, interactions, seed=seed), tmp / "log")
@@ -87,7 +87,7 @@ def cli(*args, cwd, timeout=900):
     import subprocess
     import sys
 
-    return subprocess.run([sys.executable, "-m", "recsys_lab.cli", *map(str, args)], cwd=cwd,
+    return subprocess.run([sys.executable, "-m", "recsys_lab.cli.main", *map(str, args)], cwd=cwd,
                           capture_output=True, text=True, timeout=timeout)
 
 

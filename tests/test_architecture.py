@@ -9,7 +9,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PKG = ROOT / "recsys_lab"
-MODULES = {p.stem: p for p in PKG.glob("*.py") if p.stem != "__init__"}
+MODULES = {".".join(p.relative_to(PKG).with_suffix("").parts): p for p in PKG.rglob("*.py") if p.stem != "__init__"}
 
 
 def test_import_contracts_are_kept():
@@ -23,7 +23,7 @@ def test_import_contracts_are_kept():
 
 def test_every_public_module_declares_all():
     for name, path in MODULES.items():
-        if not name.startswith("_") and name not in ("cli",):
+        if not name.rsplit(".", 1)[-1].startswith("_") and not name.startswith("cli."):
             tree = ast.parse(path.read_text())
             assert any(isinstance(n, ast.Assign) and any(getattr(t, "id", None) == "__all__" for t in n.targets)
                        for n in tree.body), name

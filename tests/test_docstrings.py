@@ -75,7 +75,7 @@ def _public_functions(tree: ast.Module):
 def _public_modules():
     for path in sorted(PKG.rglob("*.py")):
         rel = path.relative_to(PKG.parent).with_suffix("")
-        if any(part.startswith("_") for part in rel.parts[1:]) or rel.parts[-1] == "cli":
+        if any(part.startswith("_") for part in rel.parts[1:]) or rel.parts[1] == "cli":
             continue
         yield ".".join(rel.parts), path
 
@@ -106,7 +106,7 @@ def _offenders() -> tuple[list[str], list[str], int]:
 def test_the_walk_sees_the_package():
     """Guard against a vacuous pass: the walk finds the modules and functions it is meant to check."""
     modules = dict(_public_modules())
-    assert "recsys_lab.pipeline" in modules and "recsys_lab.cli" not in modules
+    assert "recsys_lab.pipeline" in modules and "recsys_lab.cli.main" not in modules
     assert not any(name.rsplit(".", 1)[-1].startswith("_") for name in modules)
     assert _offenders()[2] > 100
 

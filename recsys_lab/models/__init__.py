@@ -1,0 +1,1 @@
+"""recsys_lab.models.lightfm."""

@@ -1,0 +1,322 @@
+"""Tables of a run's metrics for notebooks, the report and the CLI (Polars frames)."""
+
+from __future__ import annotations
+
+import polars as pl
+
+__all__ = ["metrics_table", "evaluation_table", "drift_table", "split_table", "timings_table", "drift_view",
+           "beyond_table", "user_fairness_table", "item_exposure_table", "embedding_table", "persona_table"]
+
+
+_ORDER = ("popularity", "lightfm_cf", "lightfm_static", "ease", "als")
+
+
+def _baselines(metrics: dict[str, float]) -> list[str]:
+    found = {k.split(".")[1] for k in metrics if k.startswith("baseline.")}
+    return [b for b in _ORDER if b in found] + sorted(found - set(_ORDER))
+
+
+def metrics_table(metrics: dict[str, float]) -> pl.DataFrame:
+    """Model vs baselines, one row per metric.
+
+    Parameters
+    ----------
+    metrics : dict
+        Flat metrics as in ``metrics.json``: plain names for the model, ``baseline.<name>.<metric>`` for
+        baselines.
+
+    Returns
+    -------
+    pl.DataFrame
+        Columns ``metric, model`` and one per baseline present (``lightfm_cf``, ``lightfm_static`` when
+        time-windowed features are on, ``popularity``), Float64; rows in metrics.json order.
+    """
+    names = [k for k in metrics if "." not in k and "@" in k or k in ("mrr", "auc")]
+    cols = {"metric": names, "model": [metrics[n] for n in names]}
+    for b in _baselines(metrics):
+        cols[b] = [metrics.get(f"baseline.{b}.{n}") for n in names]
+    return pl.DataFrame(cols, schema={c: pl.Utf8 if c == "metric" else pl.Float64 for c in cols})
+
+
+def evaluation_table(metrics: dict[str, float], k: int = 10) -> pl.DataFrame:
+    """Model and baselines with 95 % intervals and the paired difference to the model, one row per model.
+
+    Parameters
+    ----------
+    metrics : dict
+        Flat metrics as in ``metrics.json`` (``ndcg@k``, ``ndcg@k.ci_low``, ``baseline.<b>.ndcg@k``,
+        ``vs.<b>.ndcg@k`` with ``.ci_low`` / ``.ci_high``, ``eval.n_users``).
+    k : int
+        ``eval.k``.
+
+    Returns
+    -------
+    pl.DataFrame
+        ``model, users, ndcg@k, ndcg_ci_low, ndcg_ci_high, recall@k, recall_ci_low, recall_ci_high,
+        model_minus_this, diff_ci_low, diff_ci_high, verdict`` where the difference is the model's NDCG@k minus
+        this row's, paired over the same users, and ``verdict`` says whether it is significant.
+    """
+    rows = []
+    for name in ["model"] + _baselines(metrics):
+        p = "" if name == "model" else f"baseline.{name}."
+        vs = f"vs.{name}.ndcg@{k}"
+        delta, lo, hi = metrics.get(vs), metrics.get(vs + ".ci_low"), metrics.get(vs + ".ci_high")
+        verdict = ("" if delta is None or lo is None else
+                   "model better" if lo > 0 else "model worse" if hi < 0 else "no significant difference")
+        rows.append({"model": name, "users": metrics.get("eval.n_users"),
+                     f"ndcg@{k}": metrics.get(f"{p}ndcg@{k}"), "ndcg_ci_low": metrics.get(f"{p}ndcg@{k}.ci_low"),
+                     "ndcg_ci_high": metrics.get(f"{p}ndcg@{k}.ci_high"), f"recall@{k}": metrics.get(f"{p}recall@{k}"),
+                     "recall_ci_low": metrics.get(f"{p}recall@{k}.ci_low"),
+                     "recall_ci_high": metrics.get(f"{p}recall@{k}.ci_high"),
+                     "model_minus_this": delta, "diff_ci_low": lo, "diff_ci_high": hi, "verdict": verdict})
+    schema = {c: pl.Float64 for c in rows[0]}
+    schema.update({"model": pl.Utf8, "verdict": pl.Utf8, "users": pl.Int64})
+    return pl.DataFrame(rows, schema=schema)
+
+
+def drift_table(metrics: dict[str, float]) -> pl.DataFrame:
+    """The ``drift.*`` metrics with their PSI band (< 0.1 stable, 0.1-0.25 moderate, > 0.25 major).
+
+    Parameters
+    ----------
+    metrics : dict of str to float
+        ``metrics.json`` of a run; only keys starting with ``drift.`` are read.
+
+    Returns
+    -------
+    pl.DataFrame
+        ``measure, value, band`` (band empty for shares and churn); empty when there was no reference.
+    """
+    from recsys_lab.data.guardrails import psi_band
+
+    rows = [{"measure": k[len("drift."):], "value": float(v),
+             "band": psi_band(v) if k.startswith("drift.psi.") else ""}
+            for k, v in metrics.items() if k.startswith("drift.")]
+    return pl.DataFrame(rows, schema={"measure": pl.Utf8, "value": pl.Float64, "band": pl.Utf8})
+
+
+def split_table(stats: dict) -> pl.DataFrame:
+    """Split statistics (``Split.stats``) as a two-column frame.
+
+    Parameters
+    ----------
+    stats : dict
+        ``Split.stats`` (statistic name to value).
+
+    Returns
+    -------
+    pl.DataFrame
+        ``statistic, value``, both Utf8 (values formatted with ``str``).
+    """
+    return pl.DataFrame({"statistic": list(stats), "value": [str(v) for v in stats.values()]})
+
+
+def timings_table(timings: dict[str, float]) -> pl.DataFrame:
+    """Phase timings and the other figures of ``timings`` as a frame, each with its unit.
+
+    Parameters
+    ----------
+    timings : dict of str to float
+        Phase name to duration in seconds; also rates (``*_per_s``, per second), the peak resident memory after
+        each phase (``peak_rss_mib.*``, MiB) and flags (``index.exact``).
+
+    Returns
+    -------
+    pl.DataFrame
+        ``phase`` (Utf8), ``value`` (Float64), ``unit`` (Utf8: ``s``, ``1/s``, ``MiB`` or ``flag``), in the
+        order of ``timings``.
+    """
+    def unit(key: str) -> str:
+        return ("1/s" if key.endswith("_per_s") else "MiB" if key.startswith("peak_rss_mib.")
+                else "flag" if key == "index.exact" else "s")
+
+    return pl.DataFrame({"phase": list(timings), "value": [float(v) for v in timings.values()],
+                         "unit": [unit(k) for k in timings]})
+
+
+
+
+def drift_view(metrics: dict[str, float]):  # noqa: ANN201 - a frame or an IPython Markdown
+    """:func:`drift_table`, or a sentence when there was nothing to compare with (the first run).
+
+    Parameters
+    ----------
+    metrics : dict of str to float
+        ``metrics.json`` of a run.
+
+    Returns
+    -------
+    pl.DataFrame or IPython.display.Markdown
+        The :func:`drift_table` when it has rows, else a Markdown sentence.
+    """
+    table = drift_table(metrics)
+    if table.height:
+        return table
+    from IPython.display import Markdown
+
+    return Markdown("No production run to compare with: drift is measured against production from the first "
+                    "promoted run on.")
+
+
+
+
+# -- embeddings as a product: beyond accuracy, fairness, embedding quality ---------------------------------------
+BEYOND = ("novelty", "ild", "ild.category", "arp", "aplt", "gini", "coverage")
+"""Beyond-accuracy figures (``<name>@k``; see :mod:`recsys_lab.evaluation.beyond`)."""
+
+
+def beyond_table(metrics: dict[str, float], k: int = 10) -> pl.DataFrame:
+    """Accuracy next to beyond-accuracy, one row per model: ``model, ndcg@k, novelty@k, ild@k, ild.category@k,
+    arp@k, aplt@k, gini@k, coverage@k, gender_gap`` (missing figures are null).
+
+    Parameters
+    ----------
+    metrics : dict of str to float
+        ``metrics.json`` of a run (model keys unprefixed, baselines under ``baseline.<name>.``).
+    k : int
+        Cut-off of the columns read (default 10).
+
+    Returns
+    -------
+    pl.DataFrame
+        ``model`` (Utf8) then one Float64 column per figure; one row for the model, then one per baseline.
+    """
+    rows = []
+    for name in ["model"] + _baselines(metrics):
+        p = "" if name == "model" else f"baseline.{name}."
+        row = {"model": name, f"ndcg@{k}": metrics.get(f"{p}ndcg@{k}")}
+        row.update({f"{b}@{k}": metrics.get(f"{p}{b}@{k}") for b in BEYOND})
+        rows.append(row)
+    return pl.DataFrame(rows, schema={c: (pl.Utf8 if c == "model" else pl.Float64) for c in rows[0]})
+
+
+def user_fairness_table(metrics: dict[str, float], k: int = 10) -> pl.DataFrame:
+    """NDCG@k per user group with its 95 % interval, for every model: ``column, group, model, users, ndcg@k,
+    ci_low, ci_high, gap`` (``gap``: the largest difference between the column's group means).
+
+    Parameters
+    ----------
+    metrics : dict of str to float
+        ``metrics.json`` of a run (``fairness.user.<column>.ndcg@k.<group>`` keys and their ``.n_users``).
+    k : int
+        Cut-off of the NDCG keys read (default 10).
+
+    Returns
+    -------
+    pl.DataFrame
+        One row per (model, column, group); ``users`` Int64, the figures Float64 (null when missing). Empty when
+        the metrics hold no user-fairness keys.
+    """
+    rows = []
+    for name in ["model"] + _baselines(metrics):
+        p = "" if name == "model" else f"baseline.{name}."
+        head = f"{p}fairness.user."
+        for key, value in metrics.items():
+            if not key.startswith(head) or not key.endswith(".n_users"):
+                continue
+            column, rest = key[len(head):].split(".", 1)
+            group = rest[len(f"ndcg@{k}."):-len(".n_users")]
+            base = f"{head}{column}.ndcg@{k}.{group}"
+            rows.append({"column": column, "group": group, "model": name, "users": int(value),
+                         f"ndcg@{k}": metrics.get(base), "ci_low": metrics.get(base + ".ci_low"),
+                         "ci_high": metrics.get(base + ".ci_high"),
+                         "gap": metrics.get(f"{head}{column}.ndcg@{k}.gap")})
+    schema = {"column": pl.Utf8, "group": pl.Utf8, "model": pl.Utf8, "users": pl.Int64, f"ndcg@{k}": pl.Float64,
+              "ci_low": pl.Float64, "ci_high": pl.Float64, "gap": pl.Float64}
+    return pl.DataFrame(rows, schema=schema)
+
+
+def item_exposure_table(metrics: dict[str, float], column: str = "genre") -> pl.DataFrame:
+    """The model's exposure share of each item group against its catalogue and interaction shares:
+    ``group, exposure, catalog, interactions, ratio`` sorted by ratio (under-exposed first).
+
+    Parameters
+    ----------
+    metrics : dict of str to float
+        ``metrics.json`` of a run (``fairness.item.<column>.<group>.<share>`` keys).
+    column : str
+        Item column the groups come from (default ``genre``).
+
+    Returns
+    -------
+    pl.DataFrame
+        ``group`` (Utf8) and the shares (Float64, fractions in [0, 1]; ``ratio`` = exposure / interactions).
+    """
+    head = f"fairness.item.{column}."
+    rows: dict[str, dict] = {}
+    for key, value in metrics.items():
+        if key.startswith(head) and key.count(".") >= 4:
+            group, what = key[len(head):].rsplit(".", 1)
+            rows.setdefault(group, {"group": group})[what] = value
+    schema = {"group": pl.Utf8, "exposure": pl.Float64, "catalog": pl.Float64, "interactions": pl.Float64,
+              "ratio": pl.Float64}
+    return pl.DataFrame(list(rows.values()), schema=schema).sort("ratio")
+
+
+def embedding_table(metrics: dict[str, float], k: int = 10) -> pl.DataFrame:
+    """Intrinsic and extrinsic quality of the embeddings: ``figure, value, reference`` (chance, majority baseline
+    or the factor baselines), one row per figure present.
+
+    Parameters
+    ----------
+    metrics : dict of str to float
+        ``metrics.json`` of a run.
+    k : int
+        Cut-off of the keys read (default 10).
+
+    Returns
+    -------
+    pl.DataFrame
+        ``figure`` (Utf8), ``value``, ``reference`` (Float64, null without one) and ``reference_is`` (Utf8: chance,
+        majority, most-popular or empty).
+    """
+    rows = []
+
+    def add(figure: str, key: str, ref_key: str | None = None, ref: str = "") -> None:
+        if key in metrics:
+            rows.append({"figure": figure, "value": metrics[key],
+                         "reference": metrics.get(ref_key) if ref_key else None, "reference_is": ref})
+
+    add(f"item coherence@{k} (served neighbours)", f"embedding.item_coherence@{k}",
+        f"embedding.item_coherence@{k}.chance", "chance")
+    add(f"item coherence@{k} (cosine)", f"embedding.item_coherence.cosine@{k}",
+        f"embedding.item_coherence@{k}.chance", "chance")
+    for key in sorted(metrics):
+        if key.startswith("baseline.") and ".embedding.item_coherence" in key:
+            add(f"item coherence@{k} (cosine), {key.split('.')[1]}", key, f"embedding.item_coherence@{k}.chance",
+                "chance")
+    for key in sorted(metrics):
+        if key.startswith("probe.") and key.endswith(".auc"):
+            add(f"probe {key[6:-4]} AUC", key, key + ".baseline", "majority")
+        elif key.startswith("baseline.") and ".probe." in key and key.endswith(".auc"):
+            add(f"probe {key.split('.probe.')[1][:-4]} AUC, {key.split('.')[1]}", key, None, "")
+    add(f"stability@{k} (item neighbours vs production)", f"embedding.stability@{k}")
+    add(f"churn@{k} (top-k vs production)", f"recs.churn@{k}")
+    add(f"future window ndcg@{k}", f"horizon.ndcg@{k}", f"baseline.popularity.horizon.ndcg@{k}", "most-popular")
+    return pl.DataFrame(rows, schema={"figure": pl.Utf8, "value": pl.Float64, "reference": pl.Float64,
+                                      "reference_is": pl.Utf8})
+
+
+def persona_table(mine: dict[str, dict], theirs: dict[str, dict] | None = None) -> pl.DataFrame:
+    """Every persona's top-k next to another run's (e.g. production) with moves (new / dropped / up N / down N / =).
+
+    Parameters
+    ----------
+    mine, theirs : dict
+        Lists as :func:`recsys_lab.evaluation.personas.persona_lists` returns them (``personas.json``); ``theirs`` None or
+        empty: this run's lists alone (every item ``new``).
+
+    Returns
+    -------
+    pl.DataFrame
+        ``persona, rank, rank_vs, move, item_id, title``.
+    """
+    from recsys_lab.evaluation.personas import moves
+
+    rows = []
+    for name, entry in mine.items():
+        other = (theirs or {}).get(name, {}).get("top", [])
+        rows += [{"persona": name, **r, "item_id": str(r["item_id"])} for r in moves(entry["top"], other)]
+    schema = {"persona": pl.Utf8, "rank": pl.Int64, "rank_vs": pl.Int64, "move": pl.Utf8, "item_id": pl.Utf8,
+              "title": pl.Utf8}
+    return pl.DataFrame(rows, schema=schema)

@@ -1,0 +1,356 @@
+"""The registry: queries over the run folders (there is no server: the folders are the registry).
+
+:func:`table` is a DuckDB query over ``runs/*/run.json`` and ``metrics.json`` returning Polars;
+:func:`resolve` turns a reference (``production``, ``latest``, a run id or a unique prefix) into a folder;
+:func:`promote` replaces ``runs/PRODUCTION`` atomically; :func:`compare` and :func:`gc` do what they say.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from recsys_lab._fs import atomic_write_text
+from recsys_lab.errors import DataError, RunError
+from recsys_lab.store.folder import RunFolder, effective_status, production_file, read_json_optional, read_manifest
+from recsys_lab.data.warehouse import query_files
+
+__all__ = ["KEY_METRICS", "table", "resolve", "production_id",
+           "promote", "compare", "paired_comparison", "gc"]
+
+log = logging.getLogger(__name__)
+
+KEY_METRICS = ("ndcg@k", "recall@k", "auc", "coverage@k", "ann.recall@k")
+"""Metrics that :func:`table` shows as columns; ``@k`` reads each run's own ``eval.k`` (column ``k``)."""
+
+
+def production_id(runs_dir: str | Path = "runs") -> str | None:
+    """The production run id.
+
+    Parameters
+    ----------
+    runs_dir : str or Path
+        The runs directory (default ``runs``).
+
+    Returns
+    -------
+    str or None
+        The content of ``runs/PRODUCTION``; None when there is no production run.
+    """
+    p = production_file(runs_dir)
+    return p.read_text().strip() or None if p.is_file() else None
+
+
+def table(runs_dir: str | Path = "runs") -> pl.DataFrame:
+    """All runs, newest first, as a Polars frame (a DuckDB query over ``runs/*/run.json`` and metrics).
+
+    Parameters
+    ----------
+    runs_dir : str or Path
+        The runs directory (default ``runs``); a missing or empty one gives an empty frame.
+
+    Returns
+    -------
+    pl.DataFrame
+        ``run_id, status, started_at, ended_at, duration_s, snapshot, production (bool), gate_passed,
+        promoted, reason, k`` (the run's ``eval.k``; 10 for runs that did not record it) and one Float64 column
+        per key metric (``ndcg@k``, ``recall@k``, ``auc``, ``coverage@k``, ``ann.recall@k``, each at the run's own
+        ``k``; null when absent). ``status`` is ``crashed`` for a ``running`` run whose process is gone.
+
+    Raises
+    ------
+    RunError
+        A ``run.json`` cannot be read (e.g. hand-edited into invalid JSON); the message says why.
+    """
+    runs_dir = Path(runs_dir)
+    schema = {"run_id": pl.Utf8, "status": pl.Utf8, "started_at": pl.Utf8, "ended_at": pl.Utf8,
+              "duration_s": pl.Float64, "snapshot": pl.Utf8, "production": pl.Boolean, "gate_passed": pl.Boolean,
+              "promoted": pl.Boolean, "reason": pl.Utf8, "k": pl.Int64, **{m: pl.Float64 for m in KEY_METRICS}}
+    run_json, metrics_json = RunFolder(runs_dir / "*").run_json, RunFolder(runs_dir / "*").metrics
+    if not any(runs_dir.glob(f"*/{run_json.name}")):
+        return pl.DataFrame(schema=schema)
+    glob = str(run_json).replace("'", "''")
+    mglob = str(metrics_json).replace("'", "''")
+    has_metrics = any(runs_dir.glob(f"*/{metrics_json.name}"))
+    metrics_src = (f"(SELECT regexp_extract(filename, '([^/]+)/{metrics_json.name}$', 1) AS run_id, content "
+                   f"FROM read_text('{mglob}'))" if has_metrics else "(SELECT NULL::VARCHAR AS run_id, NULL::VARCHAR AS content)")
+    query = f"""
+        WITH r AS (
+            SELECT * FROM read_json('{glob}', format='auto', union_by_name=true, columns={{
+                run_id: 'VARCHAR', status: 'VARCHAR', started_at: 'VARCHAR', ended_at: 'VARCHAR', pid: 'BIGINT',
+                host: 'VARCHAR', data: 'JSON', timings: 'JSON', gate: 'JSON', promoted: 'BOOLEAN', reason: 'VARCHAR'}})
+        )
+        SELECT r.run_id, r.status, r.started_at, r.ended_at,
+               TRY_CAST(json_extract(r.timings, '$.total') AS DOUBLE) AS duration_s,
+               json_extract_string(r.data, '$.snapshot') AS snapshot,
+               TRY_CAST(json_extract(r.gate, '$.passed') AS BOOLEAN) AS gate_passed,
+               coalesce(r.promoted, false) AS promoted, r.reason, r.pid, r.host, m.content AS metrics
+        FROM r LEFT JOIN {metrics_src} m ON m.run_id = r.run_id
+        ORDER BY r.started_at DESC, r.run_id DESC
+    """
+    try:
+        df = query_files(query)
+    except DataError as exc:  # a hand-edited or foreign run.json: name it instead of a raw traceback
+        raise RunError(f"{runs_dir}: cannot read the run manifests ({exc})") from exc
+    prod = production_id(runs_dir)
+    status = [effective_status(s, p, h) for s, p, h in zip(df["status"], df["pid"], df["host"])]
+    df = df.with_columns(pl.Series("status", status, pl.Utf8), (pl.col("run_id") == pl.lit(prod)).alias("production"))
+    rows = [_key_metrics(content) for content in df["metrics"]]
+    df = df.with_columns(pl.Series("k", [r[0] for r in rows], pl.Int64),
+                         *(pl.Series(name, [r[1][j] for r in rows], pl.Float64) for j, name in enumerate(KEY_METRICS)))
+    return df.select(list(schema)).cast(schema)
+
+
+def _key_metrics(content: str | None) -> tuple[int, list[float | None]]:
+    """A run's ``eval.k`` and its :data:`KEY_METRICS` at that ``k`` from the text of ``metrics.json``."""
+    try:
+        m = json.loads(content) if content else {}
+    except ValueError:
+        m = {}
+    k = m.get("eval.k")
+    k = int(k) if isinstance(k, (int, float)) and k == k else 10
+
+    def number(key: str) -> float | None:
+        v = m.get(key.replace("@k", f"@{k}"))
+        return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+    return k, [number(name) for name in KEY_METRICS]
+
+
+def resolve(runs_dir: str | Path, ref: str) -> Path:
+    """A run folder from a reference: ``production``, ``latest`` (newest succeeded), a run id or a unique prefix.
+
+    Parameters
+    ----------
+    runs_dir : str or Path
+    ref : str
+
+    Returns
+    -------
+    Path
+        The run folder (``runs_dir/<run_id>``).
+
+    Raises
+    ------
+    RunError
+        No such run, an ambiguous prefix, or no production run.
+    """
+    runs_dir = Path(runs_dir)
+    if ref == "production":
+        pid = production_id(runs_dir)
+        if not pid:
+            raise RunError(f"{runs_dir}: no production run yet (promote one with `recsys-lab runs promote ID`)")
+        ref = pid
+    elif ref == "latest":
+        t = table(runs_dir).filter(pl.col("status") == "succeeded")
+        if t.height == 0:
+            raise RunError(f"{runs_dir}: no succeeded run")
+        ref = t["run_id"][0]
+    hits = [p for p in runs_dir.glob(f"{ref}*") if RunFolder(p).exists()]
+    exact = [p for p in hits if p.name == ref]
+    if exact:
+        return exact[0]
+    if len(hits) != 1:
+        raise RunError(f"{runs_dir}: {'no' if not hits else str(len(hits))} runs match {ref!r}")
+    return hits[0]
+
+
+def promote(runs_dir: str | Path, ref: str, *, force: bool = False) -> str:
+    """Make a run production by replacing ``runs/PRODUCTION`` atomically.
+
+    Parameters
+    ----------
+    runs_dir : str or Path
+    ref : str
+        Run reference (see :func:`resolve`).
+    force : bool
+        Promote even a run that did not succeed or failed its gate.
+
+    Returns
+    -------
+    str
+        The promoted run id.
+
+    Raises
+    ------
+    RunError
+        Unknown run, or a run that did not succeed / failed its gate without ``force``.
+    """
+    run_dir = resolve(runs_dir, ref)
+    manifest = read_manifest(run_dir)
+    status = effective_status(manifest.get("status"), manifest.get("pid"), manifest.get("host"))
+    if not force:
+        if status != "succeeded":
+            raise RunError(f"run {run_dir.name} is {status}: refusing to promote (use --force)")
+        if manifest.get("gate") and not manifest["gate"].get("passed", True):
+            raise RunError(f"run {run_dir.name} failed its gate ({manifest['gate'].get('reason')}): "
+                           "refusing to promote (use --force)")
+    atomic_write_text(production_file(runs_dir), run_dir.name + "\n")
+    log.info("promoted %s", run_dir.name)
+    return run_dir.name
+
+
+def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict) and v:
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+_SPLIT_KEYS = ("split.", "data.positive_threshold", "data.weight_transform", "data.time_col", "data.user_col",
+               "data.item_col", "data.source", "eval.max_users", "eval.k")
+
+
+def _same_split(ra: dict, rb: dict) -> tuple[bool, str]:
+    """Whether two runs evaluated the same users on the same split (then their per-user metrics pair up)."""
+    sa, sb = (ra.get("data") or {}).get("hash"), (rb.get("data") or {}).get("hash")
+    if sa is None or sa != sb:
+        return False, "different data snapshots"
+    fa, fb = _flatten(ra.get("config", {})), _flatten(rb.get("config", {}))
+    diff = [k for k in sorted(set(fa) | set(fb)) if k.startswith(_SPLIT_KEYS) and fa.get(k) != fb.get(k)]
+    if diff:
+        return False, "different split or evaluation settings (" + ", ".join(diff) + ")"
+    return True, "same snapshot and split"
+
+
+def paired_comparison(run_a: str | Path, run_b: str | Path, *, model: str = "model", n_resamples: int = 1000,
+                      seed: int = 0) -> pl.DataFrame:
+    """Per-user paired differences ``b - a`` of every metric of two runs on the same users.
+
+    Parameters
+    ----------
+    run_a, run_b : str or Path
+        Run folders evaluated on the same snapshot and split (see :func:`compare`).
+    model : str
+        Which model's per-user metrics to pair (``model`` or a baseline name).
+    n_resamples, seed
+        Bootstrap settings (:func:`recsys_lab.evaluation.intervals.paired_difference`).
+
+    Returns
+    -------
+    pl.DataFrame
+        ``metric, a, b, delta, ci_low, ci_high, significant, n_users``.
+
+    Raises
+    ------
+    RunError
+        A run has no readable ``artifacts/per_user_metrics.parquet``.
+    """
+    from recsys_lab.evaluation.intervals import paired_difference
+
+    frames = []
+    for run in (run_a, run_b):
+        path = RunFolder(run).per_user_metrics
+        try:
+            frames.append(pl.read_parquet(path).filter(pl.col("model") == model).drop("model"))
+        except (OSError, pl.exceptions.PolarsError) as exc:
+            raise RunError(f"{path}: cannot read the per-user metrics ({str(exc).splitlines()[0]})") from exc
+    joined = frames[0].join(frames[1], on="user_id", suffix="_b")
+    rows = []
+    for metric in [c for c in frames[0].columns if c != "user_id" and c + "_b" in joined.columns]:
+        a, b = joined[metric].to_numpy().astype(float), joined[metric + "_b"].to_numpy().astype(float)
+        d = paired_difference(b, a, n_resamples=n_resamples, seed=seed)
+        rows.append({"metric": metric, "a": float(np.nanmean(a)), "b": float(np.nanmean(b)), "delta": d["delta"],
+                     "ci_low": d["ci_low"], "ci_high": d["ci_high"], "significant": d["significant"],
+                     "n_users": d["n_users"]})
+    return pl.DataFrame(rows, schema={"metric": pl.Utf8, "a": pl.Float64, "b": pl.Float64, "delta": pl.Float64,
+                                      "ci_low": pl.Float64, "ci_high": pl.Float64, "significant": pl.Boolean,
+                                      "n_users": pl.Int64})
+
+
+def compare(runs_dir: str | Path, a: str, b: str) -> dict[str, Any]:
+    """Metrics, parameter differences and data difference between runs ``a`` and ``b``.
+
+    When both runs evaluated the same users (same data snapshot, split and evaluation settings) the model's
+    per-user metrics are paired: each difference comes with its 95 % bootstrap interval and whether it is
+    significant. Otherwise the comparison is not paired and says why.
+
+    Parameters
+    ----------
+    runs_dir : str or Path
+    a, b : str
+        Run references (see :func:`resolve`).
+
+    Returns
+    -------
+    dict
+        ``a``, ``b`` (run ids); ``metrics``: pl.DataFrame ``metric, a, b, delta (b - a), relative (delta / |a|)``
+        of the headline metrics (intervals left out); ``paired``: bool; ``pairing``: why (not) paired;
+        ``paired_metrics``: :func:`paired_comparison` output or None; ``params``: pl.DataFrame ``parameter, a,
+        b`` of differing config values (paths excluded); ``same_data``: bool; ``snapshots``: (a, b).
+
+    Raises
+    ------
+    RunError
+        Unknown run, or a manifest or metrics file that is not valid JSON.
+    """
+    da, db = resolve(runs_dir, a), resolve(runs_dir, b)
+    ma = read_json_optional(RunFolder(da).metrics, "metrics file")
+    mb = read_json_optional(RunFolder(db).metrics, "metrics file")
+    keys = [k for k in list(ma) + [k for k in mb if k not in ma] if not k.endswith((".ci_low", ".ci_high"))]
+    num = [k for k in keys if isinstance(ma.get(k), (int, float)) or isinstance(mb.get(k), (int, float))]
+    va = [ma.get(k) for k in num]
+    vb = [mb.get(k) for k in num]
+    metrics = pl.DataFrame({"metric": num, "a": va, "b": vb}, schema={"metric": pl.Utf8, "a": pl.Float64,
+                                                                        "b": pl.Float64})
+    metrics = metrics.with_columns((pl.col("b") - pl.col("a")).alias("delta"))
+    metrics = metrics.with_columns(pl.when(pl.col("a").abs() > 0).then(pl.col("delta") / pl.col("a").abs())
+                                   .otherwise(None).alias("relative"))
+    ra, rb = read_manifest(da), read_manifest(db)
+    fa, fb = _flatten(ra.get("config", {})), _flatten(rb.get("config", {}))
+    diff = [k for k in sorted(set(fa) | set(fb)) if fa.get(k) != fb.get(k) and k not in ("data.warehouse",)]
+    params = pl.DataFrame({"parameter": diff, "a": [json.dumps(fa.get(k)) for k in diff],
+                           "b": [json.dumps(fb.get(k)) for k in diff]}, schema={"parameter": pl.Utf8, "a": pl.Utf8,
+                                                                                  "b": pl.Utf8})
+    paired, why = _same_split(ra, rb)
+    paired_metrics = None
+    if paired:
+        try:
+            paired_metrics = paired_comparison(da, db)
+        except RunError as exc:
+            paired, why = False, str(exc)
+    sa, sb = (ra.get("data") or {}).get("hash"), (rb.get("data") or {}).get("hash")
+    return {"a": da.name, "b": db.name, "metrics": metrics, "params": params, "same_data": sa == sb and sa is not None,
+            "snapshots": ((ra.get("data") or {}).get("snapshot"), (rb.get("data") or {}).get("snapshot")),
+            "paired": paired, "pairing": why, "paired_metrics": paired_metrics}
+
+
+def gc(runs_dir: str | Path, keep: int, *, dry_run: bool = False) -> list[str]:
+    """Remove all but the ``keep`` newest runs, never the production run nor a live ``running`` one.
+
+    Parameters
+    ----------
+    runs_dir : str or Path
+    keep : int
+        How many of the newest runs to keep (>= 0).
+    dry_run : bool
+        Only say which runs would be removed.
+
+    Returns
+    -------
+    list of str
+        Removed (or, with ``dry_run``, removable) run ids.
+
+    Raises
+    ------
+    RunError
+        ``keep`` < 0, or a manifest cannot be read.
+    """
+    if keep < 0:
+        raise RunError(f"--keep must be >= 0, got {keep}")
+    t = table(runs_dir)
+    candidates = t.slice(keep).filter(~pl.col("production") & (pl.col("status") != "running"))
+    removed = candidates["run_id"].to_list()
+    if not dry_run:
+        for run_id in removed:
+            shutil.rmtree(Path(runs_dir) / run_id)
+    return removed

@@ -1,0 +1,63 @@
+"""The metric gate on hand-made comparisons: floors, paired champion/challenger, baselines, fail closed, @k."""
+
+from recsys_lab.config import GateConfig
+from recsys_lab.evaluation.gate import NO_PRODUCTION, GateResult, check_gate
+
+
+def _diff(delta, lo, hi, prod=0.2, n=800):
+    return {"delta": delta, "ci_low": lo, "ci_high": hi, "significant": lo > 0 or hi < 0, "relative": delta / prod,
+            "n_users": n, "production": prod, "value": prod + delta}
+
+
+BASE = {"ndcg@10": 0.2, "recall@10": 0.1, "vs.popularity.ndcg@10": 0.05, "vs.popularity.ndcg@10.ci_low": 0.03,
+        "vs.popularity.ndcg@10.ci_high": 0.07}
+
+
+def test_floor_failure_names_metric_value_and_bound():
+    g = check_gate(BASE, GateConfig(min={"ndcg@10": 0.5}, max_regression={}, not_worse_than=()))
+    assert not g.passed and g.reason == "ndcg@10 = 0.2000 < floor 0.5"
+    g = check_gate({}, GateConfig(min={"auc": 0.5}, max_regression={}, not_worse_than=()))
+    assert not g.passed and "auc missing" in g.reason and g.table().height == 1
+
+
+def test_noise_does_not_fail_the_regression_check():
+    """-15 % but not significant (the interval straddles 0): identical retrains no longer flip the gate."""
+    cfg = GateConfig(min={}, max_regression={"ndcg@k": 0.10}, not_worse_than=())
+    g = check_gate(BASE, cfg, production={"ndcg@10": _diff(-0.03, -0.06, 0.001)}, production_error=None)
+    assert g.passed and "no significant difference; within max regression 10%" in g.checks[0]["message"]
+    g = check_gate(BASE, cfg, production={"ndcg@10": _diff(-0.03, -0.05, -0.01)}, production_error=None)
+    assert not g.passed and "production significantly better; exceeds max regression 10%" in g.reason
+    # significantly worse but within tolerance: passes
+    g = check_gate(BASE, cfg, production={"ndcg@10": _diff(-0.01, -0.015, -0.005)}, production_error=None)
+    assert g.passed
+
+
+def test_no_production_is_said_and_unreadable_production_fails_closed():
+    cfg = GateConfig(min={}, max_regression={"ndcg@k": 0.10}, not_worse_than=())
+    g = check_gate(BASE, cfg)  # default: no production run
+    assert g.passed and g.checks[0]["message"] == "ndcg@10: skipped: no production run"
+    assert check_gate(BASE, cfg, production_error=NO_PRODUCTION).passed
+    g = check_gate(BASE, cfg, production_error="cannot read /runs/x/metrics.json (FileNotFoundError)")
+    assert not g.passed and "/runs/x/metrics.json" in g.reason
+    g = check_gate(BASE, cfg, production={}, production_error=None)  # comparison missing: fail closed
+    assert not g.passed and "no paired comparison" in g.reason
+
+
+def test_model_significantly_worse_than_popularity_fails():
+    cfg = GateConfig(min={}, max_regression={})
+    assert check_gate(BASE, cfg).passed
+    worse = {**BASE, "vs.popularity.ndcg@10": -0.01, "vs.popularity.ndcg@10.ci_low": -0.02,
+             "vs.popularity.ndcg@10.ci_high": -0.001}
+    g = check_gate(worse, cfg)
+    assert not g.passed and "vs baseline popularity" in g.reason and "significantly worse" in g.reason
+    g = check_gate({"ndcg@10": 0.2}, cfg)  # the baseline did not run: fail closed, say how to fix
+    assert not g.passed and "baseline popularity was not evaluated" in g.reason
+
+
+def test_metric_names_follow_eval_k():
+    m = {"ndcg@20": 0.3, "ann.recall@20": 0.99, "vs.popularity.ndcg@20": 0.1, "vs.popularity.ndcg@20.ci_low": 0.05,
+         "vs.popularity.ndcg@20.ci_high": 0.15}
+    g = check_gate(m, GateConfig(), k=20)
+    assert g.passed, g.reason
+    assert {c["metric"] for c in g.checks} == {"ndcg@20", "ann.recall@20", "recall@20"}
+    assert GateResult.from_dict(g.to_dict()) == g

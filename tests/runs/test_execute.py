@@ -1,0 +1,316 @@
+"""The run layer around a notebook, on tiny synthetic notebooks (fast): the in-process engine's outputs, file
+modes, stop signals, time budgets, a full disk, config-file errors. The real retrain notebook is exercised by
+test_retrain.py and test_lifecycle.py."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from recsys_lab.cli import main as cli_module
+from recsys_lab._fs import atomic_write_json
+from recsys_lab.config import Config
+from recsys_lab.runs.execute import execute
+from recsys_lab.store.folder import RunFolder
+
+from ..conftest import cli
+
+# every gate check off, so a run that succeeds is promotable
+NO_GATE = {"gate": {"min": {}, "max_regression": {}, "not_worse_than": []}}
+# the notebook decides the gate (the parent never recomputes it): a cell that records a passed gate
+GATE_PASSED = ("import json, pathlib\n"
+               "pathlib.Path(run_dir, 'gate.json').write_text(json.dumps({'passed': True, 'checks': []}))")
+
+
+def make_notebook(path: Path, *cells: str) -> Path:
+    """A thin notebook: the parameters cell ``execute`` injects into, then ``cells``."""
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    params = nbformat.v4.new_code_cell("config = {}\nrun_dir = None\nproduction = None")
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [nbformat.v4.new_markdown_cell("# test"), params, *map(nbformat.v4.new_code_cell, cells)]
+    nbformat.write(nb, path)
+    return path
+
+
+@pytest.fixture()
+def umask022():
+    old = os.umask(0o022)
+    yield
+    os.umask(old)
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_inprocess_engine_records_outputs_like_a_kernel(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    nb = make_notebook(tmp_path / "t.ipynb",
+                       "import sys\nprint('to stdout')\nprint('to stderr', file=sys.stderr)",
+                       "import polars as pl\npl.DataFrame({'a': [1, 2]})",
+                       "import matplotlib.pyplot as plt\nfig, ax = plt.subplots()\nax.plot([1, 2]);",
+                       "x = 41\nx + 1")
+    result = execute(Config.from_dict(NO_GATE), runs_dir="runs", notebook=nb)
+    assert result.status == "succeeded", result.reason
+    cells = [c for c in nbformat.read(RunFolder(result.run_dir).notebook, as_version=4).cells if c.cell_type == "code"]
+    outs = [[(o.output_type, o.get("name") or sorted(o.get("data", {}))) for o in c.outputs] for c in cells]
+    assert outs[2] == [("stream", "stdout"), ("stream", "stderr")]
+    assert outs[3] == [("execute_result", ["text/html", "text/plain"])]
+    assert outs[4] == [("display_data", ["image/png", "text/plain"])]  # inline figure; ';' hides the return value
+    assert cells[5].outputs[0].data["text/plain"] == "42" and cells[5].execution_count == cells[4].execution_count + 1
+    assert result.manifest["engine"] == "inprocess"
+    from papermill.iorw import papermill_io
+
+    from recsys_lab.runs.engine import AtomicLocalHandler
+    assert isinstance(papermill_io.get_handler(str(RunFolder(result.run_dir).notebook)), AtomicLocalHandler)
+    assert {"compile", "overhead", "report", "total"} <= set(result.manifest["timings"])
+
+
+def test_the_notebook_is_saved_once_per_cell_and_completed_cells_keep_their_state(tmp_path, monkeypatch):
+    """papermill saves at each cell's start and end; the engine skips the end's save (the next start saves
+    microseconds later): one save per code cell plus papermill's own at start and end (3), every state complete."""
+    from recsys_lab.runs import engine as _engine
+
+    monkeypatch.chdir(tmp_path)
+    saved: list[dict] = []
+    real = _engine.atomic_write_text
+
+    def counting(path, text):
+        if str(path).endswith("retrain.ipynb"):
+            saved.append(json.loads(text))
+        return real(path, text)
+
+    monkeypatch.setattr(_engine, "atomic_write_text", counting)
+    nb = make_notebook(tmp_path / "t.ipynb", "x = 1", "y = x + 1", "print(y)")
+    result = execute(Config.from_dict(NO_GATE), runs_dir="runs", notebook=nb)
+    assert result.status == "succeeded", result.reason
+    n_code = 5  # parameters, injected parameters, three cells
+    assert len(saved) <= n_code + 3, len(saved)  # 13: twice per cell without the skip
+    # the save at a cell's start holds the previous cell complete, with its outputs and duration
+    code = [i for i, c in enumerate(saved[-1]["cells"]) if c["cell_type"] == "code"]
+    (at_last_start,) = [nb["cells"] for nb in saved
+                        if nb["cells"][code[-1]]["metadata"]["papermill"]["status"] == "running"]
+    assert at_last_start[code[-2]]["metadata"]["papermill"]["status"] == "completed"
+    assert at_last_start[code[-2]]["metadata"]["papermill"]["duration"] is not None
+    final = saved[-1]["cells"]
+    assert all(final[i]["metadata"]["papermill"]["status"] == "completed" for i in code)
+    assert "".join(final[code[-1]]["outputs"][0]["text"]) == "2\n"
+
+
+def test_failing_cell_is_recorded_with_its_error(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    nb = make_notebook(tmp_path / "t.ipynb", "1 / 0", "print('never')")
+    result = execute(Config.from_dict(NO_GATE), runs_dir="runs", notebook=nb, promote_if_passed=True)
+    assert result.status == "failed" and result.reason.startswith("cell 3 (ZeroDivisionError): division by zero")
+    cells = nbformat.read(RunFolder(result.run_dir).notebook, as_version=4).cells
+    assert cells[-2].outputs[-1].output_type == "error" and not cells[-1].outputs
+    assert result.manifest["promotion"] == {"requested": True, "done": False,
+                                            "reason": f"the run failed: {result.reason}"}
+
+
+def test_files_honour_the_umask(tmp_path, monkeypatch, umask022):
+    monkeypatch.chdir(tmp_path)
+    nb = make_notebook(tmp_path / "t.ipynb", "print('ok')", GATE_PASSED)
+    result = execute(Config.from_dict(NO_GATE), runs_dir="runs", notebook=nb, promote_if_passed=True)
+    assert result.promoted and result.manifest["promotion"] == {"requested": True, "done": True, "reason": None}
+    folder = RunFolder(result.run_dir)
+    atomic_write_json(folder.metrics, {"ndcg@10": 0.1})  # as pipeline.Retrain.save writes it
+    for path in (folder.report, folder.metrics, folder.run_json, folder.notebook, tmp_path / "runs" / "PRODUCTION"):
+        assert _mode(path) == 0o644, path
+    os.umask(0o077)
+    atomic_write_json(folder.metrics, {"ndcg@10": 0.2})
+    assert _mode(folder.metrics) == 0o600
+
+
+@pytest.mark.slow  # waits on a running CLI retrain
+def test_budget_stop_prints_one_line_and_keeps_a_valid_notebook(tmp_path):
+    nb = make_notebook(tmp_path / "t.ipynb", "print('started', flush=True)", "import time\ntime.sleep(60)")
+    proc = cli("retrain", "--notebook", nb, "--max-minutes", "0.05", "--promote", cwd=tmp_path, timeout=120)
+    assert proc.returncode == 4, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    # one line; it names the sleeping cell unless a loaded machine spent the whole budget before the first cell
+    assert len(lines) == 1 and "TIMED_OUT: " in lines[0], lines
+    assert "(TimeoutError): exceeded the time budget of 0.05 min" in lines[0]
+    (run,) = [p for p in (tmp_path / "runs").iterdir() if p.is_dir()]
+    manifest = json.loads((run / "run.json").read_text())
+    assert manifest["status"] == "timed_out" and manifest["ended_at"]
+    assert manifest["promotion"]["requested"] and not manifest["promotion"]["done"]
+    nbformat.validate(nbformat.read(run / "retrain.ipynb", as_version=4))
+    assert (run / "report.html").is_file()
+
+
+def _wait_for_running_cell(runs: Path, source: str, timeout: float = 60) -> list[Path]:
+    """The executed notebook once the cell containing ``source`` is running (saves are atomic: always valid)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for path in runs.glob("*/retrain.ipynb") if runs.is_dir() else []:
+            cells = json.loads(path.read_text())["cells"]
+            if any(c["metadata"].get("papermill", {}).get("status") == "running" and source in "".join(c["source"])
+                   for c in cells):
+                return [path]
+        time.sleep(0.05)
+    raise AssertionError(f"no cell with {source!r} started running")
+
+
+@pytest.mark.slow  # waits on a running CLI retrain
+def test_sigterm_during_a_retrain_records_failed_with_the_signal(tmp_path):
+    nb = make_notebook(tmp_path / "t.ipynb", "import time\ntime.sleep(60)")
+    proc = subprocess.Popen([sys.executable, "-m", "recsys_lab.cli.main", "retrain", "--notebook", str(nb), "--promote"],
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    nb_out = _wait_for_running_cell(tmp_path / "runs", "time.sleep")
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == cli_module.EXIT_TERMINATED == 143, err
+    assert len(err.strip().splitlines()) == 1 and "SIGTERM" in err
+    manifest = json.loads((nb_out[0].parent / "run.json").read_text())
+    assert manifest["status"] == "failed" and manifest["ended_at"]
+    assert "stopped by SIGTERM" in manifest["reason"] and manifest["reason"].startswith("cell 3 (SIGTERM)")
+    assert manifest["promotion"]["requested"] is True and manifest["promotion"]["done"] is False
+    assert not (tmp_path / "runs" / "PRODUCTION").exists()
+    nbformat.validate(nbformat.read(nb_out[0], as_version=4))
+
+
+@pytest.mark.slow  # starts a real Jupyter kernel
+def test_sigterm_with_the_kernel_engine_stops_the_child_and_records_the_signal(tmp_path):
+    nb = make_notebook(tmp_path / "t.ipynb", "import time\ntime.sleep(120)")
+    proc = subprocess.Popen([sys.executable, "-m", "recsys_lab.cli.main", "retrain", "--notebook", str(nb), "--engine",
+                             "kernel"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    nb_out = _wait_for_running_cell(tmp_path / "runs", "time.sleep", timeout=120)
+    run_dir = nb_out[0].parent
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert len(err.strip().splitlines()) == 1 and "FAILED: cell " in err and "(SIGTERM)" in err, err
+    manifest = json.loads((run_dir / "run.json").read_text())
+    assert manifest["status"] == "failed" and manifest["engine"] == "kernel" and manifest["ended_at"]
+    nbformat.validate(nbformat.read(nb_out[0], as_version=4))
+    # the executor child (and with it its kernel) is gone: nothing still runs this notebook
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and _processes_mentioning(str(run_dir)):
+        time.sleep(0.2)
+    assert not _processes_mentioning(str(run_dir))
+
+
+def _processes_mentioning(text: str) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and text in (entry / "cmdline").read_bytes().decode(errors="replace"):
+                pids.append(int(entry.name))
+        except OSError:
+            continue
+    return pids
+
+
+@pytest.mark.slow  # waits on a running CLI retrain
+def test_watchdog_ends_a_run_stuck_in_native_code(tmp_path):
+    """A main thread that never returns to Python cannot run the signal handler: the watchdog records the run
+    and ends the process after the grace period. (Simulated by a handler that does nothing.)"""
+    script = textwrap.dedent(f"""
+        import json, os, signal, time
+        from pathlib import Path
+        from recsys_lab.runs import execute as execution
+        out = Path({str(tmp_path)!r}) / "stuck.json"
+        signals = execution._StopSignals(None, lambda stop: out.write_text(json.dumps([stop.ename, stop.status])),
+                                         grace=0.5)
+        signals._handler = lambda signum, frame: None
+        with signals:
+            for sig in signals.SIGNALS:
+                signal.signal(sig, signals._handler)
+            signals.arm()
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(30)
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 143, proc.stderr
+    assert json.loads((tmp_path / "stuck.json").read_text()) == ["SIGTERM", "failed"]
+
+
+def test_disk_full_late_in_a_run_is_one_line_and_leaves_a_valid_notebook(tmp_path, monkeypatch, capsys):
+    """The disk fills up after the third cell: every later write fails (notebook saves, report, manifest)."""
+    real_replace = os.replace
+
+    def replace(src, dst):
+        if os.environ.get("RECSYS_LAB_TEST_DISK_FULL"):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(dst))
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    monkeypatch.delenv("RECSYS_LAB_TEST_DISK_FULL", raising=False)
+    monkeypatch.chdir(tmp_path)
+    nb = make_notebook(tmp_path / "t.ipynb", "import os\nos.environ['RECSYS_LAB_TEST_DISK_FULL'] = '1'",
+                       "print('late')")
+    try:
+        code = cli_module.main(["retrain", "--notebook", str(nb)])
+    finally:
+        os.environ.pop("RECSYS_LAB_TEST_DISK_FULL", None)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1
+    assert len(err) == 1 and "No space left on device" in err[0] and "Traceback" not in err[0], err
+    (run,) = [p for p in (tmp_path / "runs").iterdir() if p.is_dir()]
+    if (run / "retrain.ipynb").exists():
+        nbformat.validate(nbformat.read(run / "retrain.ipynb", as_version=4))
+    assert not [p for p in run.iterdir() if p.name.endswith(".tmp")]
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda d: d, "is a directory"),
+    (lambda d: d / "missing.toml", "does not exist"),
+    (lambda d: (d / "latin1.toml").write_bytes("[data]\npath = 'caf\xe9'\n".encode("latin-1")) and d / "latin1.toml",
+     "is not UTF-8"),
+    (lambda d: (d / "bad.toml").write_text("[model\nepochs = 3\n") and d / "bad.toml", "is not valid TOML"),
+])
+def test_config_file_errors_are_one_line_with_exit_2(tmp_path, make, message):
+    path = make(tmp_path)
+    for command in ("retrain", "config"):
+        proc = cli(command, "-c", path, cwd=tmp_path, timeout=120)
+        assert proc.returncode == 2, proc.stderr
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: config file ") and message in lines[0], lines
+        assert str(path) in lines[0]
+
+
+def test_init_creates_a_project_folder_that_retrain_and_lab_use(tmp_path):
+    from recsys_lab.runs.project import NOTEBOOKS, default_notebook, notebooks_dir
+
+    proc = cli("init", "demo", cwd=tmp_path, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    demo = tmp_path / "demo"
+    for name in NOTEBOOKS:
+        assert (demo / "notebooks" / name).read_bytes() == (notebooks_dir() / name).read_bytes()
+    assert (demo / "runs").is_dir() and (demo / "warehouse").is_dir()
+    assert Config.from_dict(__import__("tomllib").loads((demo / "config.toml").read_text())) == Config()
+    assert default_notebook(demo) == demo / "notebooks" / "retrain.ipynb"  # the project's own notebook runs
+    assert default_notebook(tmp_path) == notebooks_dir() / "retrain.ipynb"
+    lab = cli("lab", "--dry-run", cwd=demo, timeout=120)
+    assert lab.returncode == 0 and f"--notebook-dir={demo / 'notebooks'}" in lab.stdout
+    # a second init keeps what the user changed, unless --force
+    (demo / "config.toml").write_text("[model]\nepochs = 3\n")
+    assert cli("init", "demo", cwd=tmp_path, timeout=120).returncode == 0
+    assert (demo / "config.toml").read_text() == "[model]\nepochs = 3\n"
+    assert cli("init", "demo", "--force", cwd=tmp_path, timeout=120).returncode == 0
+    assert "[gate.min]" in (demo / "config.toml").read_text()
+    (tmp_path / "file").write_text("")
+    bad = cli("init", "file", cwd=tmp_path, timeout=120)
+    assert bad.returncode == 2 and "exists and is not a folder" in bad.stderr
+
+
+def test_a_run_that_recorded_no_gate_is_never_promoted(tmp_path, monkeypatch):
+    """The parent never recomputes the notebook's gate: without gate.json the gate fails closed, naming it."""
+    monkeypatch.chdir(tmp_path)
+    nb = make_notebook(tmp_path / "t.ipynb", "print('ok')")
+    result = execute(Config.from_dict(NO_GATE), runs_dir="runs", notebook=nb, promote_if_passed=True)
+    assert result.status == "succeeded" and not result.promoted and not result.gate.passed
+    assert "gate.json missing" in result.gate.reason
