@@ -16,6 +16,9 @@ Example TOML::
 from __future__ import annotations
 
 import dataclasses
+import functools
+import math
+import numbers
 import sys
 import types
 import typing
@@ -34,9 +37,24 @@ from recsys_lab.errors import ConfigError
 
 __all__ = [
     "DataConfig", "FeatureConfig", "SplitConfig", "ModelConfig", "AnnConfig", "EvalConfig", "ValidateConfig",
-    "GateConfig", "RunConfig", "Config", "CHECK_NAMES", "SPLIT_METHODS", "BASELINES", "ALS_GRID",
-    "load_config", "parse_value",
+    "GateConfig", "RunConfig", "Config", "CHECK_NAMES", "SOURCES", "SOURCE_MOVIELENS", "SOURCE_FILES",
+    "WEIGHT_TRANSFORMS", "SPLIT_METHODS", "BASELINES", "ALS_GRID", "load_config", "parse_value",
 ]
+
+SOURCE_MOVIELENS = "movielens-100k"
+"""``data.source`` of the MovieLens 100k preset (:mod:`recsys_lab.data.movielens`)."""
+SOURCE_FILES = "files"
+"""``data.source`` of any interaction log in CSV or Parquet (:mod:`recsys_lab.data.files`)."""
+SOURCES = (SOURCE_MOVIELENS, SOURCE_FILES)
+"""The values of ``data.source``."""
+
+WEIGHT_TRANSFORMS = ("none", "log1p")
+"""The values of ``data.weight_transform`` (each implemented once in :mod:`recsys_lab.data.weights`)."""
+
+CHECK_NAMES = ("null_keys", "duplicates", "weight_range", "future_ts", "old_ts", "unknown_users", "unknown_items",
+               "user_table_keys", "item_table_keys", "empty")
+"""Names of the data guardrails, in the order they run (:data:`recsys_lab.data.guardrails.CHECKS` derives from it)."""
+
 
 def _check(cond: bool, parameter: str, message: str) -> None:
     if not cond:
@@ -82,7 +100,7 @@ class DataConfig:
         Warehouse directory (default ``"warehouse"``, relative to the working directory).
     """
 
-    source: str = "movielens-100k"
+    source: str = SOURCE_MOVIELENS
     path: str | None = None
     interactions: str | None = None
     users: str | None = None
@@ -99,24 +117,26 @@ class DataConfig:
     warehouse: str = "warehouse"
 
     def __post_init__(self) -> None:
+        _check_fields(self)
         object.__setattr__(self, "weight_range", tuple(float(v) for v in self.weight_range))
-        _check(self.source in ("movielens-100k", "files"), "data.source",
-               f"unknown source {self.source!r}; expected 'movielens-100k' or 'files'")
-        if self.source == "files":
+        _check(self.source in SOURCES, "data.source",
+               f"unknown source {self.source!r}; expected {' or '.join(map(repr, SOURCES))}")
+        if self.source == SOURCE_FILES:
             _check(bool(self.interactions), "data.interactions", "source 'files' needs an interactions file")
         _check(self.time_unit in ("s", "ms"), "data.time_unit", f"expected 's' or 'ms', got {self.time_unit!r}")
-        _check(self.weight_transform in ("none", "log1p"), "data.weight_transform",
-               f"expected 'none' or 'log1p', got {self.weight_transform!r}")
+        _check(self.weight_transform in WEIGHT_TRANSFORMS, "data.weight_transform",
+               f"expected {' or '.join(map(repr, WEIGHT_TRANSFORMS))}, got {self.weight_transform!r}")
         _check(len(self.weight_range) in (0, 2) and (not self.weight_range or
                                                      self.weight_range[0] <= self.weight_range[1]),
                "data.weight_range", f"expected [] or [min, max], got {list(self.weight_range)}")
 
     @property
     def threshold(self) -> float:
-        """The positive threshold in force: ``positive_threshold``, else 4.0 (MovieLens) or 0.0 (files)."""
+        """Compatibility alias of :func:`recsys_lab.data.weights.positive_threshold`, the owner of the rule (config
+        sits below ``data`` and cannot import it); to be removed once pipeline and serving call it."""
         if self.positive_threshold is not None:
             return float(self.positive_threshold)
-        return 4.0 if self.source == "movielens-100k" else 0.0
+        return 4.0 if self.source == SOURCE_MOVIELENS else 0.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -150,6 +170,7 @@ class FeatureConfig:
     window_category: str | None = None
 
     def __post_init__(self) -> None:
+        _check_fields(self)
         object.__setattr__(self, "user", tuple(self.user))
         if self.item is not None:
             object.__setattr__(self, "item", tuple(self.item))
@@ -212,6 +233,7 @@ class SplitConfig:
     seed: int = 42
 
     def __post_init__(self) -> None:
+        _check_fields(self)
         _check(self.method in SPLIT_METHODS, "split.method", f"expected one of {SPLIT_METHODS}, got {self.method!r}")
         _check(0.0 < self.test_fraction < 1.0, "split.test_fraction", f"must be in (0, 1), got {self.test_fraction}")
         _check(0.0 <= self.validation_fraction < 1.0, "split.validation_fraction",
@@ -273,6 +295,7 @@ class ModelConfig:
     sample_weight: str = "none"
 
     def __post_init__(self) -> None:
+        _check_fields(self)
         _check(self.validation_users >= 0, "model.validation_users", f"must be >= 0, got {self.validation_users}")
         _check(self.sample_weight in ("none", "weight"), "model.sample_weight",
                f"expected 'none' or 'weight', got {self.sample_weight!r}")
@@ -330,6 +353,7 @@ class AnnConfig:
     recall_users: int = 2_000
 
     def __post_init__(self) -> None:
+        _check_fields(self)
         methods = ("auto", "exact", "norm_range", "inner_product", "euclidean_augmented")
         _check(self.method in methods, "ann.method", f"expected one of {methods}, got {self.method!r}")
         _check(self.auto_min_items >= 0, "ann.auto_min_items", f"must be >= 0, got {self.auto_min_items}")
@@ -426,6 +450,7 @@ class EvalConfig:
     horizon_days: int = 7
 
     def __post_init__(self) -> None:
+        _check_fields(self)
         object.__setattr__(self, "baselines", tuple(self.baselines))
         object.__setattr__(self, "user_groups", tuple(self.user_groups))
         if self.probe_user is not None:
@@ -441,18 +466,14 @@ class EvalConfig:
             grid = tuple((int(f), float(r), float(a)) for f, r, a in self.als_grid)
         except (TypeError, ValueError):
             grid = ()
-        _check(len(grid) > 0 and all(f >= 1 and r >= 0 and a >= 0 for f, r, a in grid), "eval.als_grid",
+        _check(len(grid) > 0 and all(f >= 1 and 0 <= r < math.inf and 0 <= a < math.inf for f, r, a in grid),
+               "eval.als_grid",
                f"expected a non-empty list of [factors >= 1, regularization >= 0, alpha >= 0], got {self.als_grid!r}")
         object.__setattr__(self, "als_grid", grid)
         _check(self.embedding_max_items >= 0, "eval.embedding_max_items",
                f"must be >= 0, got {self.embedding_max_items}")
         _check(self.cold_max_users >= 0, "eval.cold_max_users", f"must be >= 0, got {self.cold_max_users}")
         _check(self.ease_max_items >= 0, "eval.ease_max_items", f"must be >= 0, got {self.ease_max_items}")
-
-
-CHECK_NAMES = ("null_keys", "duplicates", "weight_range", "future_ts", "old_ts", "unknown_users", "unknown_items",
-               "user_table_keys", "item_table_keys", "empty")
-"""Names of the data guardrails (:data:`recsys_lab.data.guardrails.CHECKS`)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -476,6 +497,7 @@ class ValidateConfig:
     max_future_days: int = 1
 
     def __post_init__(self) -> None:
+        _check_fields(self)
         object.__setattr__(self, "warn", tuple(self.warn))
         for name in self.warn:
             _check(name in CHECK_NAMES, "validate.warn", f"unknown check {name!r}; expected one of {CHECK_NAMES}")
@@ -520,11 +542,12 @@ class GateConfig:
     not_worse_than: tuple[str, ...] = ("popularity",)
 
     def __post_init__(self) -> None:
+        _check_fields(self)
         object.__setattr__(self, "not_worse_than", tuple(self.not_worse_than))
         for name in ("min", "max", "max_regression"):
             for metric, bound in getattr(self, name).items():
-                _check(isinstance(bound, (int, float)) and not isinstance(bound, bool), f"gate.{name}.{metric}",
-                       f"expected a number, got {bound!r}")
+                _check(_is_number(bound), f"gate.{name}.{metric}", f"expected a number, got {bound!r}")
+                _check(math.isfinite(bound), f"gate.{name}.{metric}", f"expected a finite number, got {bound!r}")
         for metric, bound in self.max_regression.items():
             _check(0 <= bound, f"gate.max_regression.{metric}", f"must be >= 0, got {bound}")
         for name in self.not_worse_than:
@@ -563,6 +586,7 @@ class RunConfig:
     max_minutes: float = 0.0
 
     def __post_init__(self) -> None:
+        _check_fields(self)
         _check(self.max_minutes >= 0, "run.max_minutes", f"must be >= 0, got {self.max_minutes}")
 
 
@@ -579,6 +603,11 @@ class Config:
     validate: ValidateConfig = field(default_factory=ValidateConfig)
     gate: GateConfig = field(default_factory=GateConfig)
     run: RunConfig = field(default_factory=RunConfig)
+
+    def __post_init__(self) -> None:
+        for name, sec_cls in _section_types().items():
+            value = getattr(self, name)
+            _check(isinstance(value, sec_cls), name, f"expected a {sec_cls.__name__}, got {value!r}")
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         """Nested dict of plain literals (lists, not tuples), as papermill and TOML want.
@@ -623,14 +652,12 @@ class Config:
             if not isinstance(values, dict):
                 raise ConfigError(f"expected a table of settings, got {type(values).__name__}", parameter=name)
             sec_cls = _section_types()[name]
-            hints = typing.get_type_hints(sec_cls)
             known = {f.name for f in dataclasses.fields(sec_cls)}
-            for key, value in values.items():
+            for key in values:
                 if key not in known:
                     raise ConfigError(f"unknown parameter; expected one of {sorted(known)}",
                                       parameter=f"{name}.{key}")
-                _check_type(f"{name}.{key}", value, hints[key])
-            kwargs[name] = sec_cls(**values)
+            kwargs[name] = sec_cls(**values)  # each section checks its types and ranges in __post_init__
         return cls(**kwargs)
 
     def replace(self, overrides: dict[str, Any]) -> "Config":
@@ -682,6 +709,28 @@ def _section_types() -> dict[str, type]:
             "ann": AnnConfig, "eval": EvalConfig, "validate": ValidateConfig, "gate": GateConfig, "run": RunConfig}
 
 
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _check_fields(section: Any) -> None:
+    """Check the type of every field of a config section against its annotation (before any normalisation), so a
+    section built directly is held to the same rules as one read by :meth:`Config.from_dict`."""
+    name = {c: n for n, c in _section_types().items()}[type(section)]
+    hints = _hints(type(section))
+    for f in dataclasses.fields(section):
+        _check_type(f"{name}.{f.name}", getattr(section, f.name), hints[f.name])
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, numbers.Real) and not isinstance(v, bool)
+
+
 def _check_type(parameter: str, value: Any, hint: Any) -> None:
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
@@ -698,12 +747,10 @@ def _check_type(parameter: str, value: Any, hint: Any) -> None:
         if typing.get_origin(item) is tuple:  # a list of rows, checked by the section's __post_init__
             ok, expected = isinstance(value, (list, tuple)), "a list of lists"
         elif item is int:
-            ok = isinstance(value, (list, tuple)) and all(isinstance(v, int) and not isinstance(v, bool)
-                                                          for v in value)
+            ok = isinstance(value, (list, tuple)) and all(_is_int(v) for v in value)
             expected = "a list of integers"
-        elif item is float:
-            ok = isinstance(value, (list, tuple)) and all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                                                          for v in value)
+        elif item is float:  # bounds may be infinite, never NaN
+            ok = isinstance(value, (list, tuple)) and all(_is_number(v) and v == v for v in value)
             expected = "a list of numbers"
         else:
             ok = isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)
@@ -711,9 +758,11 @@ def _check_type(parameter: str, value: Any, hint: Any) -> None:
     elif hint is bool:
         ok, expected = isinstance(value, bool), "true or false"
     elif hint is int:
-        ok, expected = isinstance(value, int) and not isinstance(value, bool), "an integer"
+        ok, expected = _is_int(value), "an integer"
     elif hint is float:
-        ok, expected = isinstance(value, (int, float)) and not isinstance(value, bool), "a number"
+        ok, expected = _is_number(value), "a number"
+        if ok and not math.isfinite(value):
+            ok, expected = False, "a finite number"
     else:
         ok, expected = isinstance(value, str), "a string"
     if not ok:

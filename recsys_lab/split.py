@@ -168,7 +168,7 @@ def _per_user_tail(df: pl.DataFrame, fraction: float, order: str) -> pl.Series:
 
 
 def make_split(interactions: pl.DataFrame, shape: tuple[int, int], config: SplitConfig | None = None, *,
-               positive_threshold: float = 4.0, seed: int = 42, windows: bool = False) -> Split:
+               positive_threshold: float, seed: int = 42, windows: bool = False) -> Split:
     """Split interactions with the configured protocol.
 
     Parameters
@@ -181,7 +181,8 @@ def make_split(interactions: pl.DataFrame, shape: tuple[int, int], config: Split
     config : SplitConfig, optional
         ``method``, ``test_fraction``, ``validation_fraction``, ``cold_users``.
     positive_threshold : float
-        Interactions whose weight is at least this are positives.
+        Interactions whose (transformed) weight is at least this are positives
+        (:func:`recsys_lab.data.weights.positive_threshold`).
     seed : int
         Seeds the random protocol and the cold-user sample.
     windows : bool
@@ -288,7 +289,7 @@ def make_split(interactions: pl.DataFrame, shape: tuple[int, int], config: Split
 
 
 def temporal_split(interactions: pl.DataFrame, shape: tuple[int, int], config: SplitConfig | None = None,
-                   *, positive_threshold: float = 4.0) -> Split:
+                   *, positive_threshold: float) -> Split:
     """The global time cut-off protocol (``make_split`` with ``method = "time_global"``).
 
     Parameters
@@ -300,7 +301,8 @@ def temporal_split(interactions: pl.DataFrame, shape: tuple[int, int], config: S
     config : SplitConfig, optional
         Fractions, ``cold_users`` and seed (its ``method`` is ignored; default ``SplitConfig()``).
     positive_threshold : float
-        Interactions with ``weight >= positive_threshold`` are positives (default 4.0, MovieLens ratings).
+        Interactions with ``weight >= positive_threshold`` are positives (the weights are transformed already;
+        :func:`recsys_lab.data.weights.positive_threshold`).
 
     Returns
     -------

@@ -10,7 +10,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from recsys_lab.data.sources import load_movielens_100k, resolve_source
+from recsys_lab.data.movielens import load_movielens_100k, resolve_source
 from recsys_lab.errors import DataError
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -55,3 +55,48 @@ def test_parse_value_reads_toml_literals_else_strings():
     assert parse_value("true") is True
     assert parse_value('["genre", "decade"]') == ["genre", "decade"]
     assert parse_value("/some/path") == "/some/path"
+
+
+# -- types and ranges are checked when a section is built directly, not only by from_dict ------------------------
+from recsys_lab.config import (AnnConfig, DataConfig, EvalConfig, FeatureConfig, GateConfig,  # noqa: E402
+                               ModelConfig, RunConfig, SplitConfig, ValidateConfig)
+
+
+@pytest.mark.parametrize("build, match", [
+    (lambda: ModelConfig(epochs=3.5), r"^model\.epochs: expected an integer, got 3\.5$"),
+    (lambda: ModelConfig(no_components=True), r"^model\.no_components: expected an integer, got True$"),
+    (lambda: ModelConfig(refit=1), r"^model\.refit: expected true or false, got 1$"),
+    (lambda: ModelConfig(loss=3), r"^model\.loss: expected a string, got 3$"),
+    (lambda: ModelConfig(learning_rate=float("nan")), r"^model\.learning_rate: expected a finite number, got nan$"),
+    (lambda: ModelConfig(item_alpha=float("inf")), r"^model\.item_alpha: expected a finite number, got inf$"),
+    (lambda: SplitConfig(test_fraction=float("nan")), r"^split\.test_fraction: expected a finite number"),
+    (lambda: SplitConfig(seed=4.0), r"^split\.seed: expected an integer"),
+    (lambda: DataConfig(positive_threshold=float("nan")), r"^data\.positive_threshold: expected a finite number"),
+    (lambda: DataConfig(weight_range=(float("nan"), 5)), r"^data\.weight_range: expected a list of numbers"),
+    (lambda: FeatureConfig(windows=(7.5,)), r"^features\.windows: expected a list of integers"),
+    (lambda: FeatureConfig(user="age"), r"^features\.user: expected a list of strings"),
+    (lambda: AnnConfig(epsilon=float("nan")), r"^ann\.epsilon: expected a finite number"),
+    (lambda: EvalConfig(k=10.0), r"^eval\.k: expected an integer"),
+    (lambda: EvalConfig(max_ci_width=float("inf")), r"^eval\.max_ci_width: expected a finite number"),
+    (lambda: EvalConfig(als_grid=[[64, float("nan"), 1.0]]), r"^eval\.als_grid: expected a non-empty list"),
+    (lambda: ValidateConfig(min_year=False), r"^validate\.min_year: expected an integer"),
+    (lambda: GateConfig(min={"ndcg@k": float("nan")}), r"^gate\.min\.ndcg@k: expected a finite number, got nan$"),
+    (lambda: GateConfig(max_regression={"ndcg@k": float("inf")}), r"^gate\.max_regression\.ndcg@k: expected a finite"),
+    (lambda: RunConfig(max_minutes=float("inf")), r"^run\.max_minutes: expected a finite number"),
+    (lambda: Config(model={"epochs": 3}), r"^model: expected a ModelConfig"),
+])
+def test_sections_built_directly_check_types_and_finite_numbers(build, match):
+    with pytest.raises(ConfigError, match=match):
+        build()
+
+
+def test_from_dict_messages_and_accepted_values_are_unchanged():
+    with pytest.raises(ConfigError, match=r"^model\.epochs: expected an integer, got 3\.5$"):
+        Config.from_dict({"model": {"epochs": 3.5}})
+    with pytest.raises(ConfigError, match=r"^gate\.min\.ndcg@k: expected a number, got 'high'$"):
+        Config.from_dict({"gate": {"min": {"ndcg@k": "high"}}})
+    cfg = Config.from_dict({"model": {"learning_rate": 1}, "data": {"weight_range": [0, float("inf")]},
+                            "features": {"windows": [7, 28]}, "eval": {"als_grid": [[32, 0.5, 1]]}})
+    assert cfg.model.learning_rate == 1 and cfg.data.weight_range == (0.0, float("inf"))
+    assert cfg.features.windows == (7, 28) and cfg.eval.als_grid == ((32, 0.5, 1.0),)
+    assert Config.from_dict(cfg.to_dict()) == cfg

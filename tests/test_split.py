@@ -43,7 +43,7 @@ def test_degenerate_timestamps_are_rejected(tiny_tables):
     inter, users, items = tiny_tables
     ds = build_dataset(inter.with_columns(pl.col("ts").min().alias("ts")), users, items)
     with pytest.raises(DataError, match="at least 2 distinct timestamps"):
-        temporal_split(ds.interactions, ds.shape)
+        temporal_split(ds.interactions, ds.shape, positive_threshold=4)
 
 
 # -- protocols -----------------------------------------------------------------------------------------------

@@ -87,7 +87,7 @@ def drift_table(metrics: dict[str, float]) -> pl.DataFrame:
     pl.DataFrame
         ``measure, value, band`` (band empty for shares and churn); empty when there was no reference.
     """
-    from recsys_lab.data.guardrails import psi_band
+    from recsys_lab.data.drift import psi_band
 
     rows = [{"measure": k[len("drift."):], "value": float(v),
              "band": psi_band(v) if k.startswith("drift.psi.") else ""}

@@ -1,15 +1,15 @@
-"""Data guardrails (each check), drift (PSI), and a retrain on corrupted real data failing before training."""
+"""Data guardrails (each check, named once in config.CHECK_NAMES) and a retrain on corrupted real data failing before
+training."""
 
 import json
 from datetime import datetime, timedelta, timezone
 
-import numpy as np
 import polars as pl
 import pytest
 
 from recsys_lab.config import ValidateConfig
 from recsys_lab.errors import DataValidationError
-from recsys_lab.data.guardrails import CHECKS, DataQualityWarning, drift, psi, psi_band, validate
+from recsys_lab.data.guardrails import CHECKS, DataQualityWarning, validate
 
 from ..conftest import cli, copy_movielens
 
@@ -81,26 +81,6 @@ def test_implicit_weights_use_the_transformed_threshold(tiny_tables):
     _run(plays, users, items, positive_threshold=0.5, weight_transform="log1p")
 
 
-def test_psi_known_values_and_bands():
-    assert psi(np.array([10, 20, 30]), np.array([1, 2, 3])) == pytest.approx(0.0)
-    # hand-computed: (0.5-0.25)ln(2) + (0.5-0.75)ln(2/3)
-    assert psi(np.array([1, 3]), np.array([1, 1])) == pytest.approx(0.25 * np.log(2) - 0.25 * np.log(2 / 3))
-    assert [psi_band(v) for v in (0.05, 0.2, 0.3)] == ["stable", "moderate", "major"]
-
-
-def test_drift_on_movielens_halves(ml100k):
-    inter = ml100k.interactions
-    cut = datetime(1998, 1, 1, tzinfo=timezone.utc)
-    ref = {"interactions": inter.filter(pl.col("ts") < cut), "users": ml100k.users, "items": ml100k.items}
-    new = {"interactions": inter.filter(pl.col("ts") >= cut), "users": ml100k.users, "items": ml100k.items}
-    d = drift(ref, new, user_columns=("occupation", "age"), item_columns=("genre",))
-    same = drift(ref, ref, user_columns=("occupation", "age"), item_columns=("genre",))
-    assert all(v == pytest.approx(0.0) for v in same.values())
-    assert d["drift.new_user_share"] > 0.3  # ML-100k users arrive over time
-    assert d["drift.psi.item_popularity"] > 0.1 and d["drift.psi.user_activity"] > 0
-    assert {"drift.psi.user.occupation", "drift.psi.user.age", "drift.psi.item.genre", "drift.catalog_churn"} <= set(d)
-
-
 @pytest.mark.slow  # a CLI retrain
 def test_retrain_on_corrupted_data_fails_before_training(ml100k_source, tmp_path):
     bad = copy_movielens(ml100k_source, tmp_path / "bad-ml")
@@ -139,14 +119,11 @@ def test_a_log_without_timestamps_skips_the_time_rules(tiny_tables):
     assert not report.failed
 
 
-def test_drift_between_integer_and_text_ids_does_not_crash(tiny_tables):
-    """Production trained on integer ids, the new log has text ids: drift still compares them."""
-    from recsys_lab.data.guardrails import drift
+def test_check_names_are_config_check_names_in_order(tiny_tables):
+    """One list of names (config.CHECK_NAMES); the checks derive from it, and every name runs."""
+    from recsys_lab.config import CHECK_NAMES
 
-    inter, users, items = tiny_tables
-    ref = {"interactions": inter, "users": users, "items": items}
-    new = {"interactions": inter.with_columns(pl.col("user_id").cast(pl.Utf8), pl.col("item_id").cast(pl.Utf8)),
-           "users": users.with_columns(pl.col("user_id").cast(pl.Utf8)),
-           "items": items.with_columns(pl.col("item_id").cast(pl.Utf8))}
-    out = drift(ref, new, user_columns=("gender",), item_columns=("genre",))
-    assert out["drift.new_user_share"] == 0.0 and out["drift.psi.item_popularity"] == pytest.approx(0.0)
+    assert tuple(CHECKS) == CHECK_NAMES
+    report = _run(*tiny_tables, weight_range=(1, 5), positive_threshold=4)
+    assert tuple(r["check"] for r in report.results) == CHECK_NAMES
+    assert ValidateConfig(warn=CHECK_NAMES).warn == CHECK_NAMES

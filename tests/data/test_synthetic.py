@@ -6,7 +6,7 @@ import pytest
 
 from recsys_lab.data import synthetic
 from recsys_lab.cli.main import main
-from recsys_lab.data.sources import load_files
+from recsys_lab.data.files import load_files
 from recsys_lab.errors import ConfigError
 
 

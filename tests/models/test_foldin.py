@@ -230,7 +230,8 @@ def test_cold_start_from_split_takes_a_polars_frame_and_a_split():
     rows += [(0, j, 5.0, t0 + timedelta(days=10, hours=j)) for j in (0, 3, 5, 9, 11, 13, 17)]  # cold user 0, late
     rows += [(1, 45, 5.0, t0 + timedelta(days=11))]
     frame = pl.DataFrame(rows, schema=["user_idx", "item_idx", "weight", "ts"], orient="row")
-    split = temporal_split(frame, (2, 60), SplitConfig(test_fraction=0.45, validation_fraction=0.0))
+    split = temporal_split(frame, (2, 60), SplitConfig(test_fraction=0.45, validation_fraction=0.0),
+                           positive_threshold=4.0)
     m, onboarding, recovery = F.cold_start_from_split(frame, split, np.ones((2, 5), np.float32), v,
                                                       positive_threshold=4.0, ns=(0, 5), k=5)
     assert m["cold.n_users@n5"] == 1 and onboarding.per_n[5]["n_targets"].tolist() == [2]
