@@ -21,7 +21,7 @@ def weight_range(cfg: DataConfig) -> tuple[float, ...]:
     Parameters
     ----------
     cfg : DataConfig
-        ``config.data``.
+        The ``[data]`` section (its ``source`` and ``weight_range``).
 
     Returns
     -------

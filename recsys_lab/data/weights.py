@@ -49,14 +49,14 @@ def transform(name: str, column: str = "weight") -> pl.Expr:
 
 
 def transform_sql(name: str, column: str = "weight") -> str:
-    """The weight transform as DuckDB SQL.
+    """The weight transform as DuckDB SQL (the same numbers as :func:`transform`).
 
     Parameters
     ----------
     name : str
-        ``data.weight_transform``: ``"none"`` or ``"log1p"``.
+        One of :data:`recsys_lab.config.WEIGHT_TRANSFORMS`.
     column : str
-        The raw weight column (default ``weight``).
+        Name of the logged weight's column (default ``weight``).
 
     Returns
     -------
