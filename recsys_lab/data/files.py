@@ -39,6 +39,18 @@ def _require(df: pl.DataFrame, path: str, columns: list[str]) -> None:
                                 "(set the column mapping in [data])", column=c)
 
 
+_NESTED = (pl.List, pl.Array, pl.Struct, pl.Object)
+
+
+def _require_flat(df: pl.DataFrame, path: str, columns: list[str]) -> None:
+    """Every named column holds scalars: nested Parquet columns (list, array, struct) are refused by name."""
+    for c in columns:
+        dtype = df.schema[c]
+        if isinstance(dtype, _NESTED) or dtype in _NESTED:
+            raise DataFileError(path, f"column has nested type {dtype}; expected one number, text or timestamp "
+                                "per row (flatten or unnest it first)", column=c)
+
+
 def _to_utc(df: pl.DataFrame, path: str, col: str, unit: str) -> pl.Expr:
     dtype = df.schema[col]
     if isinstance(dtype, pl.Datetime):
@@ -85,8 +97,9 @@ def load_files(cfg: DataConfig) -> Tables:
     Raises
     ------
     DataFileError
-        Missing file or column, unreadable file, unparsable timestamps, epoch numbers too large for
-        ``time_unit`` (the message suggests ``time_unit = "ms"``).
+        Missing file or column, unreadable file, a nested (list, array or struct) id, weight or time column,
+        unparsable timestamps, epoch numbers too large for ``time_unit`` (the message suggests
+        ``time_unit = "ms"``).
     """
     ipath = str(cfg.interactions)
     raw = _read_table(ipath, "interactions")
@@ -96,6 +109,7 @@ def load_files(cfg: DataConfig) -> Tables:
         time_col = None
     cols = [cfg.user_col, cfg.item_col] + ([time_col] if time_col else []) + ([cfg.weight_col] if cfg.weight_col else [])
     _require(raw, ipath, cols)
+    _require_flat(raw, ipath, cols)
     weight = pl.col(cfg.weight_col).cast(pl.Float64, strict=False) if cfg.weight_col else pl.lit(1.0)
     ts = (_to_utc(raw, ipath, time_col, cfg.time_unit) if time_col
           else pl.lit(None, dtype=pl.Datetime("us", "UTC")))
@@ -107,6 +121,7 @@ def load_files(cfg: DataConfig) -> Tables:
             return inter.select(pl.col(new_key).unique().drop_nulls().sort())
         df = _read_table(path, f"{new_key[:-3]}s")
         _require(df, str(path), [key])
+        _require_flat(df, str(path), [key])
         df = df.rename({key: new_key})
         if df.schema[new_key] != inter.schema[new_key]:
             df = df.with_columns(pl.col(new_key).cast(inter.schema[new_key], strict=False))

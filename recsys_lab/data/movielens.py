@@ -102,6 +102,11 @@ class _Files:
             raise DataFileError(self.describe(name), f"cannot read: {exc}") from exc
 
 
+_MAX_EPOCH_SECONDS = 10**11
+"""Epoch seconds above this are after the year 5000: the numbers are not seconds (the same bound as
+:mod:`recsys_lab.data.files` uses for ``time_unit = "s"``)."""
+
+
 def _parse(files: _Files, name: str, sep: str, columns: dict[str, pl.DataType]) -> pl.DataFrame:
     """Parse one separator-delimited file; name the file, line and column of the first bad value.
 
@@ -148,7 +153,13 @@ def _check_range(df: pl.DataFrame, path: str, column: str, lo: float, hi: float)
 def _load(files: _Files) -> Tables:
     inter = _parse(files, _DATA, "\t", {"user_id": pl.Int64, "item_id": pl.Int64, "weight": pl.Float64,
                                            "ts": pl.Int64})
-    # rating range, timestamps, nulls and unknown ids are checked by recsys_lab.data.guardrails (all at once)
+    # rating range, timestamps, nulls and unknown ids are checked by recsys_lab.data.guardrails (all at once);
+    # epoch numbers beyond what seconds can mean (milliseconds pasted in) overflow the conversion: refused here
+    too_large = inter.filter(pl.col("ts").abs() > _MAX_EPOCH_SECONDS)
+    if too_large.height:
+        raise DataFileError(files.describe(_DATA), f"{too_large.height} timestamp(s) too large for epoch seconds "
+                            f"(first {too_large['ts'][0]}: after the year 5000; milliseconds?); u.data holds "
+                            "seconds since 1970-01-01 UTC", line=int(too_large["_line"][0]), column="ts")
     interactions = inter.select("user_id", "item_id", "weight",
                                 pl.from_epoch("ts", time_unit="s").dt.replace_time_zone("UTC").alias("ts"))
 

@@ -49,3 +49,24 @@ def test_unknown_format_and_missing_file(tmp_path):
         load_files(_cfg(tmp_path / "log.json"))
     with pytest.raises(DataFileError, match="interactions file does not exist"):
         load_files(_cfg(tmp_path / "absent.csv"))
+
+
+@pytest.mark.parametrize("frame, overrides, column", [
+    ({"user_id": [1, 2], "item_id": [{"a": 1}, {"a": 2}]}, {}, "item_id"),
+    ({"user_id": [[1], [2]], "item_id": [1, 2]}, {}, "user_id"),
+    ({"user_id": [1, 2], "item_id": [1, 2], "plays": [[1.0], [2.0]]}, {"weight_col": "plays"}, "plays"),
+])
+def test_nested_parquet_columns_are_refused_by_name(tmp_path, frame, overrides, column):
+    """Struct/list columns in a Parquet log were loaded and crashed later with a traceback."""
+    path = tmp_path / "log.parquet"
+    pl.DataFrame(frame).write_parquet(path)
+    with pytest.raises(DataFileError, match=rf"log\.parquet, column '{column}': column has nested type"):
+        load_files(_cfg(path, **overrides))
+
+
+def test_nested_id_column_in_an_item_table_is_refused(tmp_path):
+    log_path, items = tmp_path / "log.parquet", tmp_path / "items.parquet"
+    pl.DataFrame({"user_id": [1, 2], "item_id": [1, 2]}).write_parquet(log_path)
+    pl.DataFrame({"item_id": [[1], [2]], "title": ["a", "b"]}).write_parquet(items)
+    with pytest.raises(DataFileError, match=r"items\.parquet, column 'item_id': column has nested type"):
+        load_files(_cfg(log_path, items=str(items)))

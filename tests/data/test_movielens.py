@@ -112,3 +112,13 @@ def test_download_checks_md5_and_is_atomic(ml_copy, tmp_path):
     got = download_movielens_100k(cache, url=src.as_uri(), md5=md5)
     assert got == cache / "ml-100k.zip" and [p.name for p in cache.iterdir()] == ["ml-100k.zip"]
     assert load_movielens_100k(got).interactions.height == N_INTERACTIONS
+
+
+def test_millisecond_timestamps_in_u_data_are_a_typed_error_naming_the_line(ml_copy):
+    """Epoch milliseconds pasted into u.data overflowed the conversion (an untyped OverflowError)."""
+    lines = (ml_copy / "u.data").read_text().splitlines()
+    lines[9] = "196\t242\t3\t881250949000"
+    (ml_copy / "u.data").write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataFileError, match=r"u\.data, line 10, column 'ts': 1 timestamp\(s\) too large for epoch "
+                                            r"seconds \(first 881250949000.*milliseconds\?"):
+        load_movielens_100k(ml_copy)
