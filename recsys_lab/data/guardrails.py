@@ -8,7 +8,6 @@ only warn is configurable (``[validate] warn``). The check names are :data:`recs
 from __future__ import annotations
 
 import logging
-import math
 import warnings
 from dataclasses import dataclass, field
 
@@ -32,11 +31,11 @@ _QUERIES = {
                    "WHERE user_id IS NOT NULL AND item_id IS NOT NULL{ts_not_null} "
                    "GROUP BY user_id, item_id, ts HAVING count(*) > 1"),
     "weight_range": ("interactions", "weights outside {range}",
-                     "SELECT * FROM interactions WHERE weight < {lo} OR weight > {hi} OR isnan(weight)"),
+                     "SELECT * FROM interactions WHERE weight < $lo OR weight > $hi OR isnan(weight)"),
     "future_ts": ("interactions", "timestamps more than {days} day(s) in the future",
-                  "SELECT * FROM interactions WHERE ts > now() + INTERVAL {days} DAY"),
+                  "SELECT * FROM interactions WHERE ts > now() + to_days(CAST($days AS INTEGER))"),
     "old_ts": ("interactions", "timestamps before {year}-01-01 (implausibly old)",
-               "SELECT * FROM interactions WHERE ts < make_timestamptz({year}, 1, 1, 0, 0, 0, 'UTC')"),
+               "SELECT * FROM interactions WHERE ts < make_timestamptz(CAST($year AS BIGINT), 1, 1, 0, 0, 0, 'UTC')"),
     "unknown_users": ("interactions", "interactions whose user_id is not in the users table",
                       "SELECT i.* FROM interactions i ANTI JOIN users u ON i.user_id = u.user_id "
                       "WHERE i.user_id IS NOT NULL"),
@@ -156,11 +155,13 @@ def validate(interactions: pl.DataFrame, users: pl.DataFrame, items: pl.DataFram
     """
     config = config or ValidateConfig()
     lo, hi = weight_range if weight_range else (0.0, float("inf"))
-    fmt = {"lo": lo, "hi": "'inf'::DOUBLE" if math.isinf(hi) else hi,
-           "range": f"[{lo}, {hi}]" if weight_range else "[0, inf)",
+    # numbers are bound parameters ($name), never pasted into the SQL text; fmt fills the descriptions
+    params = {"lo": float(lo), "hi": float(hi), "days": int(config.max_future_days), "year": int(config.min_year),
+              "threshold": float(positive_threshold)}
+    fmt = {"range": f"[{lo}, {hi}]" if weight_range else "[0, inf)",
            "days": config.max_future_days, "year": config.min_year, "threshold": positive_threshold,
            "transform": "" if weight_transform == "none" else f"({weight_transform})",
-           "positive": weights.is_positive_sql(positive_threshold, transform_name=weight_transform),
+           "positive": weights.is_positive_sql("$threshold", transform_name=weight_transform),
            "ts_name": ", ts" if has_time else "", "ts_null": " OR ts IS NULL" if has_time else "",
            "ts_not_null": " AND ts IS NOT NULL" if has_time else ""}
     report = ValidationReport()
@@ -170,10 +171,11 @@ def validate(interactions: pl.DataFrame, users: pl.DataFrame, items: pl.DataFram
         con.register("items", items)
         for name, (table, description, sql) in CHECKS.items():
             query = sql.format(**fmt)
+            bound = {k: v for k, v in params.items() if f"${k}" in query}
             count_sql = (f"SELECT coalesce(sum(copies - 1), 0) AS n FROM ({query})" if "copies" in sql
                          else f"SELECT count(*) AS n FROM ({query})")
-            count = int(con.sql(count_sql).pl()["n"][0])
-            examples = con.sql(f"SELECT * FROM ({query}) LIMIT 5").pl().to_dicts() if count else []
+            count = int(con.sql(count_sql, params=bound).pl()["n"][0])
+            examples = con.sql(f"SELECT * FROM ({query}) LIMIT 5", params=bound).pl().to_dicts() if count else []
             report.results.append({"check": name, "table": table, "description": description.format(**fmt),
                                    "count": count, "severity": "warn" if name in config.warn else "fail",
                                    "examples": [{k: str(v) for k, v in ex.items()} for ex in examples]})

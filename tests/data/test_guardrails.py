@@ -127,3 +127,14 @@ def test_check_names_are_config_check_names_in_order(tiny_tables):
     report = _run(*tiny_tables, weight_range=(1, 5), positive_threshold=4)
     assert tuple(r["check"] for r in report.results) == CHECK_NAMES
     assert ValidateConfig(warn=CHECK_NAMES).warn == CHECK_NAMES
+
+
+def test_numbers_are_bound_parameters_never_sql_text(tiny_tables):
+    """A non-finite threshold was pasted into the SQL text (`weight >= nan`: a DuckDB binder error, untyped); the
+    numbers are bound parameters now, so the checks still run and report in their own words."""
+    inter, users, items = tiny_tables
+    with pytest.raises(DataValidationError, match=r"empty \(interactions\): 1 no positive interaction left after filtering "
+                                                  r"\(weight  >= nan\)"):
+        _run(inter, users, items, weight_range=(1, 5), positive_threshold=float("nan"))
+    report = _run(inter, users, items, weight_range=(1, float("inf")), positive_threshold=4)
+    assert report.to_dict()["weight_range"] == 0
