@@ -4,8 +4,7 @@
 :func:`resolve` turns a reference (``production``, ``latest``, a run id or a unique prefix) into a folder directly
 under the runs directory (a reference is never a path: ``..``, absolute paths, separators are refused and glob
 characters are literal); :func:`show` reads one run for ``runs show``; :func:`promote` replaces ``runs/PRODUCTION``
-atomically; :func:`compare` and :func:`gc` do what they say. :func:`gc` deletes the folders it lists, never a path
-read from a manifest.
+atomically; :func:`compare` pairs two runs. Removing old runs is :mod:`recsys_lab.runs.retention`.
 """
 
 from __future__ import annotations
@@ -13,7 +12,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +24,8 @@ from recsys_lab.runs.outcome import refusal
 from recsys_lab.store.folder import RunFolder, effective_status, production_file, read_json_optional, read_manifest
 from recsys_lab.data.warehouse import query_files
 
-__all__ = ["KEY_METRICS", "table", "resolve", "check_reference", "production_id", "read_metrics", "show",
-           "promote", "compare", "paired_comparison", "gc"]
+__all__ = ["KEY_METRICS", "table", "resolve", "check_reference", "run_folders", "manifest_of", "production_id", "read_metrics", "show",
+           "promote", "compare", "paired_comparison"]
 
 log = logging.getLogger(__name__)
 
@@ -156,8 +154,19 @@ def check_reference(runs_dir: str | Path, ref: str) -> str:
     return ref
 
 
-def _run_folders(runs_dir: Path) -> list[Path]:
-    """Entries directly under ``runs_dir`` that hold a ``run.json`` (sorted by name; [] when it is no folder)."""
+def run_folders(runs_dir: Path) -> list[Path]:
+    """Entries directly under ``runs_dir`` that hold a ``run.json``.
+
+    Parameters
+    ----------
+    runs_dir : Path
+        The runs directory.
+
+    Returns
+    -------
+    list of Path
+        ``runs_dir/<name>`` sorted by name (symlinked folders included); [] when ``runs_dir`` is not a folder.
+    """
     if not runs_dir.is_dir():
         return []
     return sorted(p for p in runs_dir.iterdir() if RunFolder(p).exists())
@@ -196,7 +205,7 @@ def resolve(runs_dir: str | Path, ref: str) -> Path:
             raise RunError(f"{runs_dir}: no succeeded run")
         ref = t["run_id"][0]
     check_reference(runs_dir, ref)
-    hits = [p for p in _run_folders(runs_dir) if p.name.startswith(ref)]
+    hits = [p for p in run_folders(runs_dir) if p.name.startswith(ref)]
     exact = [p for p in hits if p.name == ref]
     if exact:
         return exact[0]
@@ -205,8 +214,24 @@ def resolve(runs_dir: str | Path, ref: str) -> Path:
     return hits[0]
 
 
-def _manifest(run_dir: Path) -> dict[str, Any]:
-    """``run.json`` of a run folder, checked to be a JSON object."""
+def manifest_of(run_dir: Path) -> dict[str, Any]:
+    """``run.json`` of a run folder, checked to be a JSON object.
+
+    Parameters
+    ----------
+    run_dir : Path
+        The run folder.
+
+    Returns
+    -------
+    dict
+        The manifest.
+
+    Raises
+    ------
+    RunError
+        No manifest, not valid JSON, or not a JSON object; the message names the file.
+    """
     manifest = read_manifest(run_dir)
     if not isinstance(manifest, dict):
         raise RunError(f"{RunFolder(run_dir).run_json}: the run manifest is not a JSON object "
@@ -260,7 +285,7 @@ def show(runs_dir: str | Path, ref: str) -> dict[str, Any]:
         Unknown run, or a manifest or metrics file that is damaged (not JSON, not an object).
     """
     run_dir = resolve(runs_dir, ref)
-    manifest = _manifest(run_dir)
+    manifest = manifest_of(run_dir)
     metrics = read_metrics(run_dir) if RunFolder(run_dir).metrics.is_file() else None
     return {"run_dir": run_dir, "manifest": manifest, "metrics": metrics,
             "production": production_id(runs_dir) == run_dir.name}
@@ -288,7 +313,7 @@ def promote(runs_dir: str | Path, ref: str, *, force: bool = False) -> str:
         Unknown run, or a run that did not succeed / failed its gate without ``force``.
     """
     run_dir = resolve(runs_dir, ref)
-    manifest = _manifest(run_dir)
+    manifest = manifest_of(run_dir)
     status = effective_status(manifest.get("status"), manifest.get("pid"), manifest.get("host"))
     why = None if force else refusal(run_dir.name, status, manifest.get("gate"))
     if why:
@@ -406,7 +431,7 @@ def compare(runs_dir: str | Path, a: str, b: str) -> dict[str, Any]:
     metrics = metrics.with_columns((pl.col("b") - pl.col("a")).alias("delta"))
     metrics = metrics.with_columns(pl.when(pl.col("a").abs() > 0).then(pl.col("delta") / pl.col("a").abs())
                                    .otherwise(None).alias("relative"))
-    ra, rb = _manifest(da), _manifest(db)
+    ra, rb = manifest_of(da), manifest_of(db)
     fa, fb = _flatten(ra.get("config", {})), _flatten(rb.get("config", {}))
     diff = [k for k in sorted(set(fa) | set(fb)) if fa.get(k) != fb.get(k) and k not in ("data.warehouse",)]
     params = pl.DataFrame({"parameter": diff, "a": [json.dumps(fa.get(k)) for k in diff],
@@ -423,71 +448,3 @@ def compare(runs_dir: str | Path, a: str, b: str) -> dict[str, Any]:
     return {"a": da.name, "b": db.name, "metrics": metrics, "params": params, "same_data": sa == sb and sa is not None,
             "snapshots": ((ra.get("data") or {}).get("snapshot"), (rb.get("data") or {}).get("snapshot")),
             "paired": paired, "pairing": why, "paired_metrics": paired_metrics}
-
-
-def _production_folder(runs_dir: Path) -> Path | None:
-    """The production run's resolved folder (None without production); PRODUCTION may hold a unique prefix."""
-    pid = production_id(runs_dir)
-    if not pid:
-        return None
-    try:
-        return resolve(runs_dir, pid).resolve()
-    except RunError as exc:
-        raise RunError(f"{production_file(runs_dir)} holds {pid!r}, which names no single run ({exc}): "
-                       "promote a run before gc") from None
-
-
-def _deletable(folder: Path, root: Path) -> bool:
-    """Whether ``folder`` is a real folder directly under ``root`` (resolved), not a symlink out of it."""
-    return not folder.is_symlink() and folder.is_dir() and folder.resolve().parent == root
-
-
-def gc(runs_dir: str | Path, keep: int, *, dry_run: bool = False) -> list[str]:
-    """Remove all but the ``keep`` newest runs, never the production run nor a live ``running`` one.
-
-    The folders are listed directly under ``runs_dir`` (newest first by ``started_at``, then name) and each is
-    deleted by the path it was found at, never by the ``run_id`` written inside its manifest. A symlinked or
-    otherwise foreign entry is kept (with a warning), and the production run is recognised by its resolved path
-    (``runs/PRODUCTION`` may hold a unique prefix).
-
-    Parameters
-    ----------
-    runs_dir : str or Path
-    keep : int
-        How many of the newest runs to keep (>= 0).
-    dry_run : bool
-        Only say which runs would be removed (the same list a real gc removes).
-
-    Returns
-    -------
-    list of str
-        Removed (or, with ``dry_run``, removable) run folder names.
-
-    Raises
-    ------
-    RunError
-        ``keep`` < 0, a manifest cannot be read, or ``runs/PRODUCTION`` names no single run.
-    """
-    if keep < 0:
-        raise RunError(f"--keep must be >= 0, got {keep}")
-    runs_dir = Path(runs_dir)
-    root = runs_dir.resolve()
-    listed = []
-    for folder in _run_folders(runs_dir):
-        m = _manifest(folder)
-        listed.append((str(m.get("started_at") or ""), folder.name, folder,
-                       effective_status(m.get("status"), m.get("pid"), m.get("host"))))
-    listed.sort(key=lambda row: (row[0], row[1]), reverse=True)
-    production = _production_folder(runs_dir)
-    removable = []
-    for _, _, folder, status in listed[keep:]:
-        if status == "running" or folder.resolve() == production:
-            continue
-        if not _deletable(folder, root):
-            log.warning("%s: not a run folder directly under %s (a symlink?): kept", folder, runs_dir)
-            continue
-        removable.append(folder)
-    if not dry_run:
-        for folder in removable:
-            shutil.rmtree(folder)
-    return [folder.name for folder in removable]

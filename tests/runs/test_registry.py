@@ -8,7 +8,7 @@ import json
 import pytest
 
 from recsys_lab.errors import RunError
-from recsys_lab.runs import registry
+from recsys_lab.runs import registry, retention
 
 from .conftest import plant_run
 
@@ -35,7 +35,7 @@ def test_gc_deletes_the_folder_it_listed_never_the_run_id_inside(tmp_path, victi
     newest = _old_and_new(runs)
     run_id = str(victim) if planted_id == "ABSOLUTE" else planted_id
     bad = plant_run(runs, "20251231T000000Z-bbbbbb", run_id=run_id)
-    removed = registry.gc(runs, keep=1)
+    removed = retention.gc(runs, keep=1)
     assert sorted(removed) == sorted([bad.name] + [f"2026010{d}T000000Z-aaaaa{d}" for d in (1, 2, 3)])
     assert (victim / "precious.txt").read_text() == "keep me"
     assert runs.is_dir() and [p.name for p in runs.iterdir()] == [newest.name]
@@ -45,16 +45,16 @@ def test_gc_dry_run_lists_what_would_go_and_deletes_nothing(tmp_path):
     runs = tmp_path / "runs"
     _old_and_new(runs)
     before = sorted(p.name for p in runs.iterdir())
-    would = registry.gc(runs, keep=2, dry_run=True)
+    would = retention.gc(runs, keep=2, dry_run=True)
     assert sorted(p.name for p in runs.iterdir()) == before
-    assert registry.gc(runs, keep=2) == would == ["20260102T000000Z-aaaaa2", "20260101T000000Z-aaaaa1"]
+    assert retention.gc(runs, keep=2) == would == ["20260102T000000Z-aaaaa2", "20260101T000000Z-aaaaa1"]
 
 
 def test_gc_keeps_production_named_by_a_unique_prefix(tmp_path):
     runs = tmp_path / "runs"
     _old_and_new(runs)
     (runs / "PRODUCTION").write_text("20260101\n")
-    assert sorted(registry.gc(runs, keep=0)) == ["20260102T000000Z-aaaaa2", "20260103T000000Z-aaaaa3",
+    assert sorted(retention.gc(runs, keep=0)) == ["20260102T000000Z-aaaaa2", "20260103T000000Z-aaaaa3",
                                                  "20260201T000000Z-ffffff"]
     assert [p.name for p in runs.iterdir() if p.is_dir()] == ["20260101T000000Z-aaaaa1"]
 
@@ -65,7 +65,7 @@ def test_gc_refuses_when_production_names_no_single_run(tmp_path, victim):
     for pointer in ("2026010", "../victim"):
         (runs / "PRODUCTION").write_text(pointer + "\n")
         with pytest.raises(RunError, match="names no single run"):
-            registry.gc(runs, keep=0)
+            retention.gc(runs, keep=0)
     assert len([p for p in runs.iterdir() if p.is_dir()]) == 4
 
 
@@ -74,7 +74,7 @@ def test_gc_never_follows_a_symlinked_run_folder(tmp_path):
     newest = _old_and_new(runs, n_old=1)
     outside = plant_run(tmp_path / "elsewhere", "20250101T000000Z-cccccc")
     (runs / outside.name).symlink_to(outside, target_is_directory=True)
-    removed = registry.gc(runs, keep=1)
+    removed = retention.gc(runs, keep=1)
     assert removed == ["20260101T000000Z-aaaaa1"]
     assert (outside / "run.json").is_file() and (runs / outside.name).is_symlink() and newest.is_dir()
 
