@@ -141,5 +141,5 @@ def run_child(notebook: Path, out_nb: Path, params: dict, budget: float | None =
 
 if __name__ == "__main__":
     _die_with_parent()
-    sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]  # see cli._skip_slow_iri_checker
+    sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]  # see cli.main._skip_slow_iri_checker
     sys.exit(main(sys.argv[1:]))
