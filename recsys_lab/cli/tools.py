@@ -38,7 +38,8 @@ def bench(
                                 "(fold-in + top-10, p50/p99) and update throughput (users/s)."),
 ) -> None:
     """Benchmarks against baselines measured in the same run (top-k vs GEMM, metrics, ANN vs exact; or fold-in)."""
-    from recsys_lab.tools.bench import ann_benchmark, ann_crossover, ann_sizes, lightfm_vectors, run, run_foldin
+    from recsys_lab.tools.bench import run, run_foldin
+    from recsys_lab.tools.bench_ann import ann_benchmark, ann_crossover, ann_sizes, lightfm_vectors
 
     if foldin:
         figures = run_foldin(build_config(config, param, data), large_items=large_items, echo=typer.echo)
