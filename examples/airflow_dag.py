@@ -3,7 +3,7 @@
 The task runs ``recsys-lab retrain``, so it gets everything a scheduled run needs: the retrain lock (``--wait``:
 a retrain still running from the night before is waited for, then this one fails clearly), the time budget
 (``--max-minutes``), the run folder with ``run.json``, drift against production, the metric gate and promotion
-(``--promote``). Exit codes tell Airflow what happened (see ``recsys_lab/cli.py``): 0 promoted or passed, 3 the
+(``--promote``). Exit codes tell Airflow what happened (see ``recsys_lab/cli/exits.py``): 0 promoted or passed, 3 the
 gate refused the run, 4 over budget, 5 another retrain held the lock, 143 Airflow stopped the task (SIGTERM: the
 run is recorded ``failed`` with the signal named).
 

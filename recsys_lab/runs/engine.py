@@ -23,6 +23,7 @@ import io
 import os
 import sys
 import warnings
+from pathlib import Path
 from typing import Any
 
 import nbformat
@@ -35,7 +36,7 @@ from traitlets.config import Config as TraitletsConfig
 
 from recsys_lab._fs import atomic_write_text
 
-__all__ = ["InProcessEngine", "AtomicLocalHandler", "ENGINE_NAME", "register"]
+__all__ = ["InProcessEngine", "AtomicLocalHandler", "ENGINE_NAME", "register", "run_inprocess"]
 
 ENGINE_NAME = "recsys_lab"
 """papermill engine name of :class:`InProcessEngine`."""
@@ -254,3 +255,40 @@ def register() -> None:
     papermill_engines.register(ENGINE_NAME, InProcessEngine)
     if not isinstance(papermill_io.get_handler("/x.ipynb"), AtomicLocalHandler):
         papermill_io.register("/", AtomicLocalHandler())
+
+
+def run_inprocess(notebook: Path, out_nb: Path, params: dict) -> dict:
+    """Execute a notebook in this process (papermill with :class:`InProcessEngine`, working folder ``out_nb``'s).
+
+    Parameters
+    ----------
+    notebook : Path
+        The notebook to run.
+    out_nb : Path
+        The executed notebook (absolute; saved atomically at each cell).
+    params : dict
+        Injected into the ``parameters`` cell.
+
+    Returns
+    -------
+    dict
+        ``{"status": "succeeded"}``, or ``status`` ``failed`` with the failing cell's ``cell_index``,
+        ``exec_count``, ``ename``, ``evalue`` (also when the notebook itself could not be saved, e.g. disk full).
+    """
+    import papermill as pm
+    from papermill.exceptions import PapermillExecutionError
+
+    from recsys_lab.runs.record import failing_cell
+
+    register()
+    try:
+        pm.execute_notebook(str(notebook), str(out_nb), parameters=params, engine_name=ENGINE_NAME,
+                            progress_bar=False, log_output=False, cwd=str(out_nb.parent),
+                            request_save_on_cell_execute=True)
+        return {"status": "succeeded"}
+    except PapermillExecutionError as exc:
+        return {"status": "failed", "cell_index": exc.cell_index, "exec_count": exc.exec_count,
+                "ename": exc.ename, "evalue": exc.evalue}
+    except OSError as exc:  # e.g. the notebook itself could not be saved (disk full)
+        return {"status": "failed", **failing_cell(out_nb), "ename": type(exc).__name__, "evalue": str(exc)}
+

@@ -1,15 +1,17 @@
 """The registry: queries over the run folders (there is no server: the folders are the registry).
 
 :func:`table` is a DuckDB query over ``runs/*/run.json`` and ``metrics.json`` returning Polars;
-:func:`resolve` turns a reference (``production``, ``latest``, a run id or a unique prefix) into a folder;
-:func:`promote` replaces ``runs/PRODUCTION`` atomically; :func:`compare` and :func:`gc` do what they say.
+:func:`resolve` turns a reference (``production``, ``latest``, a run id or a unique prefix) into a folder directly
+under the runs directory (a reference is never a path: ``..``, absolute paths, separators are refused and glob
+characters are literal); :func:`show` reads one run for ``runs show``; :func:`promote` replaces ``runs/PRODUCTION``
+atomically; :func:`compare` pairs two runs. Removing old runs is :mod:`recsys_lab.runs.retention`.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import shutil
+import os
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +20,12 @@ import polars as pl
 
 from recsys_lab._fs import atomic_write_text
 from recsys_lab.errors import DataError, RunError
+from recsys_lab.runs.outcome import refusal
 from recsys_lab.store.folder import RunFolder, effective_status, production_file, read_json_optional, read_manifest
 from recsys_lab.data.warehouse import query_files
 
-__all__ = ["KEY_METRICS", "table", "resolve", "production_id",
-           "promote", "compare", "paired_comparison", "gc"]
+__all__ = ["KEY_METRICS", "table", "resolve", "check_reference", "run_folders", "manifest_of", "production_id", "read_metrics", "show",
+           "promote", "compare", "paired_comparison"]
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +126,52 @@ def _key_metrics(content: str | None) -> tuple[int, list[float | None]]:
     return k, [number(name) for name in KEY_METRICS]
 
 
+def check_reference(runs_dir: str | Path, ref: str) -> str:
+    """A run reference as given, once it is known to name an entry directly under the runs directory.
+
+    Parameters
+    ----------
+    runs_dir : str or Path
+        The runs directory (for the message).
+    ref : str
+        A run id or prefix (also what ``runs/PRODUCTION`` holds).
+
+    Returns
+    -------
+    str
+        ``ref`` unchanged.
+
+    Raises
+    ------
+    RunError
+        ``ref`` is empty, starts with ``.`` (``..`` and hidden files included), is an absolute path or holds a path
+        separator or a NUL.
+    """
+    if (not ref or ref.startswith(".") or "/" in ref or "\\" in ref or os.sep in ref or "\0" in ref
+            or Path(ref).is_absolute()):
+        raise RunError(f"{runs_dir}: {ref!r} is not a run reference (a run id or its prefix, 'production' or "
+                       "'latest'; never a path)")
+    return ref
+
+
+def run_folders(runs_dir: Path) -> list[Path]:
+    """Entries directly under ``runs_dir`` that hold a ``run.json``.
+
+    Parameters
+    ----------
+    runs_dir : Path
+        The runs directory.
+
+    Returns
+    -------
+    list of Path
+        ``runs_dir/<name>`` sorted by name (symlinked folders included); [] when ``runs_dir`` is not a folder.
+    """
+    if not runs_dir.is_dir():
+        return []
+    return sorted(p for p in runs_dir.iterdir() if RunFolder(p).exists())
+
+
 def resolve(runs_dir: str | Path, ref: str) -> Path:
     """A run folder from a reference: ``production``, ``latest`` (newest succeeded), a run id or a unique prefix.
 
@@ -130,6 +179,8 @@ def resolve(runs_dir: str | Path, ref: str) -> Path:
     ----------
     runs_dir : str or Path
     ref : str
+        Matched literally against the folder names directly under ``runs_dir`` (``*``, ``?`` and ``[`` are not
+        patterns).
 
     Returns
     -------
@@ -139,7 +190,8 @@ def resolve(runs_dir: str | Path, ref: str) -> Path:
     Raises
     ------
     RunError
-        No such run, an ambiguous prefix, or no production run.
+        No such run, an ambiguous prefix, no production run, or a reference that is a path
+        (:func:`check_reference`).
     """
     runs_dir = Path(runs_dir)
     if ref == "production":
@@ -152,13 +204,91 @@ def resolve(runs_dir: str | Path, ref: str) -> Path:
         if t.height == 0:
             raise RunError(f"{runs_dir}: no succeeded run")
         ref = t["run_id"][0]
-    hits = [p for p in runs_dir.glob(f"{ref}*") if RunFolder(p).exists()]
+    check_reference(runs_dir, ref)
+    hits = [p for p in run_folders(runs_dir) if p.name.startswith(ref)]
     exact = [p for p in hits if p.name == ref]
     if exact:
         return exact[0]
     if len(hits) != 1:
         raise RunError(f"{runs_dir}: {'no' if not hits else str(len(hits))} runs match {ref!r}")
     return hits[0]
+
+
+def manifest_of(run_dir: Path) -> dict[str, Any]:
+    """``run.json`` of a run folder, checked to be a JSON object.
+
+    Parameters
+    ----------
+    run_dir : Path
+        The run folder.
+
+    Returns
+    -------
+    dict
+        The manifest.
+
+    Raises
+    ------
+    RunError
+        No manifest, not valid JSON, or not a JSON object; the message names the file.
+    """
+    manifest = read_manifest(run_dir)
+    if not isinstance(manifest, dict):
+        raise RunError(f"{RunFolder(run_dir).run_json}: the run manifest is not a JSON object "
+                       f"(got {type(manifest).__name__})")
+    return manifest
+
+
+def read_metrics(run_dir: str | Path) -> dict[str, Any]:
+    """A run's ``metrics.json`` ({} when the run wrote none).
+
+    Parameters
+    ----------
+    run_dir : str or Path
+        The run folder.
+
+    Returns
+    -------
+    dict
+        The flat metrics.
+
+    Raises
+    ------
+    RunError
+        The file is unreadable, not valid JSON or not a JSON object; the message names it.
+    """
+    path = RunFolder(run_dir).metrics
+    metrics = read_json_optional(path, "metrics file")
+    if not isinstance(metrics, dict):
+        raise RunError(f"{path}: the metrics file is not a JSON object (got {type(metrics).__name__})")
+    return metrics
+
+
+def show(runs_dir: str | Path, ref: str) -> dict[str, Any]:
+    """What ``recsys-lab runs show`` prints about one run, read and checked.
+
+    Parameters
+    ----------
+    runs_dir : str or Path
+    ref : str
+        Run reference (see :func:`resolve`).
+
+    Returns
+    -------
+    dict
+        ``run_dir`` (Path), ``manifest`` (dict), ``metrics`` (dict, or None when the run wrote no
+        ``metrics.json``), ``production`` (bool).
+
+    Raises
+    ------
+    RunError
+        Unknown run, or a manifest or metrics file that is damaged (not JSON, not an object).
+    """
+    run_dir = resolve(runs_dir, ref)
+    manifest = manifest_of(run_dir)
+    metrics = read_metrics(run_dir) if RunFolder(run_dir).metrics.is_file() else None
+    return {"run_dir": run_dir, "manifest": manifest, "metrics": metrics,
+            "production": production_id(runs_dir) == run_dir.name}
 
 
 def promote(runs_dir: str | Path, ref: str, *, force: bool = False) -> str:
@@ -183,14 +313,11 @@ def promote(runs_dir: str | Path, ref: str, *, force: bool = False) -> str:
         Unknown run, or a run that did not succeed / failed its gate without ``force``.
     """
     run_dir = resolve(runs_dir, ref)
-    manifest = read_manifest(run_dir)
+    manifest = manifest_of(run_dir)
     status = effective_status(manifest.get("status"), manifest.get("pid"), manifest.get("host"))
-    if not force:
-        if status != "succeeded":
-            raise RunError(f"run {run_dir.name} is {status}: refusing to promote (use --force)")
-        if manifest.get("gate") and not manifest["gate"].get("passed", True):
-            raise RunError(f"run {run_dir.name} failed its gate ({manifest['gate'].get('reason')}): "
-                           "refusing to promote (use --force)")
+    why = None if force else refusal(run_dir.name, status, manifest.get("gate"))
+    if why:
+        raise RunError(why)
     atomic_write_text(production_file(runs_dir), run_dir.name + "\n")
     log.info("promoted %s", run_dir.name)
     return run_dir.name
@@ -294,8 +421,7 @@ def compare(runs_dir: str | Path, a: str, b: str) -> dict[str, Any]:
         Unknown run, or a manifest or metrics file that is not valid JSON.
     """
     da, db = resolve(runs_dir, a), resolve(runs_dir, b)
-    ma = read_json_optional(RunFolder(da).metrics, "metrics file")
-    mb = read_json_optional(RunFolder(db).metrics, "metrics file")
+    ma, mb = read_metrics(da), read_metrics(db)
     keys = [k for k in list(ma) + [k for k in mb if k not in ma] if not k.endswith((".ci_low", ".ci_high"))]
     num = [k for k in keys if isinstance(ma.get(k), (int, float)) or isinstance(mb.get(k), (int, float))]
     va = [ma.get(k) for k in num]
@@ -305,7 +431,7 @@ def compare(runs_dir: str | Path, a: str, b: str) -> dict[str, Any]:
     metrics = metrics.with_columns((pl.col("b") - pl.col("a")).alias("delta"))
     metrics = metrics.with_columns(pl.when(pl.col("a").abs() > 0).then(pl.col("delta") / pl.col("a").abs())
                                    .otherwise(None).alias("relative"))
-    ra, rb = read_manifest(da), read_manifest(db)
+    ra, rb = manifest_of(da), manifest_of(db)
     fa, fb = _flatten(ra.get("config", {})), _flatten(rb.get("config", {}))
     diff = [k for k in sorted(set(fa) | set(fb)) if fa.get(k) != fb.get(k) and k not in ("data.warehouse",)]
     params = pl.DataFrame({"parameter": diff, "a": [json.dumps(fa.get(k)) for k in diff],
@@ -322,35 +448,3 @@ def compare(runs_dir: str | Path, a: str, b: str) -> dict[str, Any]:
     return {"a": da.name, "b": db.name, "metrics": metrics, "params": params, "same_data": sa == sb and sa is not None,
             "snapshots": ((ra.get("data") or {}).get("snapshot"), (rb.get("data") or {}).get("snapshot")),
             "paired": paired, "pairing": why, "paired_metrics": paired_metrics}
-
-
-def gc(runs_dir: str | Path, keep: int, *, dry_run: bool = False) -> list[str]:
-    """Remove all but the ``keep`` newest runs, never the production run nor a live ``running`` one.
-
-    Parameters
-    ----------
-    runs_dir : str or Path
-    keep : int
-        How many of the newest runs to keep (>= 0).
-    dry_run : bool
-        Only say which runs would be removed.
-
-    Returns
-    -------
-    list of str
-        Removed (or, with ``dry_run``, removable) run ids.
-
-    Raises
-    ------
-    RunError
-        ``keep`` < 0, or a manifest cannot be read.
-    """
-    if keep < 0:
-        raise RunError(f"--keep must be >= 0, got {keep}")
-    t = table(runs_dir)
-    candidates = t.slice(keep).filter(~pl.col("production") & (pl.col("status") != "running"))
-    removed = candidates["run_id"].to_list()
-    if not dry_run:
-        for run_id in removed:
-            shutil.rmtree(Path(runs_dir) / run_id)
-    return removed

@@ -15,7 +15,7 @@ import polars as pl
 import pytest
 
 from recsys_lab.runs import execute as execution
-from recsys_lab.runs import registry
+from recsys_lab.runs import registry, retention
 from recsys_lab.serving import recommend as serving
 from recsys_lab.runs.lock import LockHeldError, RetrainLock
 from recsys_lab.store.folder import read_run
@@ -103,7 +103,7 @@ def test_gc_keeps_production_and_live_runs(tmp_path):
     for day in range(1, 6):
         _fake_run(tmp_path, f"2026010{day}T000000Z-aaaaa{day}")
     registry.promote(tmp_path, "20260101")
-    removed = registry.gc(tmp_path, keep=2)
+    removed = retention.gc(tmp_path, keep=2)
     assert sorted(removed) == ["20260102T000000Z-aaaaa2", "20260103T000000Z-aaaaa3"]
     assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == [
         "20260101T000000Z-aaaaa1", "20260104T000000Z-aaaaa4", "20260105T000000Z-aaaaa5"]

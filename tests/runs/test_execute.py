@@ -221,9 +221,9 @@ def test_watchdog_ends_a_run_stuck_in_native_code(tmp_path):
     script = textwrap.dedent(f"""
         import json, os, signal, time
         from pathlib import Path
-        from recsys_lab.runs import execute as execution
+        from recsys_lab.runs.signals import StopSignals
         out = Path({str(tmp_path)!r}) / "stuck.json"
-        signals = execution._StopSignals(None, lambda stop: out.write_text(json.dumps([stop.ename, stop.status])),
+        signals = StopSignals(None, lambda stop: out.write_text(json.dumps([stop.ename, stop.status])),
                                          grace=0.5)
         signals._handler = lambda signum, frame: None
         with signals:

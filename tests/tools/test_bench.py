@@ -39,7 +39,7 @@ def test_foldin_bench_reports_latency_and_throughput_against_baselines(ml100k_so
 
 @pytest.mark.slow  # trains LightFM on a generated log and compiles pynndescent
 def test_bench_ann_compares_with_hnswlib_at_matched_recall_on_lightfm_vectors(tmp_path):
-    from recsys_lab.tools.bench import ann_benchmark, ann_crossover, lightfm_vectors
+    from recsys_lab.tools.bench_ann import ann_benchmark, ann_crossover, lightfm_vectors
 
     lines = []
     figures = ann_benchmark(((400, 5_000, 8_000),), n_queries=300, repeat=1, cache_dir=tmp_path, echo=lines.append)

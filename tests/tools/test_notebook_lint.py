@@ -71,3 +71,21 @@ def test_lab_opens_jupyterlab_on_the_notebooks(tmp_path):
     proc = cli("lab", "--dry-run", cwd=tmp_path)
     assert proc.returncode == 0 and "-m jupyterlab --notebook-dir=" in proc.stdout
     assert proc.stdout.strip().split("--notebook-dir=")[1].split()[0].endswith("notebooks")
+
+
+def test_nothing_in_the_library_imports_tools():
+    """The linter runs in the tests and CI, never inside a retrain: only the CLI may import recsys_lab.tools."""
+    import ast
+
+    pkg = Path(__file__).resolve().parents[2] / "recsys_lab"
+    importers = []
+    for path in pkg.rglob("*.py"):
+        if path.relative_to(pkg).parts[0] in ("cli", "tools"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                     [f"{node.module}.{a.name}" for a in node.names] if isinstance(node, ast.ImportFrom) else [])
+            if any(n == "recsys_lab.tools" or n.startswith("recsys_lab.tools.") for n in names):
+                importers.append(str(path.relative_to(pkg)))
+    assert importers == []
+    assert len(NOTEBOOKS) >= 5  # every shipped notebook is linted above

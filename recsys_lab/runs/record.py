@@ -1,0 +1,238 @@
+"""Writing down an executed notebook in its run folder: ``report.html``, timings, gate, manifest, then the promotion.
+
+The notebook decided the gate (``gate.json``); nothing here recomputes it: a succeeded run without its gate file
+fails closed. Whether the run is promoted is :func:`recsys_lab.runs.outcome.decide`, applied twice: once before the
+manifest is written (so ``run.json`` says what is about to happen) and once more right before promoting, since a
+stop signal that arrives while the outcome is recorded still cancels the promotion.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from recsys_lab.config import Config
+from recsys_lab.errors import RunError
+from recsys_lab.evaluation.gate import GateResult
+from recsys_lab.report.html import export_html, verdict_markdown
+from recsys_lab.runs import registry
+from recsys_lab.runs.outcome import Decision, decide, error_reason, phases
+from recsys_lab.store.folder import RunFolder, read_json_optional, utc_now
+
+__all__ = ["Outcome", "read_or_empty", "failing_cell", "record", "promote"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Outcome:
+    """What :func:`record` wrote down about an executed notebook.
+
+    Attributes
+    ----------
+    status : str
+        ``succeeded``, ``failed`` or ``timed_out``.
+    error : dict or None
+        The failing cell (``cell_index``, ``exec_count``, ``ename``, ``evalue``); None when the run succeeded.
+    reason : str or None
+        :func:`recsys_lab.runs.outcome.error_reason` of ``error``.
+    requested : bool
+        ``--promote`` was given.
+    gate : GateResult or None
+        The notebook's gate (failing closed without ``gate.json``); None when the run did not succeed.
+    metrics : dict
+        ``metrics.json`` ({} when the run did not succeed).
+    manifest : dict
+        ``run.json`` as written.
+    """
+
+    status: str
+    error: dict | None
+    reason: str | None
+    requested: bool
+    gate: GateResult | None = None
+    metrics: dict = field(default_factory=dict)
+    manifest: dict = field(default_factory=dict)
+
+    def decide(self, stopped_by: str | None) -> Decision:
+        """The promotion decision for this outcome (:func:`recsys_lab.runs.outcome.decide`).
+
+        Parameters
+        ----------
+        stopped_by : str or None
+            Name of the signal that stopped the run, if one did.
+
+        Returns
+        -------
+        Decision
+        """
+        return decide(self.status, requested=self.requested, gate_passed=self.gate.passed if self.gate else None,
+                      gate_reason=self.gate.reason if self.gate else None, run_reason=self.reason,
+                      stopped_by=stopped_by)
+
+
+def _promotion(outcome: Outcome, decision: Decision, done: bool = False) -> dict[str, Any]:
+    """``run.json`` ``promotion``: ``requested``, ``done`` and the decision's reason (None once done)."""
+    return {"requested": outcome.requested, "done": done, "reason": None if done else decision.reason}
+
+
+def read_or_empty(path: Path, what: str) -> dict:
+    """A run file the notebook wrote, {} when missing or damaged (logged): the run's outcome is still recorded.
+
+    Parameters
+    ----------
+    path : Path
+        The file.
+    what : str
+        What it is, for the logged message.
+
+    Returns
+    -------
+    dict
+        Its JSON content, or {}.
+    """
+    try:
+        return read_json_optional(path, what)
+    except RunError as exc:
+        log.warning("%s", exc)
+        return {}
+
+
+def failing_cell(nb_path: Path) -> dict:
+    """``cell_index`` and ``exec_count`` of the cell marked failed (or still running) in a saved notebook.
+
+    Parameters
+    ----------
+    nb_path : Path
+        The executed notebook.
+
+    Returns
+    -------
+    dict
+        ``{"cell_index", "exec_count"}``, both None when there is no notebook or no such cell.
+    """
+    import nbformat
+
+    try:
+        nb = nbformat.read(nb_path, as_version=4)
+    except Exception:  # noqa: BLE001 - no notebook, or an unreadable one: no cell to name
+        return {"cell_index": None, "exec_count": None}
+    for index, cell in enumerate(nb.cells):
+        status = cell.get("metadata", {}).get("papermill", {}).get("status")
+        if status in ("failed", "running"):
+            return {"cell_index": index, "exec_count": cell.get("execution_count")}
+    return {"cell_index": None, "exec_count": None}
+
+
+def _gate(folder: RunFolder) -> GateResult:
+    """The notebook's gate; a succeeded run without its gate file fails closed (never recomputed here)."""
+    saved = read_or_empty(folder.gate, "gate file")
+    if saved:
+        return GateResult.from_dict(saved)
+    return GateResult(passed=False, checks=[{"metric": None, "kind": "gate", "value": None, "bound": None,
+                                             "production": None, "passed": False,
+                                             "message": f"{folder.gate} missing: the notebook did not record "
+                                                        "its gate"}])
+
+
+def _report(folder: RunFolder, outcome: Outcome, config: Config, data: dict | None, decision: Decision) -> None:
+    """``report.html``: the executed notebook with the verdict first (logged, not raised, when it fails)."""
+    if not folder.notebook.is_file():
+        return
+    gate = outcome.gate
+    reason = {"status": "the run did not succeed", "gate": gate.reason if gate else None,
+              "stopped": decision.reason}.get(decision.kind)
+    try:
+        export_html(folder.notebook, folder.report, verdict=verdict_markdown(
+            folder.run_id, outcome.status, reason=outcome.reason, gate=gate.to_dict() if gate else None,
+            metrics=outcome.metrics, k=config.eval.k, warnings=(data or {}).get("warnings"),
+            protocol=((data or {}).get("split") or {}).get("method"),
+            promotion={"requested": outcome.requested, "done": decision.promote, "reason": reason}))
+    except (RunError, OSError) as exc:
+        log.warning("no report.html: %s", exc)
+
+
+def record(folder: RunFolder, config: Config, result: dict, *, wall: float, t0: float, requested: bool,
+           stopped_by: Callable[[], str | None]) -> Outcome:
+    """Write the outcome of an executed notebook: report, timings, gate and manifest (promotion not yet done).
+
+    Parameters
+    ----------
+    folder : RunFolder
+        The run folder.
+    config : Config
+        The run's configuration (``eval.k`` for the verdict).
+    result : dict
+        The engine's result: ``status`` and, when failed, ``cell_index``, ``exec_count``, ``ename``, ``evalue``.
+    wall : float
+        Wall seconds of the notebook's execution.
+    t0 : float
+        ``time.perf_counter()`` when the execution started (for ``timings.total``).
+    requested : bool
+        ``--promote`` was given.
+    stopped_by : callable
+        Returns the name of the signal that stopped the run so far (None: none).
+
+    Returns
+    -------
+    Outcome
+        What was written; ``manifest.promotion`` holds the decision taken (see :func:`promote`).
+
+    Raises
+    ------
+    OSError
+        The run folder could not be written (e.g. disk full).
+    """
+    status = result["status"]
+    error = None if status == "succeeded" else {k: result.get(k) for k in ("cell_index", "exec_count", "ename",
+                                                                           "evalue")}
+    outcome = Outcome(status=status, error=error, reason=error_reason(error) if error else None, requested=requested)
+    if status == "succeeded":
+        outcome.metrics = read_or_empty(folder.metrics, "metrics file")
+        outcome.gate = _gate(folder)
+    data = read_or_empty(folder.data, "data file") or None
+    t_report = time.perf_counter()
+    _report(folder, outcome, config, data, outcome.decide(stopped_by()))
+    timings, details = phases(read_or_empty(folder.timings, "timings file"), wall)
+    timings["report"] = round(time.perf_counter() - t_report, 4)
+    timings["total"] = round(time.perf_counter() - t0, 4)
+    outcome.manifest = folder.update(status=status, ended_at=utc_now(), data=data, timings=timings,
+                                     timing_details=details, error=error, reason=outcome.reason,
+                                     gate=outcome.gate.to_dict() if outcome.gate else None,
+                                     promotion=_promotion(outcome, outcome.decide(stopped_by())))
+    return outcome
+
+
+def promote(folder: RunFolder, outcome: Outcome, *, stopped_by: Callable[[], str | None]) -> bool:
+    """Carry out the promotion decision (taken again: a signal since :func:`record` cancels it) and record it.
+
+    Parameters
+    ----------
+    folder : RunFolder
+        The run folder.
+    outcome : Outcome
+        From :func:`record`; its ``manifest`` is updated in place.
+    stopped_by : callable
+        Returns the name of the signal that stopped the run so far (None: none).
+
+    Returns
+    -------
+    bool
+        Whether the run is now production.
+
+    Raises
+    ------
+    OSError
+        ``runs/PRODUCTION`` or the manifest could not be written.
+    """
+    decision = outcome.decide(stopped_by())
+    if decision.promote:
+        registry.promote(folder.runs_dir, folder.run_id)
+        outcome.manifest = folder.update(promoted=True, promotion=_promotion(outcome, decision, done=True))
+        return True
+    if outcome.manifest.get("promotion") != _promotion(outcome, decision):
+        outcome.manifest = folder.update(promotion=_promotion(outcome, decision))
+    return False
