@@ -142,3 +142,23 @@ def test_align_pairs_shared_ids_in_the_first_order_even_across_id_types():
     mine, theirs = IdMap([5, 6, 7], "item_id").align(IdMap([7, 5], "item_id"))
     assert mine.tolist() == [0, 2] and theirs.tolist() == [0, 1]  # the other map is sorted too: [5, 7]
     assert [len(a) for a in align(np.array([1]), np.array([2]))] == [0, 0]
+
+
+@pytest.mark.parametrize("text", [False, True])
+def test_lookup_and_align_agree_with_an_obvious_dictionary(text):
+    """The one id lookup against a slow, obviously correct loop (it replaced serving's own ``_lookup`` and stands
+    in for evaluation's ``align``)."""
+    rng = np.random.default_rng(1)
+    a = rng.choice(500, size=200, replace=False)
+    b = rng.choice(500, size=150, replace=False)
+    if text:
+        a, b = a.astype(str), b.astype(str)
+    m = IdMap(a, "item_id")
+    position = {x: j for j, x in enumerate(m.ids.tolist())}
+    idx, ok = m.lookup(b)
+    assert ok.tolist() == [x in position for x in b.tolist()]
+    assert idx[ok].tolist() == [position[x] for x in b.tolist() if x in position]
+    ia, ib = align(a, b)
+    where_b = {x: j for j, x in enumerate(b.tolist())}
+    pairs = [(j, where_b[x]) for j, x in enumerate(a.tolist()) if x in where_b]
+    assert list(zip(ia.tolist(), ib.tolist())) == pairs
