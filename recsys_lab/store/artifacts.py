@@ -39,7 +39,8 @@ from recsys_lab.models import lightfm
 from recsys_lab.retrieval import ann
 from recsys_lab.store.folder import RunFolder, read_json
 
-__all__ = ["SavedRun", "SavedSplit", "load_run", "save_artifacts", "load_id_maps", "read_arrays", "write_arrays"]
+__all__ = ["SavedRun", "SavedSplit", "load_run", "save_artifacts", "load_id_maps", "read_arrays", "write_arrays",
+           "read_per_user_metrics"]
 
 _ID_MAPS = ("user_ids", "item_ids")
 _EMBEDDINGS = ("user_vecs", "item_vecs")
@@ -298,6 +299,31 @@ class SavedRun:
         """
         path = self.folder.index
         return self._once("index", lambda: _unpickle(path, ann.load_index) if path.is_file() else None)
+
+
+def read_per_user_metrics(folder: str | Path | RunFolder) -> pl.DataFrame:
+    """A run's ``artifacts/per_user_metrics.parquet``.
+
+    Parameters
+    ----------
+    folder : str, Path or RunFolder
+        The run folder.
+
+    Returns
+    -------
+    pl.DataFrame
+        ``model, user_id`` plus one column per metric, one row per (model, evaluated user).
+
+    Raises
+    ------
+    RunError
+        ``"<path>: cannot read the per-user metrics (...)"``: missing or damaged file.
+    """
+    path = (folder if isinstance(folder, RunFolder) else RunFolder(folder)).per_user_metrics
+    try:
+        return pl.read_parquet(path)
+    except (OSError, pl.exceptions.PolarsError) as exc:
+        raise RunError(f"{path}: cannot read the per-user metrics ({str(exc).splitlines()[0]})") from exc
 
 
 def _unpickle(path: Path, load: Any) -> Any:

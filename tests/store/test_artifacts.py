@@ -6,10 +6,11 @@ from __future__ import annotations
 import shutil
 
 import numpy as np
+import polars as pl
 import pytest
 
 from recsys_lab.errors import RunError
-from recsys_lab.store.artifacts import load_run, read_arrays, write_arrays
+from recsys_lab.store.artifacts import load_run, read_arrays, read_per_user_metrics, save_artifacts, write_arrays
 from recsys_lab.store.folder import RunFolder
 
 
@@ -130,3 +131,17 @@ def test_production_evidence_is_a_saved_run_whose_metrics_must_be_readable(copy)
     _truncate(copy.embeddings)
     with pytest.raises(RunError, match=f"^production run {copy.run_id}: {copy.embeddings}: cannot read"):
         Production(copy.path)
+
+
+def test_per_user_metrics_are_written_with_the_artifacts_and_read_back(copy):
+    with pytest.raises(RunError, match=f"^{copy.per_user_metrics}: cannot read the per-user metrics"):
+        read_per_user_metrics(copy)
+    frame = pl.DataFrame({"model": ["model", "model"], "user_id": [1, 2], "ndcg@10": [0.5, 1.0]})
+    run = load_run(copy.path)
+    save_artifacts(copy, users=run.users, items=run.items, user_vecs=run.user_vecs, item_vecs=run.item_vecs,
+                   seen=run.split().seen, positives=run.split().positives, user_tokens=run.tokens()[0],
+                   item_tokens=run.tokens()[1], model=run.model(), per_user=frame)
+    assert read_per_user_metrics(copy.path).equals(frame)
+    again = load_run(copy.path)
+    np.testing.assert_array_equal(again.user_vecs, run.user_vecs)
+    assert (again.split().seen != run.split().seen).nnz == 0
