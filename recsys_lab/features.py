@@ -72,7 +72,8 @@ class IdMap:
         """
         arr = np.asarray(ids)
         if arr.ndim != 1 or arr.dtype.kind not in "iuU":
-            raise DataError(f"{name}: expected a 1-D array of integer or text ids, got {arr.dtype} of shape {arr.shape}")
+            raise DataError(f"{name}: expected a 1-D array of integer or text ids, got {arr.dtype} of shape "
+                            f"{arr.shape}")
         arr = _normalised(arr)
         if len(arr) > 1 and not np.all(arr[1:] > arr[:-1]):
             raise DataError(f"{name}: ids are not unique and sorted")

@@ -65,13 +65,20 @@ def user_history(runs_dir: str | Path, user_id: int | str, *, run: str = "latest
     m = served_run(runs_dir, run)
     user_id = m.user_key(user_id)
     if m.seen is not None:  # the run's own training interactions (any split protocol)
-        hit = np.flatnonzero(m.user_ids == user_id)
+        hit = _row(m, user_id)
         items = m.item_ids[m.seen[hit[0]].indices] if len(hit) else m.item_ids[:0]
         return m.sql("SELECT i.ts, i.item_id, it.title, i.weight FROM interactions i JOIN items it "
                      "USING (item_id) WHERE i.user_id = ? AND i.item_id IN (SELECT unnest(?)) "
                      "ORDER BY i.ts DESC NULLS LAST, i.item_id LIMIT ?", [user_id, items.tolist(), int(n)])
     return m.sql("SELECT i.ts, i.item_id, it.title, i.weight FROM interactions i JOIN items it USING (item_id) "
-                 "WHERE i.user_id = ? AND i.ts < ?::TIMESTAMPTZ ORDER BY i.ts DESC LIMIT ?", [user_id, m.cutoff, int(n)])
+                 "WHERE i.user_id = ? AND i.ts < ?::TIMESTAMPTZ ORDER BY i.ts DESC LIMIT ?",
+                 [user_id, m.cutoff, int(n)])
+
+
+def _row(m: ServedRun, user_id: int | str) -> np.ndarray:
+    """The user's internal index as a 0- or 1-element array (empty when the run does not know the user)."""
+    idx, ok = m.users.lookup([user_id])
+    return idx[ok]
 
 
 def _served(m: ServedRun, vec: np.ndarray, exclude: np.ndarray, k: int, path: str,
@@ -140,7 +147,7 @@ def recommend(runs_dir: str | Path, user_id: int | str, *, run: str = "latest", 
     all_seen = m.items.lookup(rows["item_id"].to_numpy())[0]
     if upd is not None and user_id in upd.index:
         return _served(m, upd.user_vecs[upd.index[user_id]], np.r_[all_seen, extra_seen], k, "update")
-    hit = np.flatnonzero(m.user_ids == user_id)
+    hit = _row(m, user_id)
     # LightFM fits on training positives only: without one, the user's embedding is its random initialisation
     if m.positives is not None:
         if len(hit) and m.positives[hit[0]].nnz:
