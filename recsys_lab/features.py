@@ -32,9 +32,8 @@ __all__ = ["IdMap", "align", "FeatureMatrix", "Dataset", "build_dataset", "ident
 class IdMap:
     """Bijection between external ids and contiguous internal indices ``0..n-1`` (sorted external order).
 
-    The one id lookup of the package: :meth:`to_index` (every id must be known), :meth:`lookup` (unknown ids
-    reported in a mask, for serving) and :func:`align` (the ids two maps share). Integer maps hold ``int64``,
-    text maps ``str``; the file part (``artifacts/id_maps.npz``) is :mod:`recsys_lab.store.artifacts`.
+    The one id lookup: :meth:`to_index` (all ids known), :meth:`lookup` (unknown ids in a mask), :func:`align`
+    (ids two maps share: ``align(a.ids, b.ids)``). Integer maps hold ``int64``, text maps ``str``; files: :mod:`recsys_lab.store.artifacts`.
 
     Parameters
     ----------
@@ -50,8 +49,7 @@ class IdMap:
 
     @classmethod
     def from_sorted(cls, ids: np.ndarray, name: str) -> "IdMap":
-        """The map whose internal order is exactly ``ids`` (as saved): no sorting, so rows of saved vectors stay
-        aligned.
+        """The map whose internal order is exactly ``ids`` (as saved: rows of saved vectors stay aligned).
 
         Parameters
         ----------
@@ -67,18 +65,15 @@ class IdMap:
         Raises
         ------
         DataError
-            ``ids`` is not 1-D, not integers or text, or not strictly increasing (then index order would not be
-            sorted external order).
+            ``ids`` is not 1-D, not integers or text, or not strictly increasing.
         """
         arr = np.asarray(ids)
         if arr.ndim != 1 or arr.dtype.kind not in "iuU":
-            raise DataError(f"{name}: expected a 1-D array of integer or text ids, got {arr.dtype} of shape "
-                            f"{arr.shape}")
-        arr = _normalised(arr)
-        if len(arr) > 1 and not np.all(arr[1:] > arr[:-1]):
+            raise DataError(f"{name}: expected a 1-D array of integer or text ids, got {arr.dtype} {arr.shape}")
+        out = cls([], name)
+        out.ids = _normalised(arr)
+        if len(arr) > 1 and not np.all(out.ids[1:] > out.ids[:-1]):
             raise DataError(f"{name}: ids are not unique and sorted")
-        out = cls.__new__(cls)
-        out.ids, out.name = arr, name
         return out
 
     def __len__(self) -> int:
@@ -90,9 +85,8 @@ class IdMap:
     def lookup(self, ids: np.ndarray | list | int | str) -> tuple[np.ndarray, np.ndarray]:
         """External ids -> internal indices where known, and which were known (never raises for unknown ids).
 
-        Ids are compared in the map's type: for an integer map, text is parsed (surrounding spaces ignored;
-        unparsable text is unknown) and floats match only when integral; for a text map, anything is compared
-        as its text.
+        Compared in the map's type: an integer map parses text (spaces ignored; unparsable text is unknown) and
+        matches floats only when integral; a text map compares the text of anything.
 
         Parameters
         ----------
@@ -107,26 +101,20 @@ class IdMap:
             Same shape as ``ids``.
         """
         arr = np.asarray(ids)
-        values, valid = self._comparable(arr.ravel())
+        values, valid = arr.ravel(), True  # values in the map's type; valid: those that could be converted
+        if self.ids.dtype.kind != "i":
+            values = values if values.dtype.kind == "U" else values.astype(str)
+        elif values.dtype.kind == "f":
+            valid = np.isfinite(values) & (values == np.floor(values))
+            values = np.where(valid, values, 0).astype(np.int64)
+        elif values.dtype.kind not in "iub":
+            parsed = pl.Series(values.astype(str)).str.strip_chars().cast(pl.Int64, strict=False)
+            values, valid = parsed.fill_null(0).to_numpy().astype(np.int64), parsed.is_not_null().to_numpy()
         if len(self.ids) == 0:
             return np.zeros(arr.shape, np.int64), np.zeros(arr.shape, bool)
         idx = np.minimum(np.searchsorted(self.ids, values), len(self.ids) - 1).astype(np.int64)
-        found = self.ids[idx] == values
-        if valid is not None:
-            found &= valid
+        found = (self.ids[idx] == values) & valid
         return idx.reshape(arr.shape), found.reshape(arr.shape)
-
-    def _comparable(self, arr: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """``arr`` (1-D) in the map's type, and a mask of the values that could be converted (None: all)."""
-        if self.ids.dtype.kind != "i":
-            return (arr if arr.dtype.kind == "U" else arr.astype(str)), None
-        if arr.dtype.kind in "iub":
-            return arr.astype(np.int64, copy=False), None
-        if arr.dtype.kind == "f":
-            valid = np.isfinite(arr) & (arr == np.floor(arr))
-            return np.where(valid, arr, 0).astype(np.int64), valid
-        parsed = pl.Series(arr.astype(str)).str.strip_chars().cast(pl.Int64, strict=False)
-        return parsed.fill_null(0).to_numpy().astype(np.int64, copy=False), parsed.is_not_null().to_numpy()
 
     def to_index(self, ids: np.ndarray | list | int | str) -> np.ndarray:
         """External ids -> internal indices (int64 array of the same shape).
@@ -174,21 +162,6 @@ class IdMap:
         if arr.size and (arr.min() < 0 or arr.max() >= len(self)):
             raise DataError(f"{self.name} index out of range 0..{len(self) - 1}")
         return self.ids[arr]
-
-    def align(self, other: "IdMap | np.ndarray") -> tuple[np.ndarray, np.ndarray]:
-        """The ids this map shares with ``other``: see :func:`align`.
-
-        Parameters
-        ----------
-        other : IdMap or ndarray of shape (n_other,)
-            Another map or its unique ids (e.g. a saved run's).
-
-        Returns
-        -------
-        mine, theirs : ndarray of shape (n_common,), int64
-            Internal indices here (ascending) and the matching positions in ``other``.
-        """
-        return align(self.ids, other.ids if isinstance(other, IdMap) else other)
 
 
 def _normalised(arr: np.ndarray) -> np.ndarray:

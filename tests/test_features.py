@@ -139,7 +139,7 @@ def test_align_pairs_shared_ids_in_the_first_order_even_across_id_types():
     ia, ib = align(np.array([1, 2, 3]), np.array(["3", "x", "1"]))  # integer run against a text run
     assert ia.tolist() == [0, 2] and ib.tolist() == [2, 0]
     assert ia.dtype == ib.dtype == np.int64
-    mine, theirs = IdMap([5, 6, 7], "item_id").align(IdMap([7, 5], "item_id"))
+    mine, theirs = align(IdMap([5, 6, 7], "item_id").ids, IdMap([7, 5], "item_id").ids)
     assert mine.tolist() == [0, 2] and theirs.tolist() == [0, 1]  # the other map is sorted too: [5, 7]
     assert [len(a) for a in align(np.array([1]), np.array([2]))] == [0, 0]
 
