@@ -26,11 +26,14 @@ import scipy.sparse as sp
 from recsys_lab.config import FeatureConfig
 from recsys_lab.errors import ConfigError, DataError
 
-__all__ = ["IdMap", "FeatureMatrix", "Dataset", "build_dataset", "identity_features", "column_tokens"]
+__all__ = ["IdMap", "align", "FeatureMatrix", "Dataset", "build_dataset", "identity_features", "column_tokens"]
 
 
 class IdMap:
     """Bijection between external ids and contiguous internal indices ``0..n-1`` (sorted external order).
+
+    The one id lookup: :meth:`to_index` (all ids known), :meth:`lookup` (unknown ids in a mask), :func:`align`
+    (ids two maps share: ``align(a.ids, b.ids)``). Integer maps hold ``int64``, text maps ``str``; files: :mod:`recsys_lab.store.artifacts`.
 
     Parameters
     ----------
@@ -41,13 +44,37 @@ class IdMap:
     """
 
     def __init__(self, ids: np.ndarray | list, name: str) -> None:
-        arr = np.asarray(ids)
-        if arr.dtype.kind in "iu":
-            arr = arr.astype(np.int64)
-        elif arr.dtype.kind != "U":
-            arr = arr.astype(str)
-        self.ids = np.unique(arr)
+        self.ids = np.unique(_normalised(np.asarray(ids)))
         self.name = name
+
+    @classmethod
+    def from_sorted(cls, ids: np.ndarray, name: str) -> "IdMap":
+        """The map whose internal order is exactly ``ids`` (as saved: rows of saved vectors stay aligned).
+
+        Parameters
+        ----------
+        ids : ndarray of shape (n,)
+            External ids, strictly increasing (as :attr:`ids` of a map).
+        name : str
+            What the ids are, for messages.
+
+        Returns
+        -------
+        IdMap
+
+        Raises
+        ------
+        DataError
+            ``ids`` is not 1-D, not integers or text, or not strictly increasing.
+        """
+        arr = np.asarray(ids)
+        if arr.ndim != 1 or arr.dtype.kind not in "iuU":
+            raise DataError(f"{name}: expected a 1-D array of integer or text ids, got {arr.dtype} {arr.shape}")
+        out = cls([], name)
+        out.ids = _normalised(arr)
+        if len(arr) > 1 and not np.all(out.ids[1:] > out.ids[:-1]):
+            raise DataError(f"{name}: ids are not unique and sorted")
+        return out
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -55,13 +82,47 @@ class IdMap:
     def __repr__(self) -> str:
         return f"IdMap({self.name}, n={len(self)})"
 
+    def lookup(self, ids: np.ndarray | list | int | str) -> tuple[np.ndarray, np.ndarray]:
+        """External ids -> internal indices where known, and which were known (never raises for unknown ids).
+
+        Compared in the map's type: an integer map parses text (spaces ignored; unparsable text is unknown) and
+        matches floats only when integral; a text map compares the text of anything.
+
+        Parameters
+        ----------
+        ids : ndarray, list, int or str
+            External ids.
+
+        Returns
+        -------
+        index : ndarray of int64
+            Same shape as ``ids``; meaningful only where ``found``.
+        found : ndarray of bool
+            Same shape as ``ids``.
+        """
+        arr = np.asarray(ids)
+        values, valid = arr.ravel(), True  # values in the map's type; valid: those that could be converted
+        if self.ids.dtype.kind != "i":
+            values = values if values.dtype.kind == "U" else values.astype(str)
+        elif values.dtype.kind == "f":
+            valid = np.isfinite(values) & (values == np.floor(values))
+            values = np.where(valid, values, 0).astype(np.int64)
+        elif values.dtype.kind not in "iub":
+            parsed = pl.Series(values.astype(str)).str.strip_chars().cast(pl.Int64, strict=False)
+            values, valid = parsed.fill_null(0).to_numpy().astype(np.int64), parsed.is_not_null().to_numpy()
+        if len(self.ids) == 0:
+            return np.zeros(arr.shape, np.int64), np.zeros(arr.shape, bool)
+        idx = np.minimum(np.searchsorted(self.ids, values), len(self.ids) - 1).astype(np.int64)
+        found = (self.ids[idx] == values) & valid
+        return idx.reshape(arr.shape), found.reshape(arr.shape)
+
     def to_index(self, ids: np.ndarray | list | int | str) -> np.ndarray:
         """External ids -> internal indices (int64 array of the same shape).
 
         Parameters
         ----------
         ids : ndarray, list, int or str
-            External ids (converted to str when the map holds strings).
+            External ids (compared as in :meth:`lookup`).
 
         Returns
         -------
@@ -73,17 +134,9 @@ class IdMap:
         DataError
             An id is not in the map (the message names the first unknown id).
         """
-        arr = np.asarray(ids)
-        if self.ids.dtype.kind == "U" and arr.dtype.kind != "U":
-            arr = arr.astype(str)
-        if len(self.ids) == 0:
-            ok = np.zeros(arr.shape, dtype=bool)
-            idx = np.zeros(arr.shape, dtype=np.int64)
-        else:
-            idx = np.minimum(np.searchsorted(self.ids, arr), len(self.ids) - 1).astype(np.int64)
-            ok = self.ids[idx] == arr
+        idx, ok = self.lookup(ids)
         if not np.all(ok):
-            bad = arr[~ok].ravel()[0]
+            bad = np.asarray(ids)[~ok].ravel()[0]
             raise DataError(f"unknown {self.name} {bad}: not in the id map ({len(self)} ids)")
         return idx
 
@@ -109,6 +162,35 @@ class IdMap:
         if arr.size and (arr.min() < 0 or arr.max() >= len(self)):
             raise DataError(f"{self.name} index out of range 0..{len(self) - 1}")
         return self.ids[arr]
+
+
+def _normalised(arr: np.ndarray) -> np.ndarray:
+    """Ids as a map holds them: integers as int64, anything else as str."""
+    if arr.dtype.kind in "iu":
+        return arr.astype(np.int64)
+    return arr if arr.dtype.kind == "U" else arr.astype(str)
+
+
+def align(ids_a: np.ndarray, ids_b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of the ids both sides know: ``(ia, ib)`` with ``ids_a[ia] == ids_b[ib]``, in ``ids_a`` order.
+
+    Parameters
+    ----------
+    ids_a, ids_b : ndarray of shape (n_a,) and (n_b,)
+        External ids, each without duplicates; compared as str when their dtype kinds differ (a run on integer
+        ids against one on text ids still pairs ``13`` with ``"13"``).
+
+    Returns
+    -------
+    ia, ib : ndarray of shape (n_common,), int64
+        Positions in ``ids_a`` (ascending) and the matching positions in ``ids_b``.
+    """
+    ids_a, ids_b = np.asarray(ids_a), np.asarray(ids_b)
+    if ids_a.dtype.kind != ids_b.dtype.kind:
+        ids_a, ids_b = ids_a.astype(str), ids_b.astype(str)
+    _, ia, ib = np.intersect1d(ids_a, ids_b, assume_unique=True, return_indices=True)
+    order = np.argsort(ia, kind="stable")
+    return ia[order].astype(np.int64), ib[order].astype(np.int64)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,6 @@ Example
 
 from __future__ import annotations
 
-import io
 import sys
 import logging
 import time
@@ -31,14 +30,15 @@ from recsys_lab.evaluation import ranking as evaluation
 from recsys_lab.models import foldin
 from recsys_lab.models import lightfm as models
 from recsys_lab.evaluation import personas
-from recsys_lab._fs import atomic_write_bytes, atomic_write_json
+from recsys_lab._fs import atomic_write_json
 from recsys_lab.config import Config
 from recsys_lab.data.sources import load
 from recsys_lab.errors import ConfigError, DataError, RunError
 from recsys_lab.features import Dataset, build_dataset, identity_features
 from recsys_lab.evaluation.gate import NO_PRODUCTION, GateResult, check_gate
 from recsys_lab.evaluation.intervals import bootstrap_ci, paired_difference
-from recsys_lab.store.folder import RunFolder, read_json
+from recsys_lab.store.artifacts import SavedRun, save_artifacts
+from recsys_lab.store.folder import RunFolder
 from recsys_lab.split import Split, make_split
 from recsys_lab.data.guardrails import ValidationReport, clean, drift, validate
 from recsys_lab.data.warehouse import Snapshot, ingest, open_snapshot
@@ -61,8 +61,9 @@ HEADLINE = ("ndcg", "precision", "recall", "map")
 """@k metrics reported with intervals (plus ``mrr`` and ``auc``)."""
 
 
-class Production:
-    """Production's evidence as the gate and drift need it: a run folder's metrics, id maps and vectors.
+class Production(SavedRun):
+    """Production's evidence as the gate and drift need it: a saved run (:class:`recsys_lab.store.artifacts.SavedRun`)
+    whose metrics must be readable too.
 
     Parameters
     ----------
@@ -85,29 +86,12 @@ class Production:
     """
 
     def __init__(self, run_dir: str | Path) -> None:
-        folder = RunFolder(run_dir)
-        self.run_dir, self.run_id = folder.path, folder.run_id
-        where = f"production run {self.run_id}"
         try:  # the gate fails closed when any of these is missing or unreadable
-            self.metrics = read_json(folder.metrics, "metrics file")
-            if not isinstance(self.metrics, dict):
-                raise RunError(f"{folder.metrics}: not a JSON object")
-            arrays = {}
-            for path, keys in ((folder.id_maps, ("user_ids", "item_ids")),
-                               (folder.embeddings, ("user_vecs", "item_vecs"))):
-                try:
-                    with np.load(path) as npz:
-                        arrays.update({k: npz[k] for k in keys})
-                except (OSError, ValueError, EOFError, KeyError) as exc:
-                    raise RunError(f"{path}: cannot read ({type(exc).__name__}: {exc})") from exc
+            super().__init__(run_dir)
+            self.metrics  # noqa: B018 - read now: production's evidence includes its metrics
         except RunError as exc:
-            raise RunError(f"{where}: {exc}") from exc
-        self.user_ids, self.item_ids = arrays["user_ids"], arrays["item_ids"]
-        self.user_vecs, self.item_vecs = arrays["user_vecs"], arrays["item_vecs"]
-        try:  # optional: only drift needs it
-            self.manifest = read_json(folder.run_json, "run manifest")
-        except RunError:
-            self.manifest = {}
+            raise RunError(f"production run {RunFolder(run_dir).run_id}: {exc}") from exc
+        self.run_dir = self.path
 
     def snapshot(self) -> Snapshot | None:
         """The warehouse snapshot production was trained on (drift reference), or None when it is gone.
@@ -115,10 +99,15 @@ class Production:
         Returns
         -------
         Snapshot or None
-            None also when the manifest names no snapshot or warehouse (a warning is logged when it is gone).
+            None also when the manifest is unreadable or names no snapshot or warehouse (a warning is logged
+            when it is gone).
         """
-        snap = (self.manifest.get("data") or {}).get("snapshot")
-        warehouse = ((self.manifest.get("config") or {}).get("data") or {}).get("warehouse")
+        try:  # optional: only drift needs it
+            manifest = self.manifest
+        except RunError:
+            return None
+        snap = (manifest.get("data") or {}).get("snapshot")
+        warehouse = ((manifest.get("config") or {}).get("data") or {}).get("warehouse")
         if not snap or not warehouse:
             return None
         try:
@@ -997,26 +986,16 @@ class Retrain:
             return None
         self._need("fits", "fit")
         with self._phase("save"):
-            folder = RunFolder(self.run_dir)
-            folder.artifacts.mkdir(parents=True, exist_ok=True)
-            ds = self.dataset
-            _save_npz(folder.id_maps, user_ids=ds.users.ids, item_ids=ds.items.ids)
+            folder, ds, sp_ = RunFolder(self.run_dir), self.dataset, self.split
             u, i = self.vectors["hybrid"]
-            _save_npz(folder.embeddings, user_vecs=u, item_vecs=i)
-            sp_ = self.split
-            _save_npz(folder.split, seen_indptr=sp_.train_seen.indptr, seen_indices=sp_.train_seen.indices,
-                      pos_indptr=sp_.train.indptr, pos_indices=sp_.train.indices)
-            _save_npz(folder.features, user_tokens=np.array(ds.user_features.tokens),
-                      item_tokens=np.array(ds.item_features.tokens))
-            models.save_model(self.fits["hybrid"].model, folder.model)
-            if self.index is not None:
-                self.index.save(folder.index)
+            save_artifacts(folder, users=ds.users, items=ds.items, user_vecs=u, item_vecs=i, seen=sp_.train_seen,
+                           positives=sp_.train, user_tokens=ds.user_features.tokens,
+                           item_tokens=ds.item_features.tokens, model=self.fits["hybrid"].model, index=self.index,
+                           per_user=self.per_user_table() if self.per_user else None)
             atomic_write_json(folder.params, self.config.to_dict())
             atomic_write_json(folder.history, self.history)
             atomic_write_json(folder.metrics, self.metrics)
             atomic_write_json(folder.data, self.data_info)
-            if self.per_user:
-                _save_parquet(folder.per_user_metrics, self.per_user_table())
             if self.gate is not None:
                 atomic_write_json(folder.gate, self.gate.to_dict())
             if self.personas:
@@ -1063,18 +1042,6 @@ def _peak_rss_mib() -> float:
 
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / (1024 * 1024 if sys.platform == "darwin" else 1024)
-
-
-def _save_parquet(path: Path, df: pl.DataFrame) -> None:
-    buf = io.BytesIO()
-    df.write_parquet(buf)
-    atomic_write_bytes(path, buf.getvalue())
-
-
-def _save_npz(path: Path, **arrays: np.ndarray) -> None:
-    buf = io.BytesIO()
-    np.savez(buf, **arrays)
-    atomic_write_bytes(path, buf.getvalue())
 
 
 def run(config: Config | dict | None = None, *, run_dir: str | Path | None = None,

@@ -6,7 +6,7 @@ import pytest
 
 from recsys_lab.config import FeatureConfig
 from recsys_lab.errors import ConfigError, DataError
-from recsys_lab.features import IdMap, build_dataset, identity_features
+from recsys_lab.features import IdMap, align, build_dataset, identity_features
 
 
 def test_id_map_round_trip_and_unknown_id():
@@ -97,3 +97,68 @@ def test_missing_column_is_named(tiny_tables):
     inter, users, items = tiny_tables
     with pytest.raises(DataError, match=r"table interactions: missing column\(s\) \['ts'\]"):
         build_dataset(inter.drop("ts"), users, items)
+
+
+# -- the one id lookup: IdMap.lookup / to_index, IdMap.from_sorted, align -------------------------------------------
+def test_lookup_reports_unknown_ids_in_a_mask_and_compares_in_the_map_type():
+    ints = IdMap([10, 30, 20], "item_id")
+    idx, ok = ints.lookup(np.array([30, 25, 10, 99]))
+    assert ok.tolist() == [True, False, True, False] and idx[ok].tolist() == [2, 0]
+    # text typed by a user is parsed for an integer map (spaces ignored, unparsable text unknown) ...
+    idx, ok = ints.lookup(np.array([" 20", "abc", "30"], dtype=object))
+    assert ok.tolist() == [True, False, True] and idx[ok].tolist() == [1, 2]
+    # ... floats match only when integral
+    assert ints.lookup(np.array([20.0, 20.5]))[1].tolist() == [True, False]
+    text = IdMap(["b", "a"], "user_id")
+    idx, ok = text.lookup([1, "b"])  # a text map compares the text of anything
+    assert ok.tolist() == [False, True] and idx[1] == 1
+    empty = IdMap(np.array([], dtype=np.int64), "item_id")
+    assert empty.lookup([1, 2])[1].tolist() == [False, False]
+
+
+def test_to_index_keeps_its_shape_and_names_the_first_unknown_id():
+    m = IdMap([10, 20, 30], "item_id")
+    assert m.to_index(np.array([[30, 10], [20, 20]])).tolist() == [[2, 0], [1, 1]]
+    assert m.to_index(20).shape == ()
+    with pytest.raises(DataError, match="unknown item_id x1"):
+        m.to_index(["x1"])
+
+
+def test_from_sorted_keeps_the_saved_order_and_refuses_unsorted_ids():
+    m = IdMap.from_sorted(np.array([3, 7, 9], dtype=np.int32), "user_id")
+    assert m.ids.dtype == np.int64 and m.to_index([9, 3]).tolist() == [2, 0]
+    with pytest.raises(DataError, match="user_id: ids are not unique and sorted"):
+        IdMap.from_sorted(np.array([3, 1]), "user_id")
+    with pytest.raises(DataError, match="expected a 1-D array"):
+        IdMap.from_sorted(np.array([1.5, 2.5]), "user_id")
+
+
+def test_align_pairs_shared_ids_in_the_first_order_even_across_id_types():
+    ia, ib = align(np.array([10, 20, 30]), np.array([30, 40, 10]))
+    assert ia.tolist() == [0, 2] and ib.tolist() == [2, 0]
+    ia, ib = align(np.array([1, 2, 3]), np.array(["3", "x", "1"]))  # integer run against a text run
+    assert ia.tolist() == [0, 2] and ib.tolist() == [2, 0]
+    assert ia.dtype == ib.dtype == np.int64
+    mine, theirs = align(IdMap([5, 6, 7], "item_id").ids, IdMap([7, 5], "item_id").ids)
+    assert mine.tolist() == [0, 2] and theirs.tolist() == [0, 1]  # the other map is sorted too: [5, 7]
+    assert [len(a) for a in align(np.array([1]), np.array([2]))] == [0, 0]
+
+
+@pytest.mark.parametrize("text", [False, True])
+def test_lookup_and_align_agree_with_an_obvious_dictionary(text):
+    """The one id lookup against a slow, obviously correct loop (it replaced serving's own ``_lookup`` and stands
+    in for evaluation's ``align``)."""
+    rng = np.random.default_rng(1)
+    a = rng.choice(500, size=200, replace=False)
+    b = rng.choice(500, size=150, replace=False)
+    if text:
+        a, b = a.astype(str), b.astype(str)
+    m = IdMap(a, "item_id")
+    position = {x: j for j, x in enumerate(m.ids.tolist())}
+    idx, ok = m.lookup(b)
+    assert ok.tolist() == [x in position for x in b.tolist()]
+    assert idx[ok].tolist() == [position[x] for x in b.tolist() if x in position]
+    ia, ib = align(a, b)
+    where_b = {x: j for j, x in enumerate(b.tolist())}
+    pairs = [(j, where_b[x]) for j, x in enumerate(a.tolist()) if x in where_b]
+    assert list(zip(ia.tolist(), ib.tolist())) == pairs

@@ -33,7 +33,7 @@ def recommend(
     """A user's recent history and a run's top-k (optionally side by side with another run), or top-k for a
     new user from a few picked items. The output says which serving path answered (model, update, fold-in,
     popularity)."""
-    from recsys_lab.serving.recommend import compare_recommendations, recommend as rec, recommend_for_items, user_history
+    from recsys_lab.serving import compare_recommendations, recommend as rec, recommend_for_items, user_history
 
     if (user is None) == (items is None):
         raise UsageError("give exactly one of --user ID or --items ID,ID,...")
@@ -65,7 +65,7 @@ def update(
 ) -> None:
     """Fold new interactions into a run's user vectors without retraining (a new version under
     artifacts/updates/); `recommend` serves the latest version."""
-    from recsys_lab.serving.recommend import update as do_update
+    from recsys_lab.serving import update as do_update
 
     man = noted(lambda: do_update(runs_dir, interactions, run=run))
     typer.echo(f"update {man['version']} of run {man['run_id']}: {man['rows_read']} rows read, "
@@ -82,7 +82,7 @@ def similar(
 ) -> None:
     """The k items most similar to an item, with titles: LightFM's score e_i.e_j + b_j for a user who is the
     item (popularity-aware, not cosine), through the run's saved index when it has one, exact otherwise."""
-    from recsys_lab.serving.recommend import similar as similar_items
+    from recsys_lab.serving import similar as similar_items
 
     df = noted(lambda: similar_items(runs_dir, item, k=k, run=run))
     typer.echo(f"{k} items most similar to item {item} in {run} (e_i.e_j + b_j; path: {df['path'][0]})")
@@ -100,7 +100,7 @@ def personas(
     """Every persona's top-k from a run (fold-in of its items), optionally next to another run's with moves
     (new, dropped, up N, down N, =)."""
     from recsys_lab.report.tables import persona_table
-    from recsys_lab.serving.recommend import persona_lists
+    from recsys_lab.serving import persona_lists
 
     mine = noted(lambda: persona_lists(runs_dir, run=run, file=file, k=k))
     theirs = noted(lambda: persona_lists(runs_dir, run=vs, file=file, k=k)) if vs else None

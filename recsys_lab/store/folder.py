@@ -16,7 +16,8 @@ package spells these file names):
 ``report.html``       the notebook as HTML
 ``executor.log``      output of the child process (``--engine kernel`` only)
 ``artifacts/``        ``id_maps.npz``, ``embeddings.npz``, ``features.npz``, ``model.pkl``, ``index.pkl``,
-                      ``split.npz``, ``per_user_metrics.parquet``, ``updates/``
+                      ``split.npz``, ``per_user_metrics.parquet`` (read and written only by
+                      :mod:`recsys_lab.store.artifacts`), ``updates/`` (:mod:`recsys_lab.serving.updates`)
 ====================  ==========================================================================
 
 Next to the run folders, ``runs/PRODUCTION`` holds the production run id and ``runs/.retrain.lock`` is the

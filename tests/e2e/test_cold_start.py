@@ -13,7 +13,8 @@ import polars as pl
 import pytest
 
 from recsys_lab.models import foldin
-from recsys_lab.serving import recommend as serving
+from recsys_lab import serving
+from recsys_lab.serving.saved_run import served_run
 from recsys_lab.errors import DataFileError
 from recsys_lab.store.folder import PRODUCTION, RunFolder
 
@@ -34,16 +35,15 @@ def project(first_run, tmp_path):
 
 
 def _model(runs):
-    return serving._load_run_model(RunFolder(next(p for p in runs.iterdir() if p.is_dir())).path)
+    return served_run(runs, "production")
 
 
 def _cold_user(runs) -> int:
     """A user of the run with no training interaction (held out by the split) who has positives in the data."""
     m = _model(runs)
     cold = m.user_ids[np.flatnonzero(m.seen.getnnz(axis=1) == 0)]
-    df = serving._snapshot_sql(m.snapshot_path, "SELECT user_id FROM interactions WHERE user_id IN "
-                               "(SELECT unnest(?)) GROUP BY user_id HAVING max(weight) >= 4 ORDER BY user_id LIMIT 1",
-                               [cold.tolist()])
+    df = m.sql("SELECT user_id FROM interactions WHERE user_id IN "
+               "(SELECT unnest(?)) GROUP BY user_id HAVING max(weight) >= 4 ORDER BY user_id LIMIT 1", [cold.tolist()])
     return int(df["user_id"][0])
 
 
@@ -77,12 +77,12 @@ def test_a_cold_user_is_served_by_fold_in_never_by_the_random_embedding(project)
     m = _model(runs)
     recs = serving.recommend(runs, user, run="production")
     assert set(recs["path"]) == {"fold-in"}
-    rows = serving._user_rows(m, user)
-    picks = serving._recent_positives(m, rows, serving.UPDATE_WINDOW)["item_idx"].to_numpy()
-    fold = serving._folder(m)  # the mean shrunk toward the average trained user
+    rows = m.user_rows(user)
+    picks = m.recent_positives(rows, serving.UPDATE_WINDOW)["item_idx"].to_numpy()
+    fold = m.foldin()  # the mean shrunk toward the average trained user
     assert fold.method == "mean" and fold.prior_strength == foldin.DEFAULT_PRIOR_STRENGTH
     expected, _ = foldin.top_k_one(fold.user(picks), m.item_vecs, 10,
-                                   exclude=serving._lookup(m.item_ids, rows["item_id"].to_numpy())[0])
+                                   exclude=m.items.lookup(rows["item_id"].to_numpy())[0])
     assert recs["item_id"].to_list() == m.item_ids[expected].tolist()
     proc = cli("recommend", "--user", user, "--run", "production", cwd=project)
     assert proc.returncode == 0 and "path: fold-in" in proc.stdout

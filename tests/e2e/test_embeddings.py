@@ -6,7 +6,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from recsys_lab.serving import recommend as serving
+from recsys_lab import serving
 
 from ..conftest import cli
 

@@ -16,7 +16,7 @@ import pytest
 
 from recsys_lab.runs import execute as execution
 from recsys_lab.runs import registry, retention
-from recsys_lab.serving import recommend as serving
+from recsys_lab import serving
 from recsys_lab.runs.lock import LockHeldError, RetrainLock
 from recsys_lab.store.folder import read_run
 from recsys_lab.config import Config

@@ -1,0 +1,435 @@
+"""A run's ``artifacts/`` folder: the only reader and writer of its files.
+
+==========================  ===================================================================================
+``id_maps.npz``             ``user_ids``, ``item_ids``: external ids by internal index (sorted, unique)
+``embeddings.npz``          ``user_vecs`` (n_users, d + 1), ``item_vecs`` (n_items, d + 1), float32, biases folded
+                            in (:func:`recsys_lab.models.lightfm.embeddings`)
+``split.npz``               CSR arrays ``seen_indptr``, ``seen_indices`` (every training interaction) and
+                            ``pos_indptr``, ``pos_indices`` (training positives), in the run's index space
+``features.npz``            ``user_tokens``, ``item_tokens``: the feature names of the model's columns
+``model.pkl``               the fitted LightFM model (:func:`recsys_lab.models.lightfm.save_model`)
+``index.pkl``               the MIPS index, when the retrain built one (:meth:`recsys_lab.retrieval.ann.MipsIndex.save`)
+``per_user_metrics.parquet`` metrics per evaluated user (read by :func:`recsys_lab.runs.registry.compare`)
+==========================  ===================================================================================
+
+:func:`save_artifacts` writes them (each file atomically); :func:`load_run` reads a run back as a
+:class:`SavedRun`: ids and vectors at once, the rest (metrics, manifest, params, split, model, index) when first
+asked for. Every file that is missing, truncated or damaged raises one error, :class:`~recsys_lab.errors.RunError`
+``"<path>: cannot read (...)"`` (JSON files through :func:`recsys_lab.store.folder.read_json`, which names the file
+the same way). Serving, the gate's production evidence and personas all read runs through here.
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import scipy.sparse as sp
+
+from recsys_lab._fs import atomic_write_bytes
+from recsys_lab.errors import DataError, ModelError, RunError
+from recsys_lab.features import IdMap
+from recsys_lab.models import lightfm
+from recsys_lab.retrieval import ann
+from recsys_lab.store.folder import RunFolder, read_json
+
+__all__ = ["SavedRun", "SavedSplit", "load_run", "save_artifacts", "load_id_maps", "read_arrays", "write_arrays",
+           "read_per_user_metrics"]
+
+_ID_MAPS = ("user_ids", "item_ids")
+_EMBEDDINGS = ("user_vecs", "item_vecs")
+_SPLIT = ("seen_indptr", "seen_indices", "pos_indptr", "pos_indices")
+_FEATURES = ("user_tokens", "item_tokens")
+_DAMAGED = (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error)
+"""What numpy raises on a missing, truncated or damaged ``.npz`` (or a missing key)."""
+
+
+def _cannot_read(path: Path, exc: BaseException) -> RunError:
+    if isinstance(exc, FileNotFoundError):
+        return RunError(f"{path}: cannot read (no such file: did the run succeed?)")
+    return RunError(f"{path}: cannot read ({type(exc).__name__}: {exc})")
+
+
+def read_arrays(path: str | Path, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """The named arrays of one ``.npz`` file of a run (no pickles).
+
+    Parameters
+    ----------
+    path : str or Path
+        The file, e.g. ``RunFolder(run).embeddings``.
+    keys : tuple of str
+        Arrays to read; each must be present.
+
+    Returns
+    -------
+    dict of str to ndarray
+        ``{key: array}``, read into memory.
+
+    Raises
+    ------
+    RunError
+        ``"<path>: cannot read (...)"``: missing, truncated or damaged file, or a key not in it.
+    """
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            return {k: npz[k] for k in keys}
+    except _DAMAGED as exc:
+        raise _cannot_read(path, exc) from exc
+
+
+def load_id_maps(path: str | Path) -> tuple[IdMap, IdMap]:
+    """The user and item id maps of ``artifacts/id_maps.npz``.
+
+    Parameters
+    ----------
+    path : str or Path
+        The file.
+
+    Returns
+    -------
+    users, items : IdMap
+        In the saved index order (:meth:`recsys_lab.features.IdMap.from_sorted`).
+
+    Raises
+    ------
+    RunError
+        The file is missing, truncated or damaged, or its ids are not unique and sorted.
+    """
+    arrays = read_arrays(path, _ID_MAPS)
+    try:
+        return (IdMap.from_sorted(arrays["user_ids"], "user_id"), IdMap.from_sorted(arrays["item_ids"], "item_id"))
+    except DataError as exc:
+        raise RunError(f"{path}: cannot read ({exc})") from exc
+
+
+@dataclass(frozen=True)
+class SavedSplit:
+    """What a run trained on, in its index space (``artifacts/split.npz``).
+
+    Attributes
+    ----------
+    seen : csr_matrix of shape (n_users, n_items), float32 ones
+        Every training interaction (excluded when serving).
+    positives : csr_matrix of shape (n_users, n_items), float32 ones
+        Training positives (popularity, and which users have a trained vector).
+    """
+
+    seen: sp.csr_matrix
+    positives: sp.csr_matrix
+
+
+class SavedRun:
+    """One finished run read back from its folder: id maps and vectors, and on demand what else it saved.
+
+    Use :func:`load_run`. Id maps and embeddings are read at once (and checked against each other); metrics,
+    manifest, params, split, model and index are read the first time they are asked for, then kept.
+
+    Parameters
+    ----------
+    folder : str, Path or RunFolder
+        The run folder.
+
+    Attributes
+    ----------
+    folder : RunFolder
+    run_id : str
+    users, items : IdMap
+        External ids in the run's index order.
+    user_vecs : ndarray of shape (n_users, d + 1), float32
+    item_vecs : ndarray of shape (n_items, d + 1), float32
+        Folded vectors (see :func:`recsys_lab.models.lightfm.embeddings`).
+
+    Raises
+    ------
+    RunError
+        ``id_maps.npz`` or ``embeddings.npz`` is missing, truncated or damaged, or they disagree; the message
+        names the file.
+    """
+
+    def __init__(self, folder: str | Path | RunFolder) -> None:
+        self.folder = folder if isinstance(folder, RunFolder) else RunFolder(folder)
+        self.run_id = self.folder.run_id
+        self.users, self.items = load_id_maps(self.folder.id_maps)
+        emb = read_arrays(self.folder.embeddings, _EMBEDDINGS)
+        self.user_vecs, self.item_vecs = emb["user_vecs"], emb["item_vecs"]
+        for side, vecs, ids in (("user", self.user_vecs, self.users), ("item", self.item_vecs, self.items)):
+            if vecs.ndim != 2 or len(vecs) != len(ids):
+                raise RunError(f"{self.folder.embeddings}: cannot read ({side}_vecs has shape {vecs.shape}, "
+                               f"{self.folder.id_maps.name} has {len(ids)} {side}s)")
+        if self.user_vecs.shape[1] != self.item_vecs.shape[1]:
+            raise RunError(f"{self.folder.embeddings}: cannot read (user_vecs has {self.user_vecs.shape[1]} "
+                           f"columns, item_vecs {self.item_vecs.shape[1]})")
+        self._cache: dict[str, Any] = {}
+
+    def __repr__(self) -> str:
+        return f"SavedRun({self.run_id!r}, users={len(self.users)}, items={len(self.items)})"
+
+    @property
+    def path(self) -> Path:
+        """The run folder."""
+        return self.folder.path
+
+    @property
+    def user_ids(self) -> np.ndarray:
+        """External user ids by internal index (``users.ids``)."""
+        return self.users.ids
+
+    @property
+    def item_ids(self) -> np.ndarray:
+        """External item ids by internal index (``items.ids``)."""
+        return self.items.ids
+
+    def _once(self, key: str, read: Any) -> Any:
+        if key not in self._cache:
+            self._cache[key] = read()
+        return self._cache[key]
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        """``metrics.json`` (raises :class:`RunError` naming the file when missing, damaged or not an object)."""
+        def read() -> dict[str, Any]:
+            value = read_json(self.folder.metrics, "metrics file")
+            if not isinstance(value, dict):
+                raise RunError(f"{self.folder.metrics}: not a JSON object")
+            return value
+        return self._once("metrics", read)
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        """``run.json`` (raises :class:`RunError` naming the file when missing or damaged)."""
+        return self._once("manifest", self.folder.manifest)
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """``params.json``: the configuration the run ran with (raises :class:`RunError` naming the file)."""
+        return self._once("params", lambda: read_json(self.folder.params, "params file"))
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The configuration recorded in the manifest (``{}`` when it has none)."""
+        return self.manifest.get("config") or {}
+
+    @property
+    def snapshot_path(self) -> Path | None:
+        """The warehouse snapshot file the run read (from the manifest); None when the manifest names none."""
+        snap = (self.manifest.get("data") or {}).get("snapshot")
+        warehouse = (self.config.get("data") or {}).get("warehouse")
+        if not snap or not warehouse:
+            return None
+        return Path(warehouse) / "snapshots" / f"{snap}.duckdb"
+
+    @property
+    def cutoff(self) -> str | None:
+        """The split's training cut-off (ISO 8601) from the manifest, when recorded."""
+        return ((self.manifest.get("data") or {}).get("split") or {}).get("cutoff")
+
+    def split(self) -> SavedSplit | None:
+        """The training interactions and positives (``artifacts/split.npz``).
+
+        Returns
+        -------
+        SavedSplit or None
+            None for a run saved before the file existed.
+
+        Raises
+        ------
+        RunError
+            The file is truncated or damaged, or its shape does not match the id maps.
+        """
+        def read() -> SavedSplit | None:
+            path = self.folder.split
+            if not path.is_file():
+                return None
+            z = read_arrays(path, _SPLIT)
+            shape = (len(self.users), len(self.items))
+            try:
+                return SavedSplit(*(sp.csr_matrix((np.ones(len(z[f"{p}_indices"]), np.float32), z[f"{p}_indices"],
+                                                   z[f"{p}_indptr"]), shape=shape) for p in ("seen", "pos")))
+            except ValueError as exc:  # indptr / indices that do not fit the id maps
+                raise _cannot_read(path, exc) from exc
+        return self._once("split", read)
+
+    def tokens(self) -> tuple[list[str], list[str]]:
+        """The feature names of the model's user and item columns (``artifacts/features.npz``).
+
+        Returns
+        -------
+        user_tokens, item_tokens : list of str
+
+        Raises
+        ------
+        RunError
+            The file is missing, truncated or damaged.
+        """
+        z = self._once("tokens", lambda: read_arrays(self.folder.features, _FEATURES))
+        return z["user_tokens"].tolist(), z["item_tokens"].tolist()
+
+    def model(self) -> Any:
+        """The fitted LightFM model (``artifacts/model.pkl``).
+
+        Returns
+        -------
+        lightfm.LightFM
+
+        Raises
+        ------
+        RunError
+            The file is missing or not a LightFM pickle.
+        """
+        return self._once("model", lambda: _unpickle(self.folder.model, lightfm.load_model))
+
+    def index(self) -> ann.MipsIndex | None:
+        """The run's MIPS index (``artifacts/index.pkl``), or None when the retrain built none.
+
+        Returns
+        -------
+        MipsIndex or None
+
+        Raises
+        ------
+        RunError
+            The file exists but is not a readable index.
+        """
+        path = self.folder.index
+        return self._once("index", lambda: _unpickle(path, ann.load_index) if path.is_file() else None)
+
+
+def read_per_user_metrics(folder: str | Path | RunFolder) -> pl.DataFrame:
+    """A run's ``artifacts/per_user_metrics.parquet``.
+
+    Parameters
+    ----------
+    folder : str, Path or RunFolder
+        The run folder.
+
+    Returns
+    -------
+    pl.DataFrame
+        ``model, user_id`` plus one column per metric, one row per (model, evaluated user).
+
+    Raises
+    ------
+    RunError
+        ``"<path>: cannot read the per-user metrics (...)"``: missing or damaged file.
+    """
+    path = (folder if isinstance(folder, RunFolder) else RunFolder(folder)).per_user_metrics
+    try:
+        return pl.read_parquet(path)
+    except (OSError, pl.exceptions.PolarsError) as exc:
+        raise RunError(f"{path}: cannot read the per-user metrics ({str(exc).splitlines()[0]})") from exc
+
+
+def _unpickle(path: Path, load: Any) -> Any:
+    try:
+        return load(path)
+    except ModelError as exc:
+        detail = str(exc).removeprefix(f"{path}: ")
+        raise RunError(f"{path}: cannot read ({detail})") from exc
+
+
+def load_run(folder: str | Path | RunFolder) -> SavedRun:
+    """Read a run back from its folder (see :class:`SavedRun`).
+
+    Parameters
+    ----------
+    folder : str, Path or RunFolder
+        The run folder.
+
+    Returns
+    -------
+    SavedRun
+        Ids and vectors loaded; the rest read when first used.
+
+    Raises
+    ------
+    RunError
+        ``artifacts/id_maps.npz`` or ``artifacts/embeddings.npz`` is missing, truncated or damaged (named).
+    """
+    return SavedRun(folder)
+
+
+def write_arrays(path: str | Path, **arrays: np.ndarray) -> Path:
+    """Write named arrays as one ``.npz`` file atomically (the counterpart of :func:`read_arrays`).
+
+    Parameters
+    ----------
+    path : str or Path
+        The file.
+    **arrays : ndarray
+        Arrays by name (no object arrays: they could not be read back without pickles).
+
+    Returns
+    -------
+    Path
+        ``path``.
+
+    Raises
+    ------
+    OSError
+        The write failed; ``path`` keeps its previous content.
+    """
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+def save_artifacts(folder: str | Path | RunFolder, *, users: IdMap, items: IdMap, user_vecs: np.ndarray,
+                   item_vecs: np.ndarray, seen: sp.csr_matrix, positives: sp.csr_matrix, user_tokens: list[str],
+                   item_tokens: list[str], model: Any, index: ann.MipsIndex | None = None,
+                   per_user: pl.DataFrame | None = None) -> RunFolder:
+    """Write a run's ``artifacts/`` (each file atomically; see the module docstring for the layout).
+
+    Parameters
+    ----------
+    folder : str, Path or RunFolder
+        The run folder (``artifacts/`` is created).
+    users, items : IdMap
+        The run's id maps.
+    user_vecs : ndarray of shape (n_users, d + 1), float32
+    item_vecs : ndarray of shape (n_items, d + 1), float32
+        Folded vectors.
+    seen : csr_matrix of shape (n_users, n_items)
+        Every training interaction.
+    positives : csr_matrix of shape (n_users, n_items)
+        Training positives.
+    user_tokens, item_tokens : list of str
+        Feature names of the model's columns.
+    model : lightfm.LightFM
+        The fitted model.
+    index : MipsIndex, optional
+        The ANN index (not written when None).
+    per_user : pl.DataFrame, optional
+        Per-user metrics (``model, user_id`` plus one column per metric); not written when None.
+
+    Returns
+    -------
+    RunFolder
+        The folder written to.
+
+    Raises
+    ------
+    OSError
+        A write failed (the file it was writing keeps its previous content).
+    """
+    folder = folder if isinstance(folder, RunFolder) else RunFolder(folder)
+    folder.artifacts.mkdir(parents=True, exist_ok=True)
+    write_arrays(folder.id_maps, user_ids=users.ids, item_ids=items.ids)
+    write_arrays(folder.embeddings, user_vecs=user_vecs, item_vecs=item_vecs)
+    write_arrays(folder.split, seen_indptr=seen.indptr, seen_indices=seen.indices, pos_indptr=positives.indptr,
+              pos_indices=positives.indices)
+    write_arrays(folder.features, user_tokens=np.array(user_tokens), item_tokens=np.array(item_tokens))
+    lightfm.save_model(model, folder.model)
+    if index is not None:
+        index.save(folder.index)
+    if per_user is not None:
+        buf = io.BytesIO()
+        per_user.write_parquet(buf)
+        atomic_write_bytes(folder.per_user_metrics, buf.getvalue())
+    return folder
