@@ -10,7 +10,7 @@ from recsys_lab.serving import recommend as serving
 
 from ..conftest import cli
 
-pytestmark = [pytest.mark.slow, pytest.mark.realdata]
+pytestmark = [pytest.mark.slow]  # realdata: set from the fixtures (tests/conftest.py)
 
 
 def test_retrain_writes_beyond_accuracy_fairness_and_embedding_keys(first_run):

@@ -10,7 +10,7 @@ from recsys_lab.pipeline import Retrain
 
 from ..conftest import cli, copy_movielens
 
-pytestmark = [pytest.mark.realdata, pytest.mark.slow]  # real retrains through the CLI
+pytestmark = [pytest.mark.slow]  # real retrains through the CLI; realdata: set from the fixtures
 
 
 @pytest.fixture(scope="module")
