@@ -43,6 +43,15 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture(autouse=True)
+def _no_real_data_outside_realdata(request, monkeypatch):
+    """Outside ``realdata`` tests RECSYS_LAB_DATA_DIR names a folder that does not exist (for subprocesses too):
+    code that reaches for MovieLens without the fixture fails with a DataFileError instead of reading a copy
+    or downloading it, so the unit tier stays on generated data and offline."""
+    if request.node.get_closest_marker("realdata") is None:
+        monkeypatch.setenv("RECSYS_LAB_DATA_DIR", str(ROOT / "tests" / "no-real-data-outside-realdata-tests"))
+
+
+@pytest.fixture(autouse=True)
 def _close_figures():
     """Close the pyplot figures a test leaves open. ``recsys_lab.report.plots`` draws with pyplot, which keeps
     every figure in its process-wide registry until closed; the in-process notebook engine's inline backend then
