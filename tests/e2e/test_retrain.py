@@ -22,7 +22,6 @@ def retrain_run(first_run):
 def test_retrain_succeeds_and_prints_a_summary(retrain_run):
     proc, runs = retrain_run
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert len(runs) == 1
     assert "succeeded" in proc.stdout and "popularity" in proc.stdout and "ndcg@10" in proc.stdout
     assert "gate passed; promoted to production" in proc.stdout
     assert f"report: {runs[0] / 'report.html'}" in proc.stdout
