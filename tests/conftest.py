@@ -1,9 +1,20 @@
-"""Shared fixtures: the real MovieLens 100k (never skipped: CI points RECSYS_LAB_DATA_DIR at it; elsewhere
-it is downloaded once into a per-session cache) and small synthetic data."""
+"""Shared fixtures and helpers of the whole suite; each tests/<folder>/conftest.py holds its folder's own.
+
+- The real MovieLens 100k (``ml100k_source``, ``ml100k``): never skipped (CI points RECSYS_LAB_DATA_DIR at it;
+  elsewhere it is downloaded once into a per-session cache). Every test that reads it is marked ``realdata`` by
+  :func:`pytest_collection_modifyitems` from its fixtures, so the marker cannot be forgotten or misplaced: the
+  unit tier (``-m "not slow and not realdata"``) runs on generated data only, offline.
+- Small generated data (``tiny_tables``, :func:`generated_config`) and helpers (:func:`cli`, :func:`copy_movielens`).
+- Isolation: no test sees figures another test left open in pyplot (:func:`_close_figures`).
+
+Fixtures are never mutated: a function-scoped fixture builds fresh objects for each test; a wider-scoped one
+returns read-only arrays or immutable frames, and a test that must change a shared object uses ``monkeypatch``
+(undone after the test)."""
 
 from __future__ import annotations
 
 import os
+import sys
 from datetime import date
 from pathlib import Path
 
@@ -14,6 +25,42 @@ from recsys_lab.data.movielens import load_movielens_100k, resolve_source
 from recsys_lab.errors import DataError
 
 ROOT = Path(__file__).resolve().parent.parent
+
+REAL_DATA_FIXTURE = "ml100k_source"
+"""Every MovieLens fixture depends on this one: a test whose fixtures include it reads the real data."""
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m selects on the markers
+def pytest_collection_modifyitems(config, items):
+    """Mark ``realdata`` exactly the tests that read MovieLens (through :data:`REAL_DATA_FIXTURE`)."""
+    for item in items:
+        reads = REAL_DATA_FIXTURE in getattr(item, "fixturenames", ())
+        if item.get_closest_marker("realdata") is not None and not reads:
+            raise pytest.UsageError(f"{item.nodeid} is marked realdata but reads no MovieLens fixture; the marker "
+                                    "is set from the fixtures (tests/conftest.py), do not set it by hand")
+        if reads:
+            item.add_marker(pytest.mark.realdata)
+
+
+@pytest.fixture(autouse=True)
+def _no_real_data_outside_realdata(request, monkeypatch):
+    """Outside ``realdata`` tests RECSYS_LAB_DATA_DIR names a folder that does not exist (for subprocesses too):
+    code that reaches for MovieLens without the fixture fails with a DataFileError instead of reading a copy
+    or downloading it, so the unit tier stays on generated data and offline."""
+    if request.node.get_closest_marker("realdata") is None:
+        monkeypatch.setenv("RECSYS_LAB_DATA_DIR", str(ROOT / "tests" / "no-real-data-outside-realdata-tests"))
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    """Close the pyplot figures a test leaves open. ``recsys_lab.report.plots`` draws with pyplot, which keeps
+    every figure in its process-wide registry until closed; the in-process notebook engine's inline backend then
+    shows every open figure after a cell, so a figure left by an earlier test appeared in a later notebook's
+    output (tests/runs/test_execute.py's inline figure came out twice)."""
+    yield
+    pyplot = sys.modules.get("matplotlib.pyplot")
+    if pyplot is not None:
+        pyplot.close("all")
 
 
 @pytest.fixture(scope="session")
@@ -50,13 +97,16 @@ def tiny_tables():
     return inter, users, items
 
 
-def generated_config(tmp: Path, users: int, items: int, interactions: int, *, seed: int, **overrides):
-    """A config reading a generated play-count log (``recsys_lab.data.synthetic``) written under ``tmp``: 2 epochs
-    without early stopping, one thread, items' ``category`` as feature; ``overrides`` are dotted keys."""
+def generated_config(tmp: Path, users: int, items: int, interactions: int, *, seed: int, categories: int = 50,
+                     **overrides):
+    """A config reading a generated play-count log (``recsys_lab.data.synthetic``, ``categories`` item categories)
+    written under ``tmp``: 2 epochs without early stopping, one thread, items' ``category`` as feature;
+    ``overrides`` are dotted keys."""
     from recsys_lab.data import synthetic
     from recsys_lab.config import Config
 
-    paths = synthetic.write(synthetic.generate(users, items, interactions, seed=seed), tmp / "log")
+    log = synthetic.generate(users, items, interactions, seed=seed, n_categories=categories)
+    paths = synthetic.write(log, tmp / "log")
     return Config().replace({"data.source": "files", "data.interactions": str(paths["interactions"]),
                              "data.items": str(paths["items"]), "data.weight_col": "weight",
                              "data.weight_transform": "log1p", "data.positive_threshold": 0.5,
@@ -89,19 +139,3 @@ def cli(*args, cwd, timeout=900):
 
     return subprocess.run([sys.executable, "-m", "recsys_lab.cli.main", *map(str, args)], cwd=cwd,
                           capture_output=True, text=True, timeout=timeout)
-
-
-@pytest.fixture(scope="session")
-def workdir(tmp_path_factory):
-    """A project working directory shared by the real-data CLI tests (its own runs/ and warehouse/)."""
-    return tmp_path_factory.mktemp("project")
-
-
-@pytest.fixture(scope="session")
-def first_run(workdir, ml100k_source):
-    """One real retrain (single-threaded for exact reproducibility), promoted to production. It runs the notebook
-    in a real Jupyter kernel (``--engine kernel``); the other retrains use the default in-process engine."""
-    proc = cli("retrain", "--data", ml100k_source, "-p", "model.num_threads", "1", "--promote", "--engine", "kernel",
-               cwd=workdir)
-    runs = sorted(p for p in (workdir / "runs").iterdir() if p.is_dir())
-    return proc, runs[0]

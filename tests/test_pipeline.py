@@ -32,12 +32,13 @@ def test_auto_is_exact_below_the_crossover(fitted):
 
 
 def test_an_index_method_is_built_on_request_and_low_recall_warns(fitted, monkeypatch):
-    # norm_range with a head covering the catalogue: exact answers, no numba compile
-    fitted.config = fitted.config.replace({"ann.method": "norm_range", "ann.head_size": 400})
+    # norm_range with a head covering the catalogue: exact answers, no numba compile. The module's job is shared:
+    # its config is changed through monkeypatch, so the next test sees the original
+    monkeypatch.setattr(fitted, "config", fitted.config.replace({"ann.method": "norm_range", "ann.head_size": 400}))
     index = fitted.build_index()
     assert index is not None and index.head_size == 400
     assert fitted.metrics["ann.recall@10"] == 1.0 and fitted.timings["index.exact"] == 0.0
-    fitted.config = fitted.config.replace({"ann.min_recall": 1.0})
+    monkeypatch.setattr(fitted, "config", fitted.config.replace({"ann.min_recall": 1.0}))
     monkeypatch.setattr("recsys_lab.evaluation.ranking.recall_overlap", lambda a, b: 0.5)
     with pytest.warns(AnnRecallWarning, match=r"ann.recall@10 0.5000 is below ann.min_recall 1.0"):
         fitted.build_index()

@@ -9,13 +9,9 @@ from recsys_lab.data.movielens import (GENRES, N_INTERACTIONS, N_ITEMS, N_USERS,
                                       load_movielens_100k, resolve_source)
 from recsys_lab.errors import DataFileError, DownloadError
 
-from ..conftest import copy_movielens
 
 
-@pytest.fixture()
-def ml_copy(ml100k_source, tmp_path) -> Path:
-    """A writable directory copy of the three files we parse."""
-    return copy_movielens(ml100k_source, tmp_path / "ml")
+# ml_copy: tests/data/conftest.py
 
 
 def test_real_movielens_shapes_and_types(ml100k):

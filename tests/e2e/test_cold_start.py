@@ -20,7 +20,7 @@ from recsys_lab.store.folder import PRODUCTION, RunFolder
 
 from ..conftest import ROOT, cli
 
-pytestmark = [pytest.mark.realdata, pytest.mark.slow]  # real retrains through the CLI
+pytestmark = [pytest.mark.slow]  # real retrains through the CLI; realdata: set from the fixtures
 
 
 @pytest.fixture()

@@ -9,7 +9,7 @@ import pytest
 
 from ..conftest import cli
 
-pytestmark = [pytest.mark.realdata, pytest.mark.slow]  # real retrains through the CLI
+pytestmark = [pytest.mark.slow]  # retrains through the CLI on a generated log
 
 
 @pytest.fixture(scope="module")

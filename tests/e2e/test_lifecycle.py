@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -347,10 +348,13 @@ def test_raise_for_status_names_the_failing_cell(tmp_path):
 
 
 @pytest.mark.slow  # real ML-100k retrains
-def test_identical_rerun_passes_the_paired_gate_and_unreadable_production_fails_closed(first_run, workdir):
+def test_identical_rerun_passes_the_paired_gate_and_unreadable_production_fails_closed(first_run, workdir, tmp_path):
     """An equivalent candidate is promoted (the gate no longer flips on noise); once production's metrics are
     gone, the next retrain fails the gate naming the file and production stays."""
     _, first = first_run
+    # on a copy of the shared project: this test promotes a run and then deletes its metrics.json
+    shutil.copytree(workdir, tmp_path / "project", symlinks=True)
+    workdir = tmp_path / "project"
     proc = cli("retrain", "--like", first.name, "--promote", cwd=workdir)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "promoted to production" in proc.stdout and "re-scored" not in proc.stderr

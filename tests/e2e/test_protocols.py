@@ -11,7 +11,7 @@ import pytest
 from recsys_lab import pipeline
 from recsys_lab.errors import ConfigError
 
-from ..conftest import cli
+from ..conftest import cli, generated_config
 
 
 @pytest.fixture(scope="module")
@@ -114,9 +114,10 @@ def test_gate_re_scores_production_on_the_candidate_split_and_fails_closed(produ
         "ndcg@20: skipped: no production run", "recall@20: skipped: no production run"]
 
 
-def test_eval_k_larger_than_the_catalogue_is_a_config_error(production_run):
-    cfg, _, _ = production_run
-    job = pipeline.Retrain({**cfg, "eval": {"k": 5000}})
+def test_eval_k_larger_than_the_catalogue_is_a_config_error(tmp_path):
+    """Raised by build_features, before any fit: a generated log of 30 items shows it (this test used to train a
+    model on ML-100k first, in the fast tier)."""
+    job = pipeline.Retrain(generated_config(tmp_path, 60, 30, 900, seed=1, **{"eval.k": 31}))
     job.ingest()
     with pytest.raises(ConfigError, match="eval.k: must be at most the catalogue size"):
         job.build_features()

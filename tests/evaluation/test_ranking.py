@@ -94,8 +94,9 @@ def test_coverage_and_recall_overlap():
 def test_popularity_ranks_by_training_count():
     train = sp.csr_matrix(np.array([[1, 1, 0], [0, 1, 0], [0, 1, 1]], dtype=np.float32))
     u, i = ev.popularity_vectors(train)
-    items, _ = ev.top_k(u, i, 3)
-    assert items[0].tolist()[0] == 1
+    items, scores = ev.top_k(u, i, 3)
+    # counts 1, 3, 1: item 1 first, then the tie 0, 2 in item order, for every user
+    assert items.tolist() == [[1, 0, 2]] * 3 and scores.tolist() == [[3.0, 1.0, 1.0]] * 3
 
 
 def test_no_users_gives_nan():

@@ -34,16 +34,16 @@ def test_one_als_setting_skips_the_search(evaluated):
     assert evaluated.vectors["als"][1].shape[1] == 8
 
 
-def test_cold_start_measures_a_capped_sample(evaluated):
+def test_cold_start_measures_a_capped_sample(evaluated, monkeypatch):
     sp_ = evaluated.split
     assert len(sp_.cold_users) > 15 and len(evaluated.eval_users) > 15  # the caps bite on this log
     m = evaluated.evaluate_cold_start()
     assert 0 < m["cold.n_users@n0"] <= 15
     assert 0 < m["warm.n_users"] <= 15
     assert np.isfinite(m["cold.diff.ndcg@10@n1"])
-    uncapped = evaluated
-    uncapped.config = evaluated.config.replace({"eval.cold_max_users": 0})
-    assert uncapped.evaluate_cold_start()["cold.n_users@n0"] > 15
+    # the module's job is shared: its config is changed through monkeypatch, so the next test sees the original
+    monkeypatch.setattr(evaluated, "config", evaluated.config.replace({"eval.cold_max_users": 0}))
+    assert evaluated.evaluate_cold_start()["cold.n_users@n0"] > 15
 
 
 def test_cold_start_reads_only_the_sampled_users_rows_and_agrees_with_a_pass_over_all(evaluated):
@@ -53,7 +53,7 @@ def test_cold_start_reads_only_the_sampled_users_rows_and_agrees_with_a_pass_ove
     from recsys_lab.models import foldin
 
     job = evaluated
-    job.config = job.config.replace({"eval.cold_max_users": 15})
+    assert job.config.eval.cold_max_users == 15  # the fixture's own setting (never changed by another test)
     got = job.evaluate_cold_start()
     inter, sp_ = job.dataset.interactions, job.split
     u, i = job.vectors["hybrid"]

@@ -1,10 +1,13 @@
-"""Run folders planted by hand (no retrain): what the registry, gc and ``runs`` commands read."""
+"""Fixtures of tests/runs: run folders planted by hand (no retrain) for the registry, gc and ``runs`` commands, and
+a fixed umask."""
 
 from __future__ import annotations
 
 import json
 import os
 from pathlib import Path
+
+import pytest
 
 from recsys_lab.config import Config
 
@@ -25,3 +28,11 @@ def plant_run(runs_dir: Path, name: str, *, status: str = "succeeded", gate_pass
     text = metrics if isinstance(metrics, str) else json.dumps(metrics or {"ndcg@10": 0.2, "recall@10": 0.1})
     (d / "metrics.json").write_text(text)
     return d
+
+
+@pytest.fixture()
+def umask022():
+    """The process umask set to 022 for the test, restored after it."""
+    old = os.umask(0o022)
+    yield
+    os.umask(old)

@@ -44,13 +44,6 @@ def make_notebook(path: Path, *cells: str) -> Path:
     return path
 
 
-@pytest.fixture()
-def umask022():
-    old = os.umask(0o022)
-    yield
-    os.umask(old)
-
-
 def _mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 

@@ -6,7 +6,6 @@ from recsys_lab.tools.bench import run
 from recsys_lab.config import Config
 
 
-@pytest.mark.realdata
 @pytest.mark.slow  # fits LightFM on ML-100k and times it
 def test_bench_reports_ratios_against_baselines(ml100k_source, tmp_path):
     lines = []
@@ -21,7 +20,6 @@ def test_bench_reports_ratios_against_baselines(ml100k_source, tmp_path):
     assert figures["ann.small.recall"] >= 0.9 and figures["ann.large.recall"] >= 0.9
 
 
-@pytest.mark.realdata
 @pytest.mark.slow  # fits LightFM on ML-100k and times it
 def test_foldin_bench_reports_latency_and_throughput_against_baselines(ml100k_source, tmp_path):
     from recsys_lab.tools.bench import run_foldin
