@@ -38,7 +38,7 @@ from recsys_lab.errors import ConfigError
 __all__ = [
     "DataConfig", "FeatureConfig", "SplitConfig", "ModelConfig", "AnnConfig", "EvalConfig", "ValidateConfig",
     "GateConfig", "RunConfig", "AlertsConfig", "Config", "ALERT_RULES", "ALERT_METRICS", "SEVERITIES",
-    "APPRISE_SCHEMES", "parse_duration", "CHECK_NAMES", "SOURCES", "SOURCE_MOVIELENS", "SOURCE_FILES",
+    "APPRISE_SCHEMES", "parse_duration", "alert_url", "CHECK_NAMES", "SOURCES", "SOURCE_MOVIELENS", "SOURCE_FILES",
     "WEIGHT_TRANSFORMS", "SPLIT_METHODS", "BASELINES", "ALS_GRID", "load_config", "parse_value",
 ]
 
@@ -660,6 +660,36 @@ def parse_duration(text: str, parameter: str = "duration") -> float:
     return float(sum(float(n) * _DURATION_UNITS[u] for n, u in parts))
 
 
+def alert_url(entry: str) -> str | None:
+    """The Apprise URL an ``alerts.urls`` entry stands for: itself, or for ``$NAME`` / ``${NAME}`` the environment
+    variable ``NAME``.
+
+    Parameters
+    ----------
+    entry : str
+        An ``alerts.urls`` entry.
+
+    Returns
+    -------
+    str or None
+        The URL; None when ``entry`` names an environment variable that is not set.
+
+    Raises
+    ------
+    ConfigError
+        ``entry`` starts with ``$`` but is not ``$NAME`` or ``${NAME}``.
+    """
+    import os
+    import re
+
+    if not entry.startswith("$"):
+        return entry
+    m = re.fullmatch(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))", entry)
+    _check(m is not None, "alerts.urls", f"expected $NAME or ${{NAME}} (an environment variable), got {entry!r}")
+    value = os.environ.get(m.group(1) or m.group(2))  # type: ignore[union-attr]
+    return value.strip() if value and value.strip() else None
+
+
 def _alert_metric_ok(key: str) -> bool:
     """``metric``, ``metric@k`` or ``metric@N`` with ``metric`` one of :data:`ALERT_METRICS`."""
     base, at, k = key.partition("@")
@@ -686,7 +716,8 @@ class AlertsConfig:
     ----------
     urls : list of str
         Apprise URLs (``json://host/path``, ``slack://...``, ``mailto://...``; https://github.com/caronc/apprise):
-        every alert goes to each. Default none.
+        every alert goes to each. Default none. ``$NAME`` stands for the URL held by environment variable ``NAME``
+        (:func:`alert_url`), which keeps tokens out of ``config.toml`` and of every ``run.json``.
     command : str or None
         Shell command run for every alert (default None), the alert as JSON on its stdin and in ``RECSYS_ALERT_*``
         environment variables (``RULE``, ``SEVERITY``, ``RUN_ID``, ``REASON``, ``REPORT``, ``MESSAGE``).
@@ -738,13 +769,17 @@ class AlertsConfig:
         for name in ("urls", "rules", "median"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
         object.__setattr__(self, "severity", {**_default_severity(), **self.severity})
-        for url in self.urls:
+        for entry in self.urls:
+            url = alert_url(entry)
+            if url is None:  # $NAME not set here: checked when the alert is sent
+                continue
             m = re.match(r"([A-Za-z0-9+.-]+)://\S", url)
-            _check(m is not None, "alerts.urls", f"expected an Apprise URL SCHEME://..., got {url!r}")
+            shown = url if len(url) <= 16 else url[:16] + "..."  # never echo a whole URL: it may hold a token
+            _check(m is not None, "alerts.urls", f"expected an Apprise URL SCHEME://..., got {shown!r}")
             scheme = m.group(1).lower()  # type: ignore[union-attr]
             _check(scheme in APPRISE_SCHEMES, "alerts.urls",
-                   f"unknown Apprise URL scheme {scheme!r} in {url.split('://')[0]}://... (json, slack, mailto, "
-                   "discord, ntfy... see https://github.com/caronc/apprise/wiki)")
+                   f"unknown Apprise URL scheme {scheme!r} in {scheme}://... (json, slack, mailto, discord, "
+                   "ntfy... see https://github.com/caronc/apprise/wiki)")
         for rule in self.rules:
             _check(rule in ALERT_RULES, "alerts.rules", f"unknown rule {rule!r}; expected some of {ALERT_RULES}")
         for rule, level in self.severity.items():

@@ -24,7 +24,7 @@ from typing import Any
 import polars as pl
 
 from recsys_lab._fs import atomic_write_json
-from recsys_lab.config import Config
+from recsys_lab.config import Config, alert_url
 from recsys_lab.store.folder import RunFolder, read_json_optional, utc_now
 
 __all__ = ["ALERTS_FILE", "Alert", "run_alerts", "deliver", "record", "after_run", "report_link"]
@@ -229,22 +229,26 @@ def _redact(url: str) -> str:
     return f"{scheme}://{rest.split('/')[0].rsplit('@', 1)[-1]}/..."
 
 
-def _send_apprise(url: str, alert: Alert) -> dict[str, Any]:
-    """Send one alert to one Apprise URL: ``{"to", "delivered", "error"}`` (secrets in the URL are masked)."""
+def _send_apprise(entry: str, alert: Alert) -> dict[str, Any]:
+    """Send one alert to one ``alerts.urls`` entry: ``{"to", "delivered", "error"}`` (secrets in the URL masked)."""
     import apprise
 
     try:
+        url = alert_url(entry)
+        if url is None:
+            return {"to": entry, "delivered": False, "error": f"environment variable {entry.strip('${}')} is not set"}
         ap = apprise.Apprise()
         if not ap.add(url):
             return {"to": _redact(url), "delivered": False, "error": "apprise cannot use this URL"}
         to = ap[0].url(privacy=True).split("?")[0]
+        to = to if url == entry else f"{entry} ({to})"
         kind = apprise.NotifyType.FAILURE if alert.severity == "critical" else apprise.NotifyType.WARNING
         with apprise.LogCapture(level=logging.WARNING, fmt="%(message)s") as captured:
             ok = bool(ap.notify(body=alert.message, title=alert.title, notify_type=kind))
         lines = [ln for ln in captured.getvalue().splitlines() if ln.strip()]
         return {"to": to, "delivered": ok, "error": None if ok else (lines[-1] if lines else "not delivered")}
     except Exception as exc:  # noqa: BLE001 - a channel's failure is recorded, never raised
-        return {"to": _redact(url), "delivered": False, "error": f"{type(exc).__name__}: {exc}"}
+        return {"to": _redact(entry), "delivered": False, "error": f"{type(exc).__name__}: {exc}"}
 
 
 def _run_command(command: str, alert: Alert, timeout: float) -> dict[str, Any]:

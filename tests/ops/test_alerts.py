@@ -116,3 +116,17 @@ def test_the_command_gets_the_alert_on_stdin_and_in_the_environment(tmp_path):
 def test_after_run_never_raises_on_a_folder_without_manifest(tmp_path):
     (tmp_path / "x").mkdir()
     assert after_run(tmp_path / "x", Config()) == []
+
+
+def test_a_url_held_in_the_environment_is_used_and_stays_out_of_the_config(tmp_path, webhook, monkeypatch):
+    monkeypatch.setenv("RECSYS_TEST_HOOK", webhook.url)
+    cfg = Config().replace({"alerts.urls": ["$RECSYS_TEST_HOOK", "${RECSYS_TEST_UNSET}"]})
+    assert webhook.url not in json.dumps(cfg.to_dict())
+    monkeypatch.delenv("RECSYS_TEST_UNSET", raising=False)
+    (rec,) = deliver([Alert("failed", "critical", "R1", "boom", None)], cfg)
+    sent, unset = rec["deliveries"]
+    assert sent == {"to": f"$RECSYS_TEST_HOOK (json://127.0.0.1:{webhook.port}/hook)", "delivered": True,
+                    "error": None}
+    assert unset == {"to": "${RECSYS_TEST_UNSET}", "delivered": False,
+                     "error": "environment variable RECSYS_TEST_UNSET is not set"}
+    assert "R1" in webhook.wait(1)[0]["message"]

@@ -45,6 +45,16 @@ def test_unknown_scheme_error_does_not_echo_the_url_secret():
     assert "s3cret" not in str(info.value) and "'hooks'" in str(info.value)
 
 
+def test_environment_urls_are_checked_when_set(monkeypatch):
+    monkeypatch.setenv("RECSYS_TEST_URL", "nope://token@host")
+    with pytest.raises(ConfigError, match="alerts.urls: unknown Apprise URL scheme 'nope'"):
+        AlertsConfig(urls=("$RECSYS_TEST_URL",))
+    monkeypatch.delenv("RECSYS_TEST_URL")
+    assert AlertsConfig(urls=("${RECSYS_TEST_URL}",)).urls == ("${RECSYS_TEST_URL}",)  # checked when sent
+    with pytest.raises(ConfigError, match="alerts.urls: expected \\$NAME"):
+        AlertsConfig(urls=("$not a name",))
+
+
 def test_accepted_schemes_are_ones_apprise_delivers_to():
     details = apprise.Apprise().details()["schemas"]
     known = {p for s in details for p in (*(s.get("protocols") or ()), *(s.get("secure_protocols") or ()))}
