@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from recsys_lab.cli.exits import EXIT_FAILED, EXIT_GATE
+from recsys_lab.cli.exits import EXIT_FAILED, EXIT_GATE, EXIT_TIMEOUT
 from recsys_lab.ops.alerts import ALERTS_FILE
 from recsys_lab.store.folder import production_file
 
@@ -50,3 +50,13 @@ def test_a_gate_refusal_alerts_with_the_failed_checks_and_the_run_is_not_promote
     (rec,) = json.loads((run / ALERTS_FILE).read_text())
     assert rec["rule"] == "gate" and rec["deliveries"][0]["delivered"] is True
     assert not production_file(project / "runs").exists()
+
+
+def test_a_run_over_its_time_budget_alerts_timed_out(tmp_path, webhook):
+    project = make_project(tmp_path, **{"alerts.urls": [webhook.url]})
+    proc = cli("retrain", "--max-minutes", "0.002", cwd=project, timeout=600)  # 0.12 s: stopped in its first cells
+    assert proc.returncode == EXIT_TIMEOUT, proc.stderr
+    run = _only_run(project)
+    (body,) = webhook.wait(1)
+    assert body["title"] == f"recsys-lab CRITICAL timed_out: run {run.name}" and "timed out" in body["message"]
+    assert json.loads((run / ALERTS_FILE).read_text())[0]["rule"] == "timed_out"
