@@ -47,7 +47,7 @@ def _cold_user(runs) -> int:
     return int(df["user_id"][0])
 
 
-def test_recommend_items_cli_prints_k_fold_in_recommendations_from_production(project):
+def test_recommend_items_cli_prints_k_fold_in_recommendations_from_latest(project):
     proc = cli("recommend", "--items", "50,172,181", cwd=project)
     assert proc.returncode == 0, proc.stderr
     assert "from latest" in proc.stdout and "path: fold-in" in proc.stdout
