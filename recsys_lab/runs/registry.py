@@ -1,9 +1,9 @@
 """The registry: queries over the run folders (there is no server: the folders are the registry).
 
 :func:`table` is a DuckDB query over ``runs/*/run.json`` and ``metrics.json`` returning Polars;
-:func:`resolve` turns a reference (``production``, ``latest``, ``latest-any``, a run id or a unique prefix) into a folder directly
-under the runs directory (a reference is never a path: ``..``, absolute paths, separators are refused and glob
-characters are literal); :func:`show` reads one run for ``runs show``; :func:`promote` replaces ``runs/PRODUCTION``
+:func:`resolve` turns a reference (``production``, ``latest``, ``latest-any``, a run id or a unique prefix) into a
+folder directly under the runs directory (a reference is never a path: ``..``, absolute paths, separators are
+refused and glob characters are literal); :func:`show` reads one run for ``runs show``; :func:`promote` replaces ``runs/PRODUCTION``
 atomically; :func:`compare` pairs two runs. Removing old runs is :mod:`recsys_lab.runs.retention`.
 """
 

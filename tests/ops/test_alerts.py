@@ -106,7 +106,8 @@ def test_a_failed_delivery_is_recorded_and_never_raised(tmp_path, webhook):
 
 def test_the_command_gets_the_alert_on_stdin_and_in_the_environment(tmp_path):
     out = tmp_path / "got.txt"
-    cfg = Config().replace({"alerts.command": f'cat > {out}.json; echo "$RECSYS_ALERT_RULE $RECSYS_ALERT_RUN_ID" > {out}'})
+    command = f'cat > {out}.json; echo "$RECSYS_ALERT_RULE $RECSYS_ALERT_RUN_ID" > {out}'
+    cfg = Config().replace({"alerts.command": command})
     (rec,) = deliver([Alert("sla", "critical", "R1", "SLA missed", None)], cfg)
     assert rec["deliveries"] == [{"to": "command", "delivered": True, "error": None}]
     assert out.read_text().split() == ["sla", "R1"]
