@@ -37,7 +37,8 @@ from recsys_lab.errors import ConfigError
 
 __all__ = [
     "DataConfig", "FeatureConfig", "SplitConfig", "ModelConfig", "AnnConfig", "EvalConfig", "ValidateConfig",
-    "GateConfig", "RunConfig", "Config", "CHECK_NAMES", "SOURCES", "SOURCE_MOVIELENS", "SOURCE_FILES",
+    "GateConfig", "RunConfig", "AlertsConfig", "Config", "ALERT_RULES", "ALERT_METRICS", "SEVERITIES",
+    "APPRISE_SCHEMES", "parse_duration", "alert_url", "CHECK_NAMES", "SOURCES", "SOURCE_MOVIELENS", "SOURCE_FILES",
     "WEIGHT_TRANSFORMS", "SPLIT_METHODS", "BASELINES", "ALS_GRID", "load_config", "parse_value",
 ]
 
@@ -590,6 +591,234 @@ class RunConfig:
         _check(self.max_minutes >= 0, "run.max_minutes", f"must be >= 0, got {self.max_minutes}")
 
 
+APPRISE_SCHEMES = frozenset((
+    "46elks acs amqp amqps apprise apprises aprs atalk awswhatsapp azure bale bark barks betterstack bluesky "
+    "brevo bsky bulksms bulkvs burstsms chanify clickatell clicksend cliq cm d7sms dapnet deltachat deltachats "
+    "dingtalk discord dot eight00com elks emby embys enigma2 enigma2s evolution evolutions exotel feishu "
+    "firehydrant flock flowtriq flowtriqs fluxer fluxers form forms freemobile gchat github goalert goalerts "
+    "gorush gorushs gotify gotifys groundmail groupme guilded gupshup hassio hassios httpsms humhub humhubs ifttt "
+    "ilert incidentio infobip instagram irc ircs jellyfin jellyfins jira join json jsons kakao kakaotalk kaleyra "
+    "kavenegar klr kodi kodis kook kudosity kumulos lametric lametrics lark lauther lfg line mailersend mailgun "
+    "mailto mailtos mastodon mastodons matrix matrixs misskey misskeys mmost mmosts mobilemessage mobilemsg msg91 "
+    "msgbird ncloud nclouds nctalk nctalks nexmo nostr notica noticas notifiarr notifico notificos notifyapp "
+    "notifyre ntfy ntfys o365 octopush onebot onebots onesignal opsgenie opsimate opsimates pagerduty pagertree "
+    "parsep parseps pbul pinglet pinglets pingram pjet pjets plivo postmark pover prowl psafer psafers push "
+    "pushdeer pushdeers pushed pushme pushplus pushward pushy qq reddit resend revolt ringc rocket rockets "
+    "rsyslog ryver schan sendgrid sendpulse serwersms ses seven sfr signal signalgrid signals signl4 simplepush "
+    "sinch slack smsc smseagle smseagles smsmanager smsmgr smstunnel smtp2go sns sparkpost spike splunk spugpush "
+    "spush squadcast stackfield strmlabs synology synologys syslog telesign telnyx tgram threema toot toots trigv "
+    "trigvs tweet twilio twist twitter viber victorops voipms vonage webex wechat wecom wecombot whapi whatsapp "
+    "workflow workflows wpush wxpusher wxteams x xbmc xbmcs xmatters xml xmls youlmk zalo zcliq zohocliq zoom "
+    "zulip "
+).split())
+"""URL schemes of the Apprise notification services (apprise 2.3; ``tests/ops/test_config_alerts.py`` checks each is
+one the installed apprise delivers to). Kept here because the config is validated below the one module that imports
+apprise (:mod:`recsys_lab.ops.alerts`)."""
+
+ALERT_RULES = ("failed", "timed_out", "stopped", "gate", "promoted", "drift", "floor", "median", "sla")
+"""The alert rules (:mod:`recsys_lab.ops.alerts`): the run failed, timed out or was stopped by a signal; the gate
+refused it; it was promoted; a drift measure above its bound; a metric below its floor or significantly below the
+median of the last production runs; no run succeeded within the SLA or production is too old (``runs check``)."""
+
+SEVERITIES = ("warning", "critical")
+"""Alert severities."""
+
+ALERT_METRICS = ("precision", "recall", "ndcg", "map", "mrr", "auc", "coverage", "novelty", "arp", "aplt", "gini",
+                 "ild", "ann.recall")
+"""Metrics an alert rule may name (``metrics.json`` keys, each optionally ``@k`` or ``@N``)."""
+
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str, parameter: str = "duration") -> float:
+    """Seconds in a duration such as ``26h``, ``3d``, ``90s``, ``1m`` or ``1d12h`` (units s, m, h, d, w).
+
+    Parameters
+    ----------
+    text : str
+        The duration; ``0`` (any unit) means the check is off.
+    parameter : str
+        The parameter it came from, named by the error.
+
+    Returns
+    -------
+    float
+        Seconds (>= 0).
+
+    Raises
+    ------
+    ConfigError
+        Not a sequence of ``NUMBER UNIT`` parts.
+    """
+    import re
+
+    s = str(text).strip().lower()
+    parts = re.findall(r"(\d+(?:\.\d+)?)\s*([smhdw])", s)
+    if not s or re.sub(r"(\d+(?:\.\d+)?)\s*([smhdw])", "", s).strip() or not parts:
+        raise ConfigError(f"expected a duration such as 26h, 3d, 90m or 1d12h (units s, m, h, d, w), got {text!r}",
+                          parameter=parameter)
+    return float(sum(float(n) * _DURATION_UNITS[u] for n, u in parts))
+
+
+def alert_url(entry: str) -> str | None:
+    """The Apprise URL an ``alerts.urls`` entry stands for: itself, or for ``$NAME`` / ``${NAME}`` the environment
+    variable ``NAME``.
+
+    Parameters
+    ----------
+    entry : str
+        An ``alerts.urls`` entry.
+
+    Returns
+    -------
+    str or None
+        The URL; None when ``entry`` names an environment variable that is not set.
+
+    Raises
+    ------
+    ConfigError
+        ``entry`` starts with ``$`` but is not ``$NAME`` or ``${NAME}``.
+    """
+    import os
+    import re
+
+    if not entry.startswith("$"):
+        return entry
+    m = re.fullmatch(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))", entry)
+    _check(m is not None, "alerts.urls", f"expected $NAME or ${{NAME}} (an environment variable), got {entry!r}")
+    value = os.environ.get(m.group(1) or m.group(2))  # type: ignore[union-attr]
+    return value.strip() if value and value.strip() else None
+
+
+def _alert_metric_ok(key: str) -> bool:
+    """``metric``, ``metric@k`` or ``metric@N`` with ``metric`` one of :data:`ALERT_METRICS`."""
+    base, at, k = key.partition("@")
+    return base in ALERT_METRICS and (not at or k == "k" or (k.isdigit() and int(k) >= 1))
+
+
+def _default_alert_drift() -> dict[str, float]:
+    return {"drift.psi.item_popularity": 0.25, "drift.psi.user_activity": 0.25}
+
+
+def _default_severity() -> dict[str, str]:
+    return {"failed": "critical", "timed_out": "critical", "stopped": "critical", "sla": "critical",
+            "gate": "warning", "promoted": "warning", "drift": "warning", "floor": "warning", "median": "warning"}
+
+
+@dataclass(frozen=True, kw_only=True)
+class AlertsConfig:
+    """Who is told, and when, that a retrain needs a look (see :mod:`recsys_lab.ops.alerts` and ``runs check``).
+
+    Metric names may end in ``@k`` (``eval.k``). Alerts are sent after every ``recsys-lab retrain`` and by
+    ``recsys-lab runs check``, and recorded in ``alerts.json``; a failed delivery never fails the run.
+
+    Parameters
+    ----------
+    urls : list of str
+        Apprise URLs (``json://host/path``, ``slack://...``, ``mailto://...``; https://github.com/caronc/apprise):
+        every alert goes to each. Default none. ``$NAME`` stands for the URL held by environment variable ``NAME``
+        (:func:`alert_url`), which keeps tokens out of ``config.toml`` and of every ``run.json``.
+    command : str or None
+        Shell command run for every alert (default None), the alert as JSON on its stdin and in ``RECSYS_ALERT_*``
+        environment variables (``RULE``, ``SEVERITY``, ``RUN_ID``, ``REASON``, ``REPORT``, ``MESSAGE``).
+    report_url : str
+        Prefix of the report's link in a message: ``PREFIX/<run_id>/report.html`` (default ``""``: the report's
+        path on this machine).
+    rules : list of str
+        Rules in force (default every one but ``promoted``): ``failed``, ``timed_out``, ``stopped``, ``gate``,
+        ``promoted``, ``drift``, ``floor``, ``median``, ``sla``.
+    severity : dict of str to str
+        ``warning`` or ``critical`` per rule (default critical for ``failed``, ``timed_out``, ``stopped`` and
+        ``sla``, warning for the rest); a rule left out keeps its default.
+    drift : dict of str to float
+        ``drift.*`` measures and the bound above which they alert (default PSI 0.25, "major", for
+        ``drift.psi.item_popularity`` and ``drift.psi.user_activity``).
+    min : dict of str to float
+        Floors: a metric below its floor alerts (default none; the gate's floors refuse the run instead).
+    median : list of str
+        Metrics that alert when significantly below the median of the last ``median_runs`` production runs: the
+        run's 95 % interval lies below it (``ci_high < median``; the value itself for a metric without interval).
+        Default ``["ndcg@k"]``.
+    median_runs : int
+        How many of the latest promoted runs make the median (default 5).
+    sla : str
+        ``runs check``: a run must have succeeded within this long (default ``26h``; ``0h``: not checked).
+    max_production_age : str
+        ``runs check``: production's run must be at most this old (default ``3d``; ``0d``: not checked).
+    timeout : float
+        Seconds the ``command`` may take (default 30).
+    """
+
+    urls: tuple[str, ...] = ()
+    command: str | None = None
+    report_url: str = ""
+    rules: tuple[str, ...] = tuple(r for r in ALERT_RULES if r != "promoted")
+    severity: dict[str, str] = field(default_factory=_default_severity)
+    drift: dict[str, float] = field(default_factory=_default_alert_drift)
+    min: dict[str, float] = field(default_factory=dict)
+    median: tuple[str, ...] = ("ndcg@k",)
+    median_runs: int = 5
+    sla: str = "26h"
+    max_production_age: str = "3d"
+    timeout: float = 30.0
+
+    def __post_init__(self) -> None:
+        import re
+
+        _check_fields(self)
+        for name in ("urls", "rules", "median"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+        object.__setattr__(self, "severity", {**_default_severity(), **self.severity})
+        for entry in self.urls:
+            url = alert_url(entry)
+            if url is None:  # $NAME not set here: checked when the alert is sent
+                continue
+            m = re.match(r"([A-Za-z0-9+.-]+)://\S", url)
+            shown = url if len(url) <= 16 else url[:16] + "..."  # never echo a whole URL: it may hold a token
+            _check(m is not None, "alerts.urls", f"expected an Apprise URL SCHEME://..., got {shown!r}")
+            scheme = m.group(1).lower()  # type: ignore[union-attr]
+            _check(scheme in APPRISE_SCHEMES, "alerts.urls",
+                   f"unknown Apprise URL scheme {scheme!r} in {scheme}://... (json, slack, mailto, discord, "
+                   "ntfy... see https://github.com/caronc/apprise/wiki)")
+        for rule in self.rules:
+            _check(rule in ALERT_RULES, "alerts.rules", f"unknown rule {rule!r}; expected some of {ALERT_RULES}")
+        for rule, level in self.severity.items():
+            _check(rule in ALERT_RULES, f"alerts.severity.{rule}", f"unknown rule; expected one of {ALERT_RULES}")
+            _check(level in SEVERITIES, f"alerts.severity.{rule}", f"expected 'warning' or 'critical', got {level!r}")
+        for key, bound in self.drift.items():
+            _check(key.startswith("drift.") and len(key) > len("drift."), f"alerts.drift.{key}",
+                   "unknown drift measure; expected a drift.* metric such as drift.psi.item_popularity")
+            _check(_is_number(bound) and math.isfinite(bound), f"alerts.drift.{key}",
+                   f"expected a finite number, got {bound!r}")
+        for key, bound in self.min.items():
+            _check(_alert_metric_ok(key), f"alerts.min.{key}",
+                   f"unknown metric; expected one of {ALERT_METRICS}, optionally @k or @N")
+            _check(_is_number(bound) and math.isfinite(bound), f"alerts.min.{key}",
+                   f"expected a finite number, got {bound!r}")
+        for key in self.median:
+            _check(_alert_metric_ok(key), "alerts.median",
+                   f"unknown metric {key!r}; expected one of {ALERT_METRICS}, optionally @k or @N")
+        _check(self.median_runs >= 1, "alerts.median_runs", f"must be >= 1, got {self.median_runs}")
+        parse_duration(self.sla, "alerts.sla")
+        parse_duration(self.max_production_age, "alerts.max_production_age")
+        _check(self.timeout > 0, "alerts.timeout", f"must be > 0, got {self.timeout}")
+
+    def level(self, rule: str) -> str:
+        """The severity of a rule.
+
+        Parameters
+        ----------
+        rule : str
+            One of :data:`ALERT_RULES`.
+
+        Returns
+        -------
+        str
+            ``warning`` or ``critical``.
+        """
+        return self.severity.get(rule, "warning")
+
+
 @dataclass(frozen=True, kw_only=True)
 class Config:
     """The whole configuration of a retrain; every field has a documented default."""
@@ -603,6 +832,7 @@ class Config:
     validate: ValidateConfig = field(default_factory=ValidateConfig)
     gate: GateConfig = field(default_factory=GateConfig)
     run: RunConfig = field(default_factory=RunConfig)
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
 
     def __post_init__(self) -> None:
         for name, sec_cls in _section_types().items():
@@ -706,7 +936,8 @@ class Config:
 
 def _section_types() -> dict[str, type]:
     return {"data": DataConfig, "features": FeatureConfig, "split": SplitConfig, "model": ModelConfig,
-            "ann": AnnConfig, "eval": EvalConfig, "validate": ValidateConfig, "gate": GateConfig, "run": RunConfig}
+            "ann": AnnConfig, "eval": EvalConfig, "validate": ValidateConfig, "gate": GateConfig, "run": RunConfig,
+            "alerts": AlertsConfig}
 
 
 @functools.cache
@@ -794,7 +1025,7 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
     Parameters
     ----------
     path : str or Path, optional
-        TOML file with sections ``data, features, split, model, ann, eval, validate, gate, run``.
+        TOML file with sections ``data, features, split, model, ann, eval, validate, gate, run, alerts``.
     overrides : dict, optional
         ``{"model.epochs": 5, ...}`` applied after the file.
 

@@ -7,7 +7,8 @@ error (and an ``OSError``) into one line on stderr and an exit code, in one plac
 
 Exit codes (:mod:`recsys_lab.cli.exits`): 0 success; 1 the run failed or crashed (its folder keeps the executed
 notebook); 2 bad usage, config or reference (nothing was run); 3 the run succeeded but failed its metric gate (not
-promoted); 4 the run exceeded its time budget (``timed_out``); 5 another retrain holds the lock; 128 + N the run was
+promoted); 4 the run exceeded its time budget (``timed_out``); 5 another retrain holds the lock; 6 ``runs check``
+found the SLA missed or production stale; 128 + N the run was
 stopped by signal N and recorded as ``failed`` with the signal named (:data:`EXIT_TERMINATED` = 143 for SIGTERM,
 130 for SIGINT / Ctrl-C), the shell's convention for a process ended by a signal.
 """
@@ -19,7 +20,7 @@ from typing import Optional
 
 import typer
 
-from recsys_lab.cli import data, retrain, runs, serve, tools
+from recsys_lab.cli import data, ops, retrain, runs, serve, tools
 from recsys_lab.cli.exits import (EXIT_FAILED, EXIT_GATE, EXIT_LOCKED, EXIT_TERMINATED, EXIT_TIMEOUT, EXIT_USAGE,
                                   UsageError)
 from recsys_lab.cli.options import merge_pairs
@@ -34,6 +35,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
 # the command table, in the order `recsys-lab --help` lists it (sub-apps come after the commands)
 app.command()(retrain.retrain)
 app.command("config")(retrain.show_config)
+runs.app.command("check")(ops.check)
 app.add_typer(runs.app, name="runs")
 app.command()(serve.recommend)
 app.command()(serve.update)

@@ -18,7 +18,8 @@ __all__ = ["retrain", "show_config"]
 
 
 def retrain(
-    config: Optional[Path] = config_option("TOML config file (see `recsys-lab config`)."),
+    config: Optional[Path] = config_option("TOML config file (see `recsys-lab config`); default ./config.toml "
+                                           "when present (a project folder made by `recsys-lab init`)."),
     param: Optional[list[str]] = param_option("Override one parameter, e.g. -p model.epochs 20 (repeatable)."),
     data: Optional[Path] = data_option("MovieLens 100k directory or zip (offline machines); "
                                        "default $RECSYS_LAB_DATA_DIR, else download into warehouse/."),
@@ -36,6 +37,7 @@ def retrain(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log progress."),
 ) -> None:
     """Train, index, evaluate and report: execute the retrain notebook with papermill into runs/<run_id>/."""
+    from recsys_lab.cli.ops import alert_after_run, project_config
     from recsys_lab.report.text import format_summary
     from recsys_lab.runs.execute import execute
     from recsys_lab.runs.registry import resolve
@@ -48,11 +50,16 @@ def retrain(
         base = Config.from_dict(read_run(resolve(runs_dir, like))["config"])
         if config is not None:
             raise ConfigError("--like and --config are exclusive")
+        typer.echo(f"config: that of run {like} (--like)")
+    else:
+        config, line = project_config(config)
+        typer.echo(line)
     cfg = build_config(config, param, data, base=base)
     if max_minutes is not None:
         cfg = cfg.replace({"run.max_minutes": max_minutes})
     result = execute(cfg, runs_dir=runs_dir, notebook=notebook, promote_if_passed=promote, wait=wait,
                      like=like, engine=engine)
+    alert_after_run(result.run_dir, cfg)
     t = result.manifest.get("timings", {})
     if result.status != "succeeded":
         nb = RunFolder(result.run_dir).notebook

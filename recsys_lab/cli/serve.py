@@ -21,8 +21,8 @@ def recommend(
     user: Optional[str] = typer.Option(None, "--user", help="External user id (integer or text, as in the data)."),
     items: Optional[str] = typer.Option(None, "--items", help="Taste onboarding: comma-separated item ids a new "
                                         "user picked (e.g. 50,172,181); recommendations by fold-in."),
-    run: Optional[str] = run_option(None, "Run (id, prefix, 'production', 'latest'); default "
-                                          "'latest' with --user, 'production' with --items."),
+    run: str = run_option("latest", "Run (id, prefix, 'production', 'latest': the newest run that succeeded "
+                                    "and passed its gate, 'latest-any')."),
     vs: Optional[str] = VS,
     k: int = k_option("How many items."),
     history: int = typer.Option(10, "--history", help="How many recent interactions to show."),
@@ -38,13 +38,11 @@ def recommend(
     if (user is None) == (items is None):
         raise UsageError("give exactly one of --user ID or --items ID,ID,...")
     if items is not None:
-        run = run or "production"
         picks = [x.strip() for x in items.split(",") if x.strip()]
         df = noted(lambda: recommend_for_items(runs_dir, picks, run=run, k=k))
         typer.echo(f"top-{k} from {run} for a new user who picked {', '.join(picks)} (path: {df['path'][0]})")
         print_frame(df)
         return
-    run = run or "latest"
     typer.echo(f"user {user}: last {history} interactions before the training cut-off")
     print_frame(user_history(runs_dir, user, run=run, n=history))
     if vs:
@@ -60,7 +58,8 @@ def recommend(
 def update(
     interactions: Path = typer.Option(..., "--interactions", help="New interactions, CSV or Parquet with the "
                                       "run's column mapping (MovieLens: user_id,item_id,rating,timestamp)."),
-    run: str = run_option("production", "Run whose user vectors to update."),
+    run: str = run_option("latest", "Run whose user vectors to update (default 'latest', the run `recommend` "
+                                    "serves)."),
     runs_dir: Path = RUNS_DIR,
 ) -> None:
     """Fold new interactions into a run's user vectors without retraining (a new version under
@@ -77,7 +76,7 @@ def update(
 def similar(
     item: str = typer.Option(..., "--item", help="External item id, e.g. 50."),
     k: int = k_option("How many neighbours."),
-    run: str = run_option("production", "Run (id, prefix, 'production', 'latest')."),
+    run: str = run_option("latest", "Run (id, prefix, 'production', 'latest', 'latest-any')."),
     runs_dir: Path = RUNS_DIR,
 ) -> None:
     """The k items most similar to an item, with titles: LightFM's score e_i.e_j + b_j for a user who is the
@@ -92,7 +91,7 @@ def similar(
 def personas(
     file: Optional[Path] = typer.Option(None, "--file", help="Persona file (TOML); default the shipped MovieLens "
                                         "personas."),
-    run: str = run_option("latest", "Run (id, prefix, 'production', 'latest')."),
+    run: str = run_option("latest", "Run (id, prefix, 'production', 'latest', 'latest-any')."),
     vs: Optional[str] = VS,
     k: int = k_option("How many items per persona."),
     runs_dir: Path = RUNS_DIR,

@@ -1,9 +1,9 @@
 """The registry: queries over the run folders (there is no server: the folders are the registry).
 
 :func:`table` is a DuckDB query over ``runs/*/run.json`` and ``metrics.json`` returning Polars;
-:func:`resolve` turns a reference (``production``, ``latest``, a run id or a unique prefix) into a folder directly
-under the runs directory (a reference is never a path: ``..``, absolute paths, separators are refused and glob
-characters are literal); :func:`show` reads one run for ``runs show``; :func:`promote` replaces ``runs/PRODUCTION``
+:func:`resolve` turns a reference (``production``, ``latest``, ``latest-any``, a run id or a unique prefix) into a
+folder directly under the runs directory (a reference is never a path: ``..``, absolute paths, separators are
+refused and glob characters are literal); :func:`show` reads one run for ``runs show``; :func:`promote` replaces ``runs/PRODUCTION``
 atomically; :func:`compare` pairs two runs. Removing old runs is :mod:`recsys_lab.runs.retention`.
 """
 
@@ -173,7 +173,10 @@ def run_folders(runs_dir: Path) -> list[Path]:
 
 
 def resolve(runs_dir: str | Path, ref: str) -> Path:
-    """A run folder from a reference: ``production``, ``latest`` (newest succeeded), a run id or a unique prefix.
+    """A run folder from a reference: ``production``, ``latest``, ``latest-any``, a run id or a unique prefix.
+
+    ``latest`` is the newest run that succeeded and passed its gate (what a scheduler may serve); ``latest-any``
+    the newest run of any status.
 
     Parameters
     ----------
@@ -200,9 +203,15 @@ def resolve(runs_dir: str | Path, ref: str) -> Path:
             raise RunError(f"{runs_dir}: no production run yet (promote one with `recsys-lab runs promote ID`)")
         ref = pid
     elif ref == "latest":
-        t = table(runs_dir).filter(pl.col("status") == "succeeded")
+        t = table(runs_dir).filter((pl.col("status") == "succeeded") & pl.col("gate_passed").fill_null(True))
         if t.height == 0:
-            raise RunError(f"{runs_dir}: no succeeded run")
+            raise RunError(f"{runs_dir}: no run succeeded and passed its gate (`latest-any`: the newest of any "
+                           "status)")
+        ref = t["run_id"][0]
+    elif ref == "latest-any":
+        t = table(runs_dir)
+        if t.height == 0:
+            raise RunError(f"{runs_dir}: no run yet")
         ref = t["run_id"][0]
     check_reference(runs_dir, ref)
     hits = [p for p in run_folders(runs_dir) if p.name.startswith(ref)]

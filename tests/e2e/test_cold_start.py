@@ -47,10 +47,10 @@ def _cold_user(runs) -> int:
     return int(df["user_id"][0])
 
 
-def test_recommend_items_cli_prints_k_fold_in_recommendations_from_production(project):
+def test_recommend_items_cli_prints_k_fold_in_recommendations_from_latest(project):
     proc = cli("recommend", "--items", "50,172,181", cwd=project)
     assert proc.returncode == 0, proc.stderr
-    assert "from production" in proc.stdout and "path: fold-in" in proc.stdout
+    assert "from latest" in proc.stdout and "path: fold-in" in proc.stdout
     recs = serving.recommend_for_items(project / "runs", [50, 172, 181])
     assert recs.height == 10 and set(recs["path"]) == {"fold-in"}
     assert not {50, 172, 181} & set(recs["item_id"])  # the picks themselves are never recommended
