@@ -313,7 +313,8 @@ def persona_lists(runs_dir: str | Path, *, run: str = "production", file: str | 
     from recsys_lab.evaluation import personas
 
     k = check_k(k)
+    people = personas.load_personas(file)  # a bad file is named before the run is read
     m = served_run(runs_dir, run)
     titles = m.sql("SELECT item_id, title FROM items", [])
     lookup = dict(zip(titles["item_id"].to_list(), titles["title"].to_list()))
-    return personas.persona_lists(personas.load_personas(file), m.item_vecs, m.item_ids, lookup, k=k)
+    return personas.persona_lists(people, m.item_vecs, m.item_ids, lookup, k=k)
