@@ -21,5 +21,5 @@ from recsys_lab.serving.similar import ItemSpace, item_space, similar
 from recsys_lab.serving.updates import update, updates
 
 __all__ = ["recommend", "user_history", "compare_recommendations", "recommend_for_items", "update", "updates",
-           "cold_start_evaluation", "ColdStartWarning", "ShortListWarning", "UPDATE_WINDOW", "similar", "persona_lists", "ItemSpace",
-           "item_space", "run_metrics"]
+           "cold_start_evaluation", "ColdStartWarning", "ShortListWarning", "UPDATE_WINDOW", "similar", "persona_lists",
+           "ItemSpace", "item_space", "run_metrics"]

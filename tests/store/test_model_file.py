@@ -117,6 +117,7 @@ def test_no_command_that_loads_the_run_runs_a_planted_pickle(planted, tmp_path):
              lambda: serving.user_history(runs_dir, 1, run="production"),
              lambda: serving.item_space(runs_dir),
              lambda: serving.update(runs_dir, update),
+             lambda: serving.cold_start_evaluation(runs_dir, k=3),
              lambda: Production(copy.path),
              lambda: load_run(copy.path, verify=True)]
     for call in calls:
@@ -125,6 +126,6 @@ def test_no_command_that_loads_the_run_runs_a_planted_pickle(planted, tmp_path):
         except RecsysLabError:
             pass
     for argv in (["recommend", "--user", "1", "--run", "production"], ["similar", "--item", "1"], ["personas"],
-                 ["runs", "show", copy.run_id], ["runs", "list"]):
+                 ["runs", "show", copy.run_id], ["runs", "list"], ["runs", "compare", copy.run_id, copy.run_id]):
         main([*argv, "--runs-dir", str(runs_dir)])
     assert not marker.exists()
