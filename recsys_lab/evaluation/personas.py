@@ -4,7 +4,7 @@ A persona is a made-up user a reader can judge at a glance (a horror fan, a pare
 a one-genre viewer, a new user with three picks). Run through every model, its list shows qualitatively what
 a metric hides; stored per run (``personas.json``), it shows what a retrain changed next to production.
 
-File format (TOML; ``movielens.toml`` in this package is the example)::
+File format (UTF-8 TOML; ``movielens.toml`` in this package is the example; every value of the type shown)::
 
     [[persona]]
     name = "horror-fan"                      # unique, required
@@ -54,7 +54,7 @@ class Persona:
 
 
 def load_personas(path: str | Path | None = None) -> list[Persona]:
-    """Read a persona file.
+    """Read a persona file (UTF-8 TOML; see the module docstring for the format).
 
     Parameters
     ----------
@@ -69,17 +69,26 @@ def load_personas(path: str | Path | None = None) -> list[Persona]:
     Raises
     ------
     DataFileError
-        Missing or unreadable file, not TOML, no ``[[persona]]``, a persona without a name or without any item,
-        or a duplicate name (the message names the file and the persona).
+        Missing or unreadable file, not UTF-8, not TOML, no ``[[persona]]``, a persona without a name or without
+        any item, a duplicate name, an unknown key, or a value of the wrong type (``items`` not a list of integer
+        or text ids, an integer id beyond 64 bits, ``titles`` not a list of text, ``description`` not text,
+        ``attributes`` not a table); the message names the file, the persona and the key.
     """
     if path is None:
-        text, where = resources.files("recsys_lab.resources").joinpath("personas", f"{SHIPPED}.toml").read_text(), f"{SHIPPED}.toml"
+        where = f"{SHIPPED}.toml"
+        data = resources.files("recsys_lab.resources").joinpath("personas", where).read_bytes()
     else:
         where = str(path)
         try:
-            text = Path(path).read_text()
+            data = Path(path).read_bytes()
         except OSError as exc:
             raise DataFileError(where, f"cannot read the persona file ({exc.strerror or exc})") from exc
+    try:
+        text = data.decode("utf-8-sig")  # a byte-order mark is allowed
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise DataFileError(where, f"not UTF-8 text (byte 0x{data[exc.start]:02x} cannot be decoded)",
+                            line=line) from exc
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -89,22 +98,62 @@ def load_personas(path: str | Path | None = None) -> list[Persona]:
         raise DataFileError(where, "no [[persona]] entry")
     out, seen = [], set()
     for n, entry in enumerate(entries, 1):
-        name = entry.get("name")
-        if not isinstance(name, str) or not name.strip():
-            raise DataFileError(where, f"persona #{n} has no name")
-        if name in seen:
-            raise DataFileError(where, f"persona {name!r} appears twice")
-        unknown = set(entry) - {"name", "description", "items", "titles", "attributes"}
-        if unknown:
-            raise DataFileError(where, f"persona {name!r}: unknown key(s) {sorted(unknown)}; expected name, "
-                                "description, items, titles, attributes")
-        items, titles = tuple(entry.get("items", ())), tuple(str(t) for t in entry.get("titles", ()))
-        if not items and not titles:
-            raise DataFileError(where, f"persona {name!r} has no items and no titles")
-        seen.add(name)
-        out.append(Persona(name=name, description=str(entry.get("description", "")), items=items, titles=titles,
-                           attributes=dict(entry.get("attributes", {}))))
+        persona = _parse_persona(entry, n, where)
+        if persona.name in seen:
+            raise DataFileError(where, f"persona {persona.name!r} appears twice")
+        seen.add(persona.name)
+        out.append(persona)
     return out
+
+
+_KEYS = ("name", "description", "items", "titles", "attributes")
+
+
+def _parse_persona(entry: Any, n: int, where: str) -> Persona:
+    """One ``[[persona]]`` table, every value of its type (DataFileError naming the persona and the key)."""
+    if not isinstance(entry, dict):
+        raise DataFileError(where, f"persona #{n} is not a table ([[persona]]) but {_kind(entry)} {entry!r}")
+    name = entry.get("name")
+    if name is not None and not isinstance(name, str):
+        raise DataFileError(where, f"persona #{n}, key 'name': must be text, got {_kind(name)} {name!r}")
+    if not isinstance(name, str) or not name.strip():
+        raise DataFileError(where, f"persona #{n} has no name")
+    unknown = set(entry) - set(_KEYS)
+    if unknown:
+        raise DataFileError(where, f"persona {name!r}: unknown key(s) {sorted(unknown)}; expected "
+                            f"{', '.join(_KEYS)}")
+
+    def bad(key: str, what: str, value: Any) -> DataFileError:
+        return DataFileError(where, f"persona {name!r}, key {key!r}: must be {what}, got {_kind(value)} {value!r}")
+
+    items, titles = entry.get("items", []), entry.get("titles", [])
+    if not isinstance(items, list):
+        raise bad("items", "a list of item ids, e.g. [50, 172]", items)
+    for j, x in enumerate(items):
+        if isinstance(x, bool) or not isinstance(x, (int, str)):
+            raise bad(f"items[{j}]", "an item id (an integer or text)", x)
+        if isinstance(x, int) and not -2**63 <= x < 2**63:
+            raise bad(f"items[{j}]", "an item id within 64 bits", x)
+    if not isinstance(titles, list):
+        raise bad("titles", 'a list of titles, e.g. ["Psycho (1960)"]', titles)
+    for j, t in enumerate(titles):
+        if not isinstance(t, str):
+            raise bad(f"titles[{j}]", "a title (text)", t)
+    description, attributes = entry.get("description", ""), entry.get("attributes", {})
+    if not isinstance(description, str):
+        raise bad("description", "text", description)
+    if not isinstance(attributes, dict):
+        raise bad("attributes", "a table of key = value pairs ([persona.attributes])", attributes)
+    if not items and not titles:
+        raise DataFileError(where, f"persona {name!r} has no items and no titles")
+    return Persona(name=name, description=description, items=tuple(items), titles=tuple(titles),
+                   attributes=dict(attributes))
+
+
+def _kind(value: Any) -> str:
+    """The TOML kind of a parsed value, for messages."""
+    names = {bool: "a boolean", int: "an integer", float: "a float", str: "text", list: "an array", dict: "a table"}
+    return next((label for t, label in names.items() if isinstance(value, t)), "a date or time")
 
 
 def resolve_items(persona: Persona, item_ids: np.ndarray, titles: dict[str, Any]) -> tuple[np.ndarray, list[str]]:

@@ -7,11 +7,14 @@ This is the only module that imports ``lightfm``.
 
 from __future__ import annotations
 
+import io
+import json
 import logging
-import pickle
 import sys
 import time
 import warnings
+import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -19,7 +22,7 @@ from typing import Callable
 import numpy as np
 import scipy.sparse as sp
 
-from recsys_lab._fs import atomic_write_bytes, load_pickle
+from recsys_lab._fs import atomic_write_bytes
 from recsys_lab.config import ModelConfig
 from recsys_lab.errors import ModelError, PerformanceWarning
 
@@ -288,26 +291,55 @@ def feature_part(model: LightFM, user_features: sp.csr_matrix, side: np.ndarray)
     return np.asarray(x @ model.user_embeddings, dtype=np.float32)
 
 
+_PARAMS = ("loss", "learning_schedule", "no_components", "learning_rate", "k", "n", "rho", "epsilon", "max_sampled",
+           "item_alpha", "user_alpha")
+"""LightFM's hyper-parameters (``LightFM.get_params`` less ``random_state``), saved as JSON text in the ``.npz``."""
+
+
 def save_model(model: LightFM, path: str | Path) -> Path:
-    """Pickle a LightFM model atomically to ``path``.
+    """Write a fitted LightFM model atomically as arrays and JSON text (an ``.npz``: no pickle).
+
+    The file holds the twelve state arrays LightFM keeps (embeddings, biases, their gradients and momenta), the
+    hyper-parameters as JSON text (``params``) and the random generator's state (``rng_keys``, ``rng_pos``,
+    ``rng_gauss``): :func:`load_model` rebuilds a model that predicts, and trains on, exactly as this one.
 
     Parameters
     ----------
     model : LightFM
         A fitted model.
     path : str or Path
-        Destination file (``artifacts/model.pkl`` in a run folder).
+        Destination file (``artifacts/model.npz`` in a run folder).
 
     Returns
     -------
     Path
         The written file.
+
+    Raises
+    ------
+    ModelError
+        The model was never fitted.
+    OSError
+        The write failed; ``path`` keeps its previous content.
     """
-    return atomic_write_bytes(path, pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL))
+    if any(getattr(model, name) is None for name in _STATE):
+        raise ModelError("cannot save a LightFM model that was never fitted")
+    params = {name: _plain(getattr(model, name)) for name in _PARAMS}
+    init = model.initial_random_state
+    params["random_state"] = int(init) if isinstance(init, (int, np.integer)) else None
+    _, keys, pos, has_gauss, gauss = model.random_state.get_state()
+    buf = io.BytesIO()
+    np.savez(buf, params=np.array(json.dumps(params)), rng_keys=keys, rng_pos=np.array([pos, has_gauss]),
+             rng_gauss=np.array(gauss, np.float64), **{name: getattr(model, name) for name in _STATE})
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+def _plain(value: object) -> object:
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def load_model(path: str | Path) -> LightFM:
-    """Load a model written by :func:`save_model`.
+    """Rebuild a model written by :func:`save_model` (``np.load(allow_pickle=False)``: nothing in the file runs).
 
     Parameters
     ----------
@@ -317,10 +349,45 @@ def load_model(path: str | Path) -> LightFM:
     Returns
     -------
     LightFM
+        Same hyper-parameters, state arrays and random state as the saved model.
 
     Raises
     ------
     ModelError
-        The file is missing or not a LightFM pickle.
+        ``"<path>: cannot load model (...)"``: the file is missing, truncated or damaged, not a saved model (a
+        pickle included), or its arrays do not fit its hyper-parameters or each other.
     """
-    return load_pickle(path, LightFM, ModelError, "model")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {name: npz[name] for name in _STATE}
+            params = json.loads(str(npz["params"][()]))
+            keys, pos, gauss = npz["rng_keys"], npz["rng_pos"], float(npz["rng_gauss"])
+    except (OSError, ValueError, EOFError, KeyError, TypeError, zipfile.BadZipFile, zlib.error) as exc:
+        raise ModelError(f"{path}: cannot load model ({type(exc).__name__}: {exc})") from exc
+    if not isinstance(params, dict) or set(params) != {*_PARAMS, "random_state"}:
+        raise ModelError(f"{path}: cannot load model (params must name exactly {', '.join(_PARAMS)}, random_state)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = LightFM(**params)
+        model.random_state.set_state(("MT19937", keys, int(pos[0]), int(pos[1]), gauss))
+    except (AssertionError, ValueError, TypeError, IndexError) as exc:
+        raise ModelError(f"{path}: cannot load model (invalid hyper-parameters or random state: "
+                         f"{type(exc).__name__}: {exc})") from exc
+    for side in ("item", "user"):
+        emb = arrays[f"{side}_embeddings"]
+        if emb.ndim != 2 or emb.shape[1] != model.no_components:
+            raise ModelError(f"{path}: cannot load model ({side}_embeddings has shape {emb.shape}, "
+                             f"no_components is {model.no_components})")
+        for name in _STATE:
+            if not name.startswith(side):
+                continue
+            want = emb.shape if "embedding" in name else emb.shape[:1]
+            value = arrays[name]
+            if value.shape != want or value.dtype != np.float32:
+                raise ModelError(f"{path}: cannot load model ({name} is {value.dtype} {value.shape}, expected "
+                                 f"float32 {want})")
+            if not np.isfinite(value).all():
+                raise ModelError(f"{path}: cannot load model (non-finite values in {name})")
+            setattr(model, name, np.ascontiguousarray(value))
+    return model

@@ -16,10 +16,10 @@ through ``from recsys_lab.serving.recommend import ...``.
 from recsys_lab.serving.cold_start import cold_start_evaluation
 from recsys_lab.serving.recommend import (compare_recommendations, persona_lists, recommend, recommend_for_items,
                                           user_history)
-from recsys_lab.serving.saved_run import UPDATE_WINDOW, ColdStartWarning, run_metrics
+from recsys_lab.serving.saved_run import UPDATE_WINDOW, ColdStartWarning, ShortListWarning, run_metrics
 from recsys_lab.serving.similar import ItemSpace, item_space, similar
 from recsys_lab.serving.updates import update, updates
 
 __all__ = ["recommend", "user_history", "compare_recommendations", "recommend_for_items", "update", "updates",
-           "cold_start_evaluation", "ColdStartWarning", "UPDATE_WINDOW", "similar", "persona_lists", "ItemSpace",
-           "item_space", "run_metrics"]
+           "cold_start_evaluation", "ColdStartWarning", "ShortListWarning", "UPDATE_WINDOW", "similar", "persona_lists",
+           "ItemSpace", "item_space", "run_metrics"]

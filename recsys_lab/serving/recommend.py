@@ -20,6 +20,10 @@ Every recommendation says how it was served (column ``path``):
     Nothing to fold in (an unknown user, no known onboarding item): the run's most-popular items (training
     positives per item), with a :class:`ColdStartWarning`.
 
+``k`` must be a positive integer (:class:`~recsys_lab.errors.ConfigError` otherwise); a ``k`` larger than the items
+left to recommend (the catalogue less the excluded items) is clamped: the list is shorter, with a
+:class:`~recsys_lab.serving.saved_run.ShortListWarning`.
+
 Updates (``recsys-lab update``) are written and read by :mod:`recsys_lab.serving.updates`.
 """
 
@@ -32,8 +36,10 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from recsys_lab.errors import ConfigError
 from recsys_lab.models import foldin
-from recsys_lab.serving.saved_run import UPDATE_WINDOW, ColdStartWarning, ServedRun, served_run
+from recsys_lab.serving.saved_run import (UPDATE_WINDOW, ColdStartWarning, ServedRun, ShortListWarning, check_k,
+                                          served_run)
 from recsys_lab.serving.updates import load_version
 
 __all__ = ["recommend", "user_history", "compare_recommendations", "recommend_for_items", "persona_lists"]
@@ -61,7 +67,11 @@ def user_history(runs_dir: str | Path, user_id: int | str, *, run: str = "latest
     ------
     RunError
         Unknown run, missing artifacts or snapshot, or a user id of the wrong type.
+    ConfigError
+        ``n`` is not an integer >= 0.
     """
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+        raise ConfigError(f"must be an integer >= 0, got {n!r}", parameter="n")
     m = served_run(runs_dir, run)
     user_id = m.user_key(user_id)
     if m.seen is not None:  # the run's own training interactions (any split protocol)
@@ -84,8 +94,11 @@ def _row(m: ServedRun, user_id: int | str) -> np.ndarray:
 def _served(m: ServedRun, vec: np.ndarray, exclude: np.ndarray, k: int, path: str,
             item_vecs: np.ndarray | None = None) -> pl.DataFrame:
     """Top-k of one user vector against ``item_vecs`` (default the run's) as a frame with titles and the path."""
-    items, scores = foldin.top_k_one(vec, m.item_vecs if item_vecs is None else item_vecs, k,
-                                     exclude=np.unique(exclude))
+    exclude = np.unique(exclude)
+    items, scores = foldin.top_k_one(vec, m.item_vecs if item_vecs is None else item_vecs, k, exclude=exclude)
+    if len(items) < k:
+        warnings.warn(f"run {m.run_id}: k={k} but only {len(items)} item(s) left to recommend ({len(m.item_ids)} in "
+                      f"the catalogue, {len(exclude)} excluded): the list is shorter", ShortListWarning, stacklevel=3)
     ids = m.item_ids[items]
     out = pl.DataFrame({"rank": np.arange(1, len(ids) + 1), "item_id": ids, "score": scores.astype(np.float32),
                         "path": [path] * len(ids)})
@@ -129,12 +142,17 @@ def recommend(runs_dir: str | Path, user_id: int | str, *, run: str = "latest", 
     ------
     RunError
         Unknown run or update version, missing artifacts, or a user id of the wrong type.
+    ConfigError
+        ``k`` is not an integer >= 1.
 
     Warns
     -----
     ColdStartWarning
         Served most-popular (nothing to fold in).
+    ShortListWarning
+        Fewer than ``k`` items left to recommend.
     """
+    k = check_k(k)
     m = served_run(runs_dir, run)
     user_id = m.user_key(user_id)
     upd = load_version(m, version)
@@ -188,13 +206,22 @@ def recommend_for_items(runs_dir: str | Path, items: list | np.ndarray, *, run: 
     Warns
     -----
     ColdStartWarning
-        Unknown ids (named; skipped), or none known (most-popular served).
+        Unknown ids (named; skipped: an id the run cannot hold, e.g. beyond 64 bits, is unknown), or none known
+        (most-popular served).
+    ShortListWarning
+        Fewer than ``k`` items left to recommend.
 
     Raises
     ------
     RunError
         Unknown run or missing artifacts.
+    ConfigError
+        ``k`` is not an integer >= 1; ``items`` is text or not a sequence, or the picks cover the whole catalogue
+        (nothing left to recommend).
     """
+    k = check_k(k)
+    if isinstance(items, (str, bytes)) or not hasattr(items, "__iter__"):
+        raise ConfigError(f"must be a list of item ids, got {type(items).__name__} {items!r}", parameter="items")
     m = served_run(runs_dir, run)
     raw = np.asarray(list(items), dtype=object)
     idx, ok = m.items.lookup(np.array([str(x).strip() for x in raw], dtype=str))  # ids as typed by a user
@@ -203,6 +230,9 @@ def recommend_for_items(runs_dir: str | Path, items: list | np.ndarray, *, run: 
         return _popular(m, np.empty(0, np.int64), k, f"no known item to fold in (unknown item_id(s) {unknown})")
     if not ok.all():
         warnings.warn(f"run {m.run_id}: unknown item_id(s) {unknown}: skipped", ColdStartWarning, stacklevel=2)
+    if len(np.unique(idx[ok])) == len(m.item_ids):
+        raise ConfigError(f"the picks cover all {len(m.item_ids)} items of run {m.run_id}: nothing left to "
+                          "recommend", parameter="items")
     return _served(m, m.foldin().user(np.unique(idx[ok])), idx[ok], k, "fold-in")
 
 
@@ -232,7 +262,10 @@ def compare_recommendations(runs_dir: str | Path, user_id: int | str, *, run: st
     ------
     RunError
         See :func:`recommend`.
+    ConfigError
+        ``k`` is not an integer >= 1.
     """
+    k = check_k(k)
     ra, rb = (recommend(runs_dir, user_id, run=r, k=k).drop("path") for r in (run, vs))
     titles = pl.concat([ra.select("item_id", "title"), rb.select("item_id", "title")]).unique("item_id")
     both = (ra.drop("title").rename({"rank": "rank_a", "score": "score_a"})
@@ -274,10 +307,14 @@ def persona_lists(runs_dir: str | Path, *, run: str = "production", file: str | 
         Unknown run or missing artifacts.
     DataFileError
         Unreadable persona file.
+    ConfigError
+        ``k`` is not an integer >= 1.
     """
     from recsys_lab.evaluation import personas
 
+    k = check_k(k)
+    people = personas.load_personas(file)  # a bad file is named before the run is read
     m = served_run(runs_dir, run)
     titles = m.sql("SELECT item_id, title FROM items", [])
     lookup = dict(zip(titles["item_id"].to_list(), titles["title"].to_list()))
-    return personas.persona_lists(personas.load_personas(file), m.item_vecs, m.item_ids, lookup, k=k)
+    return personas.persona_lists(people, m.item_vecs, m.item_ids, lookup, k=k)

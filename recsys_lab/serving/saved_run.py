@@ -17,13 +17,14 @@ import scipy.sparse as sp
 from recsys_lab.config import Config, DataConfig
 from recsys_lab.data import weights
 from recsys_lab.data.warehouse import open_snapshot
-from recsys_lab.errors import RecsysLabWarning, RunError
+from recsys_lab.errors import ConfigError, RecsysLabWarning, RunError
 from recsys_lab.models import foldin
 from recsys_lab.runs.registry import resolve
 from recsys_lab.store.artifacts import SavedRun, load_run
 from recsys_lab.store.folder import RunFolder, read_json
 
-__all__ = ["ServedRun", "served_run", "ColdStartWarning", "UPDATE_WINDOW", "run_metrics", "utc"]
+__all__ = ["ServedRun", "served_run", "ColdStartWarning", "ShortListWarning", "UPDATE_WINDOW", "run_metrics", "utc",
+           "check_k"]
 
 UPDATE_WINDOW = 10
 """Fold-in of an updated user uses their last this many positives (training and new). On ML-100k warm users,
@@ -33,6 +34,38 @@ against 0.231 (133 users, 40 % test split); all positives 0.171 and 0.214: recen
 
 class ColdStartWarning(RecsysLabWarning):
     """A request was served by the cold-start path with nothing to fold in, or named unknown items."""
+
+
+class ShortListWarning(RecsysLabWarning):
+    """A list is shorter than the ``k`` asked for: fewer items are left to recommend (``k`` is clamped)."""
+
+
+def check_k(k: int, parameter: str = "k") -> int:
+    """A list length asked of serving: a positive integer (the command line's ``-k`` is checked here).
+
+    A ``k`` larger than what is left to recommend is not an error: the list is clamped to the items left, with a
+    :class:`ShortListWarning`.
+
+    Parameters
+    ----------
+    k : int
+        The list length.
+    parameter : str
+        Its name in the message.
+
+    Returns
+    -------
+    int
+        ``k`` as a Python int.
+
+    Raises
+    ------
+    ConfigError
+        ``"k: must be an integer >= 1, got 0"`` (also for a bool, a float or text).
+    """
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ConfigError(f"must be an integer >= 1, got {k!r}", parameter=parameter)
+    return int(k)
 
 
 class ServedRun:
@@ -169,14 +202,26 @@ class ServedRun:
         Raises
         ------
         RunError
-            The run's user ids are integers and ``user_id`` is not one.
+            The run's user ids are integers and ``user_id`` is not one (text that is not an integer, a fractional
+            number, or an integer outside the 64-bit range of the run's ids); or ``user_id`` is not a scalar.
         """
-        if self.user_ids.dtype.kind in "iu":
-            try:
-                return int(user_id)
-            except (TypeError, ValueError):
-                raise RunError(f"run {self.run_id}: user ids are integers, got {user_id!r}") from None
-        return str(user_id)
+        if isinstance(user_id, np.generic):
+            user_id = user_id.item()
+        if not isinstance(user_id, (int, str, float)) or isinstance(user_id, bool):
+            raise RunError(f"run {self.run_id}: a user id is an integer or text, got {type(user_id).__name__} "
+                           f"{user_id!r}")
+        if self.user_ids.dtype.kind not in "iu":
+            return str(user_id)
+        try:
+            value = int(user_id.strip()) if isinstance(user_id, str) else int(user_id)
+            if isinstance(user_id, float) and value != user_id:
+                raise ValueError("fractional")
+        except (TypeError, ValueError, OverflowError):
+            raise RunError(f"run {self.run_id}: user ids are integers, got {user_id!r}") from None
+        if not -2**63 <= value < 2**63:
+            raise RunError(f"run {self.run_id}: user ids are integers, got {user_id!r} (outside the 64-bit range "
+                           "of the run's ids)")
+        return value
 
     def popularity(self) -> np.ndarray:
         """Training positives per item (n_items,), float32, from the run's split (or snapshot); cached.

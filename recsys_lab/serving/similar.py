@@ -6,12 +6,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import warnings
+
 import numpy as np
 import polars as pl
 
-from recsys_lab.errors import RunError
+from recsys_lab.errors import ConfigError, RunError
 from recsys_lab.features import IdMap
-from recsys_lab.serving.saved_run import served_run
+from recsys_lab.serving.saved_run import ShortListWarning, check_k, served_run
 
 __all__ = ["similar", "ItemSpace", "item_space"]
 
@@ -32,7 +34,8 @@ def similar(runs_dir: str | Path, item_id: int | str, *, k: int = 10, run: str =
     item_id : int or str
         External item id.
     k : int
-        Neighbours (default 10; capped at the catalogue size minus one).
+        Neighbours (default 10; an integer >= 1, clamped to the catalogue size minus one with a
+        :class:`~recsys_lab.serving.saved_run.ShortListWarning`).
     run : str
         Run reference (default ``production``; also ``latest`` or a run id).
 
@@ -44,15 +47,34 @@ def similar(runs_dir: str | Path, item_id: int | str, *, k: int = 10, run: str =
     Raises
     ------
     RunError
-        Unknown run, missing artifacts, or an item id the run does not know (named).
+        Unknown run, missing artifacts, an item id the run does not know (named; also one it cannot hold, e.g.
+        text or beyond 64 bits where its ids are integers), or a run of one item.
+    ConfigError
+        ``k`` is not an integer >= 1, or ``item_id`` is not one integer or text.
+
+    Warns
+    -----
+    ShortListWarning
+        ``k`` is larger than the catalogue size minus one.
     """
     from recsys_lab.retrieval import ann
     from recsys_lab.evaluation import embedding_quality as embedding
 
+    k = check_k(k)
+    item_id = item_id.item() if isinstance(item_id, np.generic) else item_id
+    if isinstance(item_id, bool) or not isinstance(item_id, (int, str)):
+        raise ConfigError(f"must be one item id (an integer or text), got {type(item_id).__name__} {item_id!r}",
+                          parameter="item_id")
     m = served_run(runs_dir, run)
-    idx, ok = m.items.lookup(np.array([item_id]))
+    idx, ok = m.items.lookup(np.array([item_id], dtype=object))
     if not ok[0]:
-        raise RunError(f"run {m.run_id}: unknown item_id {item_id!r} ({len(m.item_ids)} items)")
+        raise RunError(f"run {m.run_id}: unknown item_id {item_id!r} ({len(m.item_ids)} items"
+                       f"{_id_type(m.item_ids, item_id)})")
+    if len(m.item_ids) < 2:
+        raise RunError(f"run {m.run_id}: item_id {item_id!r} is its only item: no other item to compare with")
+    if k > len(m.item_ids) - 1:
+        warnings.warn(f"run {m.run_id}: k={k} but only {len(m.item_ids) - 1} other item(s): the list is shorter",
+                      ShortListWarning, stacklevel=2)
     index = m.saved.index()
     if index is not None:
         nb, sc = ann.similar_items(index, idx, k)
@@ -64,6 +86,18 @@ def similar(runs_dir: str | Path, item_id: int | str, *, k: int = 10, run: str =
     out = pl.DataFrame({"rank": np.arange(1, len(ids) + 1), "item_id": ids, "score": sc[0].astype(np.float32),
                         "path": [path] * len(ids)})
     return out.join(m.titles(ids), on="item_id", how="left").select("rank", "item_id", "title", "score", "path")
+
+
+def _id_type(ids: np.ndarray, item_id: int | str) -> str:
+    """``"; its item ids are 64-bit integers"`` when ``item_id`` cannot be one of the run's integer ids."""
+    if ids.dtype.kind not in "iu":
+        return ""
+    try:
+        if -2**63 <= int(str(item_id).strip()) < 2**63:
+            return ""
+    except ValueError:
+        pass
+    return "; its item ids are 64-bit integers"
 
 
 @dataclass

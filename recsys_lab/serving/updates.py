@@ -3,26 +3,32 @@
 Updates live in ``artifacts/updates/<UTC timestamp>/`` (:meth:`RunFolder.updates`): ``user_vecs.npz``
 (``user_ids``, ``user_vecs``), ``interactions.parquet`` (every new interaction with a known item so far,
 cumulative over versions: ``user_id, item_id, weight, ts``) and ``manifest.json``. Each version is complete
-(cumulative), written to a temporary folder and renamed into place, so a reader sees a whole version or none.
+(cumulative), written to a temporary folder and renamed into place, so a reader sees a whole version or none; a
+write that fails (disk full) raises :class:`WriteError` and leaves no version behind. Version folders get the mode
+a plain ``mkdir`` gives (the umask honoured: ``0755`` under ``022``).
 :func:`recsys_lab.serving.recommend.recommend` serves the latest version.
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
+import io
 import os
+import secrets
 import shutil
-import tempfile
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import polars as pl
 import scipy.sparse as sp
 
-from recsys_lab._fs import atomic_write_json
+from recsys_lab._fs import atomic_write_bytes, atomic_write_json
 from recsys_lab.data.files import load_files
 from recsys_lab.data.sources import update_source
 from recsys_lab.errors import DataError, DataFileError, RunError
@@ -32,7 +38,46 @@ from recsys_lab.serving.saved_run import UPDATE_WINDOW, ColdStartWarning, Served
 from recsys_lab.store.artifacts import read_arrays, write_arrays
 from recsys_lab.store.folder import RunFolder, read_json
 
-__all__ = ["update", "updates", "Update", "load_version"]
+__all__ = ["update", "updates", "Update", "load_version", "WriteError", "writing"]
+
+
+class WriteError(RunError, OSError):
+    """Writing a run's file failed (e.g. the disk is full); the file or version being written was not created.
+
+    Also an ``OSError`` (with the cause's ``errno``), so the command line exits 1 as for any failed write.
+    """
+
+
+@contextmanager
+def writing(path: str | Path, what: str) -> Iterator[None]:
+    """Turn an ``OSError`` raised inside the block into a :class:`WriteError` naming ``path`` and the cause.
+
+    Parameters
+    ----------
+    path : str or Path
+        The file or folder being written.
+    what : str
+        What is written, for the message (e.g. ``"the update version"``).
+
+    Yields
+    ------
+    None
+
+    Raises
+    ------
+    WriteError
+        ``"<path>: cannot write <what> (disk full: ...)"`` (``quota exceeded`` for EDQUOT).
+    """
+    try:
+        yield
+    except WriteError:
+        raise
+    except OSError as exc:
+        reason = {errno.ENOSPC: "disk full", errno.EDQUOT: "quota exceeded"}.get(exc.errno or -1)
+        detail = exc.strerror or str(exc) or type(exc).__name__
+        err = WriteError(f"{path}: cannot write {what} ({reason + ': ' if reason else ''}{detail})")
+        err.errno = exc.errno  # (strerror and filename stay unset: they would replace the message)
+        raise err from exc
 
 
 @dataclass
@@ -217,6 +262,8 @@ def update(runs_dir: str | Path, interactions: str | Path, *, run: str = "produc
         Missing, unreadable or malformed file (names file, line, column); nothing is written.
     RunError
         Unknown run or missing artifacts.
+    WriteError
+        Writing the version failed (e.g. the disk is full; names the version folder): no version was added.
 
     Warns
     -----
@@ -274,12 +321,23 @@ def update(runs_dir: str | Path, interactions: str | Path, *, run: str = "produc
                     "new_users": int((~np.isin(touched.to_numpy(), known_users)).sum()),
                     "users_in_version": len(ids_all), "previous": prev.name if prev is not None else None,
                     "window": window, "method": foldin.DEFAULT_METHOD, "created_at": datetime.now(timezone.utc).isoformat()}
-        tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=folder.updates))
+        _write_version(folder.updates / name, ids_all, vecs_all.astype(np.float32), cumulative, manifest)
+    return manifest
+
+
+def _write_version(path: Path, user_ids: np.ndarray, user_vecs: np.ndarray, interactions: pl.DataFrame,
+                   manifest: dict) -> None:
+    """Write a version into a temporary folder (mode from the umask, unlike ``mkdtemp``'s 0700), rename it to
+    ``path``; on any failure remove the temporary folder and raise :class:`WriteError`."""
+    tmp = path.parent / f".tmp-{secrets.token_hex(6)}"
+    with writing(path, "the update version"):
         try:
-            write_arrays(tmp / "user_vecs.npz", user_ids=ids_all, user_vecs=vecs_all.astype(np.float32))
-            cumulative.write_parquet(tmp / "interactions.parquet")
+            tmp.mkdir()
+            write_arrays(tmp / "user_vecs.npz", user_ids=user_ids, user_vecs=user_vecs)
+            buf = io.BytesIO()
+            interactions.write_parquet(buf)
+            atomic_write_bytes(tmp / "interactions.parquet", buf.getvalue())
             atomic_write_json(tmp / "manifest.json", manifest)
-            os.rename(tmp, folder.updates / name)
+            os.rename(tmp, path)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-    return manifest

@@ -7,7 +7,7 @@
 ``split.npz``               CSR arrays ``seen_indptr``, ``seen_indices`` (every training interaction) and
                             ``pos_indptr``, ``pos_indices`` (training positives), in the run's index space
 ``features.npz``            ``user_tokens``, ``item_tokens``: the feature names of the model's columns
-``model.pkl``               the fitted LightFM model (:func:`recsys_lab.models.lightfm.save_model`)
+``model.npz``               the fitted LightFM model as arrays (:func:`recsys_lab.models.lightfm.save_model`)
 ``index.pkl``               the MIPS index, when the retrain built one (:meth:`recsys_lab.retrieval.ann.MipsIndex.save`)
 ``per_user_metrics.parquet`` metrics per evaluated user (read by :func:`recsys_lab.runs.registry.compare`)
 ==========================  ===================================================================================
@@ -17,6 +17,10 @@
 asked for. Every file that is missing, truncated or damaged raises one error, :class:`~recsys_lab.errors.RunError`
 ``"<path>: cannot read (...)"`` (JSON files through :func:`recsys_lab.store.folder.read_json`, which names the file
 the same way). Serving, the gate's production evidence and personas all read runs through here.
+
+A run folder is data, never code: ``.npz`` files are read with ``allow_pickle=False``; the ``model.pkl`` of older
+runs is never unpickled (:meth:`SavedRun.model` refuses it). ``load_run(folder, verify=True)`` reads every artifact
+at once (:meth:`SavedRun.verify`): the gate's production evidence fails closed.
 """
 
 from __future__ import annotations
@@ -272,7 +276,7 @@ class SavedRun:
         return z["user_tokens"].tolist(), z["item_tokens"].tolist()
 
     def model(self) -> Any:
-        """The fitted LightFM model (``artifacts/model.pkl``).
+        """The fitted LightFM model, rebuilt from ``artifacts/model.npz`` (no pickle is loaded).
 
         Returns
         -------
@@ -281,9 +285,16 @@ class SavedRun:
         Raises
         ------
         RunError
-            The file is missing or not a LightFM pickle.
+            The file is missing or damaged, or the run has only the ``model.pkl`` of older runs: it is never
+            unpickled (a pickle runs the code it names when loaded).
         """
-        return self._once("model", lambda: _unpickle(self.folder.model, lightfm.load_model))
+        def read() -> Any:
+            path, legacy = self.folder.model, self.folder.legacy_model
+            if not path.is_file() and legacy.is_file():
+                raise RunError(f"{legacy}: not loaded (a pickled model can run code when it is loaded, so only "
+                               f"{path.name} is read; retrain the run to write it)")
+            return _typed(path, lightfm.load_model)
+        return self._once("model", read)
 
     def index(self) -> ann.MipsIndex | None:
         """The run's MIPS index (``artifacts/index.pkl``), or None when the retrain built none.
@@ -298,7 +309,31 @@ class SavedRun:
             The file exists but is not a readable index.
         """
         path = self.folder.index
-        return self._once("index", lambda: _unpickle(path, ann.load_index) if path.is_file() else None)
+        return self._once("index", lambda: _typed(path, ann.load_index) if path.is_file() else None)
+
+    def verify(self) -> SavedRun:
+        """Read every artifact of the run now (the gate's production evidence): a run with any unreadable one fails.
+
+        Reads, besides the id maps and vectors read at load: ``split.npz`` (required here), ``features.npz``,
+        ``model.npz`` (a legacy ``model.pkl`` alone fails: it is never unpickled) and ``metrics.json``; kept.
+        (Not ``index.pkl``: a pickle.)
+
+        Returns
+        -------
+        SavedRun
+            ``self``.
+
+        Raises
+        ------
+        RunError
+            The first missing, truncated or damaged file (named).
+        """
+        if self.split() is None:
+            raise _cannot_read(self.folder.split, FileNotFoundError(self.folder.split))
+        self.tokens()
+        self.model()
+        self.metrics  # noqa: B018 - read now
+        return self
 
 
 def read_per_user_metrics(folder: str | Path | RunFolder) -> pl.DataFrame:
@@ -326,7 +361,7 @@ def read_per_user_metrics(folder: str | Path | RunFolder) -> pl.DataFrame:
         raise RunError(f"{path}: cannot read the per-user metrics ({str(exc).splitlines()[0]})") from exc
 
 
-def _unpickle(path: Path, load: Any) -> Any:
+def _typed(path: Path, load: Any) -> Any:
     try:
         return load(path)
     except ModelError as exc:
@@ -334,25 +369,30 @@ def _unpickle(path: Path, load: Any) -> Any:
         raise RunError(f"{path}: cannot read ({detail})") from exc
 
 
-def load_run(folder: str | Path | RunFolder) -> SavedRun:
+def load_run(folder: str | Path | RunFolder, *, verify: bool = False) -> SavedRun:
     """Read a run back from its folder (see :class:`SavedRun`).
 
     Parameters
     ----------
     folder : str, Path or RunFolder
         The run folder.
+    verify : bool
+        Read every artifact now (:meth:`SavedRun.verify`): what the gate's production evidence needs, so it
+        fails closed. Default False: the rest is read when first used.
 
     Returns
     -------
     SavedRun
-        Ids and vectors loaded; the rest read when first used.
+        Ids and vectors loaded; the rest read when first used (or all of it, with ``verify``).
 
     Raises
     ------
     RunError
-        ``artifacts/id_maps.npz`` or ``artifacts/embeddings.npz`` is missing, truncated or damaged (named).
+        ``artifacts/id_maps.npz`` or ``artifacts/embeddings.npz`` is missing, truncated or damaged (named); with
+        ``verify``, any artifact :meth:`SavedRun.verify` reads.
     """
-    return SavedRun(folder)
+    run = SavedRun(folder)
+    return run.verify() if verify else run
 
 
 def write_arrays(path: str | Path, **arrays: np.ndarray) -> Path:

@@ -15,7 +15,7 @@ package spells these file names):
 ``retrain.ipynb``     the executed notebook (kept when a cell fails)
 ``report.html``       the notebook as HTML
 ``executor.log``      output of the child process (``--engine kernel`` only)
-``artifacts/``        ``id_maps.npz``, ``embeddings.npz``, ``features.npz``, ``model.pkl``, ``index.pkl``,
+``artifacts/``        ``id_maps.npz``, ``embeddings.npz``, ``features.npz``, ``model.npz``, ``index.pkl``,
                       ``split.npz``, ``per_user_metrics.parquet`` (read and written only by
                       :mod:`recsys_lab.store.artifacts`), ``updates/`` (:mod:`recsys_lab.serving.updates`)
 ====================  ==========================================================================
@@ -379,7 +379,12 @@ class RunFolder:
 
     @property
     def model(self) -> Path:
-        """``artifacts/model.pkl``: the fitted LightFM model."""
+        """``artifacts/model.npz``: the fitted LightFM model as arrays (never a pickle)."""
+        return self.artifacts / "model.npz"
+
+    @property
+    def legacy_model(self) -> Path:
+        """``artifacts/model.pkl``: the pickled model of older runs, never loaded (a pickle can run code)."""
         return self.artifacts / "model.pkl"
 
     @property

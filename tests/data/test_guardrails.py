@@ -105,7 +105,7 @@ def test_retrain_on_corrupted_data_fails_before_training(ml100k_source, tmp_path
     for check, count in (("null_keys", 1), ("future_ts", 1), ("old_ts", 1), ("unknown_users", 1),
                          ("unknown_items", 1), ("weight_range", 1), ("duplicates", 3)):
         assert f"- {check} (interactions): {count} " in message, check
-    assert not (run / "artifacts" / "model.pkl").exists() and not (run / "metrics.json").exists()
+    assert not (run / "artifacts" / "model.npz").exists() and not (run / "metrics.json").exists()
     assert (tmp_path / "runs" / "PRODUCTION").read_text() == "20260101T000000Z-prod00\n"
     assert not list((tmp_path / "warehouse" / "snapshots").glob("*.duckdb"))  # bad data never became a snapshot
 

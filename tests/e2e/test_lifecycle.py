@@ -208,7 +208,7 @@ def test_runs_list_show_and_compare_cli(first_run, second_run, workdir):
     assert [r["run_id"] for r in rows][:2] == [second.name, first.name] and rows[1]["production"]
     assert cli("runs", "list", "--status", "failed", "--json", cwd=workdir).stdout.strip() == ""
     show = cli("runs", "show", "production", cwd=workdir).stdout
-    assert f"run {first.name} (production): succeeded" in show and "gate: passed" in show and "model.pkl" in show
+    assert f"run {first.name} (production): succeeded" in show and "gate: passed" in show and "model.npz" in show
     cmp = cli("runs", "compare", "production", second.name, cwd=workdir)
     assert cmp.returncode == 0, cmp.stderr
     assert "same snapshot" in cmp.stdout and "model.no_components" in cmp.stdout and "ndcg@10" in cmp.stdout

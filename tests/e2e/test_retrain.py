@@ -40,7 +40,7 @@ def test_run_folder_holds_manifest_metrics_artifacts_and_report(retrain_run):
         assert manifest["timings"][phase] >= 0, phase
     assert manifest["timing_details"]["index.numba_compile"] >= 0
     for name in ("params.json", "metrics.json", "history.json", "retrain.ipynb", "report.html",
-                 "artifacts/model.pkl", "artifacts/embeddings.npz", "artifacts/id_maps.npz"):
+                 "artifacts/model.npz", "artifacts/embeddings.npz", "artifacts/id_maps.npz"):
         assert (run / name).is_file(), name
     # ann.method "auto": 1.7k items is below the crossover, so exact search and no index file
     assert manifest["timing_details"]["index.exact"] == 1.0 and not (run / "artifacts/index.pkl").exists()

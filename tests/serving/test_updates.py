@@ -66,3 +66,51 @@ def test_an_update_with_a_nested_parquet_column_is_refused_by_name(runs, tmp_pat
     pl.DataFrame({"user_id": [1], "item_id": [[6]], "rating": [5], "timestamp": [1_600_000_000]}).write_parquet(path)
     with pytest.raises(DataFileError, match=r"nested\.parquet, column 'item_id': column has nested type"):
         serving.update(runs_dir, path)
+
+
+def test_an_update_on_a_full_disk_is_one_typed_error_and_leaves_no_version(runs, tmp_path, monkeypatch, capsys):
+    """``update`` on a full disk printed a traceback; a failed write must add no (half-written) version."""
+    import errno
+
+    from recsys_lab import _fs
+    from recsys_lab.cli.main import main
+    from recsys_lab.serving.updates import WriteError
+
+    runs_dir, folder = runs
+    first = serving.update(runs_dir, _write(tmp_path / "a.csv", [(1, 6, 5, 1_600_000_000)]))
+    writes = []
+
+    def full(path, write):
+        writes.append(path)
+        if len(writes) >= 3:  # user_vecs.npz and interactions.parquet written, then the disk is full
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return real(path, write)
+
+    real = _fs.atomic_write_with
+    monkeypatch.setattr(_fs, "atomic_write_with", full)
+    with pytest.raises(WriteError, match=rf"^{folder.updates}/\S+: cannot write the update version \(disk full: "
+                                         r"No space left on device\)$") as caught:
+        serving.update(runs_dir, _write(tmp_path / "b.csv", [(2, 6, 5, 1_600_000_001)]))
+    assert caught.value.errno == errno.ENOSPC and len(writes) == 3
+    assert serving.updates(runs_dir)["version"].to_list() == [first["version"]]
+    assert sorted(p.name for p in folder.updates.iterdir()) == [".lock", first["version"]]  # no temp folder left
+    writes.clear()
+    capsys.readouterr()
+    assert main(["update", "--interactions", str(tmp_path / "b.csv"), "--runs-dir", str(runs_dir)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "cannot write the update version (disk full" in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert serving.updates(runs_dir).height == 1
+
+
+def test_update_version_folders_honour_the_umask(runs, tmp_path):
+    """Version folders were always 0700 (``tempfile.mkdtemp``) whatever the umask."""
+    import os
+
+    runs_dir, folder = runs
+    old = os.umask(0o022)
+    try:
+        man = serving.update(runs_dir, _write(tmp_path / "a.csv", [(1, 6, 5, 1_600_000_000)]))
+    finally:
+        os.umask(old)
+    assert (folder.updates / man["version"]).stat().st_mode & 0o777 == 0o755

@@ -24,11 +24,13 @@ def copy(saved, tmp_path):
 def test_the_run_folder_keeps_its_files_and_keys(saved):
     _, folder = saved
     assert sorted(p.name for p in folder.artifacts.iterdir()) == ["embeddings.npz", "features.npz", "id_maps.npz",
-                                                                  "model.pkl", "split.npz"]
-    keys = {p.name: np.load(p).files for p in folder.artifacts.glob("*.npz")}
+                                                                  "model.npz", "split.npz"]
+    keys = {p.name: np.load(p, allow_pickle=False).files for p in folder.artifacts.glob("*.npz")}
+    model_keys = keys.pop("model.npz")
     assert keys == {"id_maps.npz": ["user_ids", "item_ids"], "embeddings.npz": ["user_vecs", "item_vecs"],
                     "split.npz": ["seen_indptr", "seen_indices", "pos_indptr", "pos_indices"],
                     "features.npz": ["user_tokens", "item_tokens"]}
+    assert {"params", "item_embeddings", "user_biases", "rng_keys"} <= set(model_keys)
 
 
 def test_load_run_reads_back_what_was_saved(saved):
@@ -145,3 +147,27 @@ def test_per_user_metrics_are_written_with_the_artifacts_and_read_back(copy):
     again = load_run(copy.path)
     np.testing.assert_array_equal(again.user_vecs, run.user_vecs)
     assert (again.split().seen != run.split().seen).nnz == 0
+
+
+def test_a_healthy_run_verifies_and_keeps_what_it_read(saved):
+    _, folder = saved
+    run = load_run(folder.path, verify=True)
+    assert run.split() is not None and run._cache.keys() >= {"split", "tokens", "model", "metrics"}
+
+
+@pytest.mark.parametrize("damage", [_truncate, _garbage, _missing])
+@pytest.mark.parametrize("name", ["split", "features", "model"])
+def test_verify_fails_naming_any_unreadable_artifact(copy, name, damage):
+    path = getattr(copy, name)
+    damage(path)
+    load_run(copy.path)  # the lazy load does not read it
+    with pytest.raises(RunError, match=f"^{path}: cannot read \\("):
+        load_run(copy.path, verify=True)
+    with pytest.raises(RunError, match=f"^{path}: cannot read \\("):
+        load_run(copy.path).verify()
+
+
+def test_verify_fails_on_unreadable_metrics(copy):
+    copy.metrics.write_text("[1, 2]")
+    with pytest.raises(RunError, match=f"^{copy.metrics}: not a JSON object"):
+        load_run(copy.path, verify=True)
