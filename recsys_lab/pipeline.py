@@ -121,18 +121,17 @@ class Production:
 
 
 class Retrain:
-    """One retrain: data snapshot -> features -> split -> fit -> ANN index -> evaluation -> run folder.
+    """One retrain: snapshot -> features -> split -> fit -> index -> evaluation -> run folder.
 
-    Each step calls the module that owns its concern and keeps that module's result object (:attr:`results`);
-    :attr:`metrics` is ``keys.flatten(results)`` (:func:`recsys_lab.evaluation.keys.flatten`).
+    Each step calls the module that owns its concern and keeps that module's result object in :attr:`results`
+    (step name -> result, in the order the steps ran); :attr:`metrics` is ``keys.flatten(results)``.
 
     Parameters
     ----------
     config : Config or dict or None
         Configuration (a nested dict as papermill injects it is validated by ``Config.from_dict``).
     run_dir : str or Path or None
-        Where :meth:`save` writes ``metrics.json``, ``params.json``, ``history.json``, ``timings.json`` and
-        ``artifacts/``. None: nothing is written (interactive exploration).
+        Where :meth:`save` writes the run's files; None: nothing is written (interactive exploration).
     show_progress : bool
         tqdm bars over epochs.
 
@@ -156,14 +155,13 @@ class Retrain:
         self.baseline_fits: dict[str, baselines.BaselineFit] = {}
         self.vectors: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self.index: ann.MipsIndex | None = None
-        self.results: dict[str, Any] = {}  # step -> its result object, in the order the steps ran
+        self.results: dict[str, Any] = {}
         self.gate: GateResult | None = None
         self.personas: dict[str, dict] = {}
         self.production_personas: dict[str, dict] = {}
         self.warnings: list[str] = []
         self._production_cache: dict[Path, Production] = {}
 
-    # -- what the steps produced -------------------------------------------------------------------------
     @property
     def metrics(self) -> dict[str, float]:
         """``metrics.json`` so far: every step's figures in the order the steps ran."""
@@ -171,24 +169,19 @@ class Retrain:
 
     @property
     def evaluation(self) -> EvaluationResult | None:
-        """The :meth:`evaluate` result (per-user metrics, lists, users), or None."""
+        """The :meth:`evaluate` result: evaluated users, their top-k lists and per-user metrics."""
         return self.results.get("evaluate")
 
     @property
     def eval_users(self) -> np.ndarray | None:
-        """The evaluated users (internal indices), or None before :meth:`evaluate`."""
+        """The evaluated users (internal indices), None before :meth:`evaluate`."""
         return None if self.evaluation is None else self.evaluation.users
 
     @property
-    def recommended(self) -> dict[str, np.ndarray]:
-        """Each model's top-k lists of :attr:`eval_users`."""
-        return {} if self.evaluation is None else self.evaluation.recommended
-
-    @property
     def per_user(self) -> dict[str, dict[str, np.ndarray]]:
-        """Per-user metrics of the model, every baseline and (after :meth:`check_gate`) production."""
+        """Per-user metrics of the model, each baseline and, after :meth:`check_gate`, production."""
         out = {} if self.evaluation is None else dict(self.evaluation.per_user)
-        if self.results.get("champion") is not None:
+        if "champion" in self.results:
             out["production"] = self.results["champion"].per_user
         return out
 
@@ -199,25 +192,13 @@ class Retrain:
 
     @property
     def recovery(self) -> RecoveryResult | None:
-        """Warm users: fold-in vs retrain (:meth:`evaluate_cold_start`)."""
+        """Warm users, fold-in against the retrain (:meth:`evaluate_cold_start`)."""
         return getattr(self.results.get("cold_start"), "recovery", None)
 
     @property
     def embedding_report(self) -> dict[str, Any]:
-        """Details of :meth:`evaluate_embeddings` for the report (``notes``, neighbours, probes, groups)."""
-        report = self.results.get("embeddings")
-        return {} if report is None else report.details
-
-    @property
-    def drift(self) -> dict[str, float]:
-        """The ``drift.*`` figures of :meth:`check_drift`."""
-        return self.results.get("drift") or {}
-
-    @property
-    def production_comparison(self) -> dict[str, dict] | None:
-        """Champion/challenger comparison per gated metric (:meth:`check_gate`), None without production."""
-        champion_result = self.results.get("champion")
-        return None if champion_result is None else champion_result.comparison
+        """Details of :meth:`evaluate_embeddings` for the report: ``notes``, neighbours, probes, groups."""
+        return getattr(self.results.get("embeddings"), "details", {})
 
     @property
     def history(self) -> dict[str, list[dict]]:
@@ -233,25 +214,22 @@ class Retrain:
             out["validation"] = self.validation.to_dict()
         if self.split is not None:
             out["split"] = self.split.stats
-        out["warnings"] = list(self.warnings)
-        return out
+        return {**out, "warnings": list(self.warnings)}
 
     @contextmanager
     def _phase(self, name: str, label: str | None = None):
-        t0 = time.perf_counter()
-        label = label or name
+        t0, label = time.perf_counter(), label or name
         progress.info("%s ...", label)
         try:
             yield
         finally:
-            seconds = time.perf_counter() - t0
+            seconds, peak = time.perf_counter() - t0, _peak_rss_mib()
             self.timings[name] = self.timings.get(name, 0.0) + seconds
-            peak = _peak_rss_mib()
             self.timings[f"peak_rss_mib.{label}"] = peak  # the process's peak so far: MiB, not seconds
             progress.info("%s done in %.1f s (peak RSS %.0f MiB)", label, seconds, peak)
 
     def _production(self, production: "Production | str | Path") -> "Production":
-        """``production`` loaded once per retrain (drift, gate, stability and personas all read it)."""
+        """``production`` loaded once per retrain (raises RunError, not cached, when unreadable)."""
         if isinstance(production, Production):
             return production
         key = Path(production).resolve()
@@ -266,26 +244,18 @@ class Retrain:
         return value
 
     def _warn(self, message: str) -> None:
-        """Record an evaluation warning: logged and kept in :attr:`warnings` (``data.json``, CLI summary, report)."""
+        """An evaluation warning: logged and kept in :attr:`warnings` (``data.json``, CLI summary, report)."""
         self.warnings.append(message)
         log.warning("%s", message)
 
     # -- steps -------------------------------------------------------------------------------------------
     def ingest(self) -> Snapshot:
-        """Load the configured source, run the data guardrails, and store an immutable warehouse snapshot
-        (a no-op when the data is unchanged).
+        """Load the source, run the data guardrails, store an immutable warehouse snapshot (no-op if unchanged).
 
         Returns
         -------
         Snapshot
-            The stored snapshot (also kept as :attr:`snapshot`).
-
-        Raises
-        ------
-        DataFileError, DownloadError
-            See :mod:`recsys_lab.data.sources`.
-        DataValidationError
-            A fail-level guardrail found problems (every failed check is listed); nothing is stored.
+            Also :attr:`snapshot`. Raises DataFileError, DownloadError or DataValidationError (nothing stored).
         """
         with self._phase("ingest"):
             cfg = self.config.data
@@ -300,20 +270,13 @@ class Retrain:
         return self.snapshot
 
     def build_features(self) -> Dataset:
-        """Id maps and feature matrices from the snapshot (weight transform applied), then the split
-        (``split.method``; see :mod:`recsys_lab.split`).
+        """Id maps and feature matrices from the snapshot (weight transform applied), then the split.
 
         Returns
         -------
         Dataset
-            Also kept as :attr:`dataset`; the split is kept as :attr:`split`.
-
-        Raises
-        ------
-        ConfigError
-            ``eval.k`` larger than the catalogue, or a split method the data cannot support.
-        DataError
-            No training positive or no user to evaluate.
+            Also :attr:`dataset`; the split is :attr:`split`. Raises ConfigError (``eval.k`` above the catalogue,
+            a split the data cannot support) or DataError (no user to evaluate).
         """
         snap = self._need("snapshot", "ingest")
         with self._phase("features"):
@@ -337,8 +300,8 @@ class Retrain:
         return self.dataset
 
     def check_drift(self, reference: "Snapshot | Production | str | Path | None") -> dict[str, float]:
-        """Drift of this run's snapshot against ``reference`` (production's), added to the metrics as
-        ``drift.*`` (see :func:`recsys_lab.data.guardrails.drift`). Without a reference: empty, nothing added.
+        """Drift of this snapshot against ``reference`` (production's) as ``drift.*`` metrics
+        (:func:`recsys_lab.data.guardrails.drift`).
 
         Parameters
         ----------
@@ -347,13 +310,7 @@ class Retrain:
         Returns
         -------
         dict of str to float
-            The ``drift.*`` figures (also :attr:`drift`); empty without a reference or when production's folder or
-            snapshot is unreadable (logged as a warning).
-
-        Raises
-        ------
-        RunError
-            :meth:`ingest` was not called.
+            Empty without a reference or when production's folder or snapshot is unreadable (a warning).
         """
         snap = self._need("snapshot", "ingest")
         if isinstance(reference, (str, Path)):
@@ -368,31 +325,19 @@ class Retrain:
             self.results.pop("drift", None)
             return {}
         with self._phase("evaluate", "drift"):
-            tables = {t: snap.table(t) for t in ("interactions", "users", "items")}
-            ref = {t: reference.table(t) for t in ("interactions", "users", "items")}
-            f = self.config.features
-            self.results["drift"] = drift(ref, tables, user_columns=f.user,
-                                          item_columns=f.item_columns(tables["items"].columns))
+            tables, ref = ({t: s.table(t) for t in ("interactions", "users", "items")} for s in (snap, reference))
+            columns = self.config.features.item_columns(tables["items"].columns)
+            self.results["drift"] = drift(ref, tables, user_columns=self.config.features.user, item_columns=columns)
         return self.results["drift"]
 
     def fit(self) -> models.FitResult:
-        """Fit the hybrid model and the baselines on the same split.
-
-        LightFM models early-stop on validation NDCG@k (a seeded sample of ``model.validation_users`` users),
-        then refit on all training data: the hybrid, pure-CF LightFM (``lightfm_cf``) and, with time-windowed
-        features configured, the static hybrid without them (``lightfm_static``). EASE and implicit ALS
-        (``eval.baselines``) choose their hyper-parameters on the same validation slice (:mod:`recsys_lab.models.baselines`).
+        """Fit the hybrid and the baselines on the same split: LightFM models (hybrid, ``lightfm_cf``, with windowed
+        features ``lightfm_static``) early-stop on validation NDCG@k then refit; EASE and ALS tune on validation.
 
         Returns
         -------
         models.FitResult
-            The hybrid's fit; every model's fit is in :attr:`fits` / :attr:`baseline_fits`, its vectors in
-            :attr:`vectors`.
-
-        Raises
-        ------
-        RunError
-            :meth:`build_features` was not called.
+            The hybrid's fit; all fits in :attr:`fits` / :attr:`baseline_fits`, vectors in :attr:`vectors`.
         """
         ds, sp_ = self._need("dataset", "build_features"), self.split
         cfg = self.config
@@ -420,43 +365,32 @@ class Retrain:
                                  sample_weight=sp_.train_weights if weighted else None,
                                  fit_sample_weight=sp_.fit_weights if weighted else None,
                                  show_progress=self.show_progress)
-                self.fits[name] = res
-                self.vectors[name] = models.embeddings(res.model, uf, itf)
+                self.fits[name], self.vectors[name] = res, models.embeddings(res.model, uf, itf)
                 log.info("%s: %d epochs in %.2f s", name, res.best_epoch, res.fit_seconds)
             validate = score if cfg.split.validation_fraction > 0 else None
-            if "ease" in wanted:
-                if len(ds.items) > cfg.eval.ease_max_items:
-                    self._warn(f"baseline ease skipped: {len(ds.items)} items > eval.ease_max_items "
-                               f"{cfg.eval.ease_max_items}")
-                else:
-                    progress.info(" EASE (lambda chosen on validation)")
-                    self.baseline_fits["ease"] = baselines.fit_ease(sp_.fit, sp_.train, validate)
+            if "ease" in wanted and len(ds.items) > cfg.eval.ease_max_items:
+                self._warn(f"baseline ease skipped: {len(ds.items)} items > eval.ease_max_items "
+                           f"{cfg.eval.ease_max_items}")
+            elif "ease" in wanted:
+                progress.info(" EASE (lambda chosen on validation)")
+                self.baseline_fits["ease"] = baselines.fit_ease(sp_.fit, sp_.train, validate)
             if "als" in wanted:
                 progress.info(" implicit ALS (%s)", "grid on validation" if len(cfg.eval.als_grid) > 1 else "one setting")
                 self.baseline_fits["als"] = baselines.fit_als(sp_.fit_weights, sp_.train_weights, validate,
                                                               grid=cfg.eval.als_grid, seed=cfg.model.seed,
                                                               num_threads=cfg.model.num_threads)
-            for name, b in self.baseline_fits.items():
-                self.vectors[name] = (b.user_vecs, b.item_vecs)
+            self.vectors.update({name: (b.user_vecs, b.item_vecs) for name, b in self.baseline_fits.items()})
         return self.fits["hybrid"]
 
     def build_index(self) -> ann.MipsIndex | None:
-        """Candidate generation per ``config.ann`` (:func:`recsys_lab.retrieval.ann.measure_recall`): exact search
-        (``auto`` below ``auto_min_items`` items, or ``exact``: None) or a MIPS index over the hybrid item vectors.
-
-        Records ``ann.recall@k`` (index vs exact top-k on a seeded sample of ``ann.recall_users`` users' vectors;
-        1.0 for exact search) and the ``index.*`` timings; warns (:class:`recsys_lab.retrieval.ann.AnnRecallWarning`)
-        below ``ann.min_recall``.
+        """Candidate generation per ``config.ann`` and its ``ann.recall@k`` against exact top-k on a seeded sample
+        of ``ann.recall_users`` users (:func:`recsys_lab.retrieval.ann.measure_recall`; ``index.*`` timings); warns
+        (``AnnRecallWarning``) below ``ann.min_recall``.
 
         Returns
         -------
         ann.MipsIndex or None
             The index (also :attr:`index`), None for exact search.
-
-        Raises
-        ------
-        RunError
-            :meth:`fit` was not called.
         """
         self._need("fits", "fit")
         cfg, k, seed = self.config.ann, self.config.eval.k, self.config.model.seed
@@ -477,19 +411,13 @@ class Retrain:
         return self.index
 
     def evaluate(self) -> dict[str, float]:
-        """The model and every baseline on the same test users (:func:`recsys_lab.evaluation.ranking.evaluate_models`):
-        95 % intervals, paired differences model - baseline, ``split.*`` and ``eval.*``. Users are the warm test
-        users (a seeded sample of at most ``eval.max_users``); a too wide NDCG@k interval is warned about.
+        """The model and every baseline on the same warm test users (at most ``eval.max_users``), with intervals
+        and paired differences (:func:`recsys_lab.evaluation.ranking.evaluate_models`).
 
         Returns
         -------
         dict of str to float
             :attr:`metrics` after this step.
-
-        Raises
-        ------
-        RunError
-            :meth:`fit` was not called.
         """
         self._need("fits", "fit")
         sp_, cfg = self.split, self.config
@@ -498,47 +426,43 @@ class Retrain:
             if "popularity" in cfg.eval.baselines:
                 candidates["popularity"] = popularity_vectors(sp_.train)
             candidates.update({n: v for n, v in self.vectors.items() if n != "hybrid"})
-            result = evaluate_models(
+            self.results["evaluate"] = result = evaluate_models(
                 candidates, sp_.test, users=sample_users(sp_.warm_test_users, cfg.eval.max_users, cfg.model.seed),
                 exclude=sp_.train_seen, k=cfg.eval.k, n_resamples=cfg.eval.bootstrap, seed=cfg.model.seed,
                 split_stats=sp_.stats, best_epoch=self.fits["hybrid"].best_epoch, protocol=sp_.method,
                 max_ci_width=cfg.eval.max_ci_width)
-            self.results["evaluate"] = result
             for message in result.warnings:
                 self._warn(message)
         return self.metrics
 
     def evaluate_cold_start(self, ns: tuple[int, ...] = NS, *, last: int = 10) -> dict[str, float]:
-        """The cold-start path measured on this split (:func:`recsys_lab.evaluation.cold_start.evaluate_cold_start`):
-        cold users onboarded with their first ``n`` positives (fold-in vs most-popular), warm users' fold-in vs
-        the retrain; at most ``eval.cold_max_users`` of each.
+        """Cold users onboarded with their first ``n`` positives and warm users' fold-in against the retrain
+        (:func:`recsys_lab.evaluation.cold_start.evaluate_cold_start`; at most ``eval.cold_max_users`` of each).
 
         Parameters
         ----------
         ns : tuple of int
-            Numbers of onboarding positives given to each cold user (default ``(0, 1, 3, 5, 10)``).
+            Onboarding positives given to each cold user (default ``(0, 1, 3, 5, 10)``).
         last : int
             Warm users are folded in from their ``last`` most recent training positives (default 10).
 
         Returns
         -------
         dict of str to float
-            The ``cold.*`` and ``warm.*`` keys (also in :attr:`metrics`).
+            The ``cold.*`` and ``warm.*`` keys.
         """
         self._need("vectors", "fit")
         cfg = self.config
         with self._phase("evaluate", "cold start"):
-            result = evaluate_cold_start(
+            self.results["cold_start"] = result = evaluate_cold_start(
                 self.dataset.interactions, self.split, *self.vectors["hybrid"], positive_threshold=cfg.data.threshold,
                 warm_users=self.eval_users, max_users=cfg.eval.cold_max_users, ns=ns, k=cfg.eval.k, last=last,
                 n_boot=cfg.eval.bootstrap, seed=cfg.model.seed)
-            self.results["cold_start"] = result
         return result.metrics
 
     def evaluate_embeddings(self, production: "Production | str | Path | None" = None) -> dict[str, float]:
-        """Beyond-accuracy, fairness and embedding-quality figures of this run, with stability against
-        ``production`` (:func:`recsys_lab.evaluation.embedding_report.evaluate_embeddings` lists the keys); details
-        for the report in :attr:`embedding_report`.
+        """Beyond accuracy, fairness and embedding quality, with stability against ``production``
+        (:func:`recsys_lab.evaluation.embedding_report.evaluate_embeddings` lists the keys).
 
         Parameters
         ----------
@@ -548,31 +472,27 @@ class Retrain:
         Returns
         -------
         dict of str to float
-            The keys added.
+            The keys added; details for the report in :attr:`embedding_report`.
         """
-        self._need("recommended", "evaluate")
+        self._need("evaluation", "evaluate")
         prod, note = None, None
-        if production is not None:
-            try:
-                prod = RunVectors.of(self._production(production))
-            except RunError as exc:
-                note = f"stability skipped: {exc}"
-        empty = pl.DataFrame()
+        try:
+            prod = None if production is None else RunVectors.of(self._production(production))
+        except RunError as exc:
+            note = f"stability skipped: {exc}"
+        tables = {t: self.snapshot.table(t) if self.snapshot is not None else pl.DataFrame() for t in ("items", "users")}
         with self._phase("evaluate", "embeddings, beyond accuracy, fairness"):
-            report = embedding_report.evaluate_embeddings(
+            self.results["embeddings"] = report = embedding_report.evaluate_embeddings(
                 self.dataset, self.split, self.vectors, self.evaluation, config=self.config, index=self.index,
-                items=self.snapshot.table("items") if self.snapshot is not None else empty,
-                users=self.snapshot.table("users") if self.snapshot is not None else empty,
-                production=prod, production_note=note)
-            self.results["embeddings"] = report
+                production=prod, production_note=note, **tables)
         for message in report.notes:
             log.info("evaluate_embeddings: %s", message)
         return report.metrics
 
     def evaluate_personas(self, production: "Production | str | Path | None" = None, *,
                           file: str | Path | None = None) -> dict[str, dict]:
-        """Every persona's top-k by fold-in into this run's item space, and into production's when given
-        (:func:`recsys_lab.evaluation.personas.persona_lists`); saved as ``personas.json``.
+        """Every persona's top-k by fold-in into this run's item space, and production's when given
+        (:func:`recsys_lab.evaluation.personas.persona_lists`; saved as ``personas.json``).
 
         Parameters
         ----------
@@ -600,17 +520,12 @@ class Retrain:
         return self.personas
 
     def per_user_table(self) -> pl.DataFrame:
-        """Per-user metrics of the model and every baseline: ``model, user_id`` plus one column per metric.
+        """Per-user metrics of every model, one row per (model, evaluated user): ``model, user_id, <metric>...``.
 
         Returns
         -------
         pl.DataFrame
-            One row per (model, evaluated user); ``user_id`` is the external id.
-
-        Raises
-        ------
-        RunError
-            :meth:`evaluate` was not called.
+            ``user_id`` is the external id. Raises RunError before :meth:`evaluate`.
         """
         per_user = self._need("per_user", "evaluate")
         ids = self.dataset.users.ids[self.eval_users]
@@ -618,19 +533,18 @@ class Retrain:
                           for name, values in per_user.items()])
 
     def check_gate(self, production: "Production | str | Path | None" = None) -> GateResult:
-        """Apply ``config.gate``: floors, ceilings, baselines, and champion/challenger against ``production``
-        re-scored on *this* run's split, paired per user (:func:`recsys_lab.evaluation.champion.compare`).
+        """``config.gate``: floors, ceilings, baselines, and production re-scored on this run's split, paired per
+        user (:func:`recsys_lab.evaluation.champion.compare`); unreadable production fails closed.
 
         Parameters
         ----------
         production : Production, path of the production run folder, or None
-            None: no production run (regression checks skipped, saying so). An unreadable folder fails every
-            regression check, naming the file (fail closed).
+            None: no production run (regression checks skipped, saying so).
 
         Returns
         -------
         GateResult
-            Also stored as :attr:`gate` and saved as ``gate.json``.
+            Also :attr:`gate`, saved as ``gate.json``.
         """
         self._need("metrics", "evaluate")
         cfg, sp_, ds = self.config, self.split, self.dataset
@@ -646,8 +560,8 @@ class Retrain:
                 error = None
             except RunError as exc:
                 error = str(exc)
-        self.gate = check_gate(self.metrics, cfg.gate, k=cfg.eval.k, production=self.production_comparison,
-                               production_error=error)
+        comparison = self.results["champion"].comparison if "champion" in self.results else None
+        self.gate = check_gate(self.metrics, cfg.gate, k=cfg.eval.k, production=comparison, production_error=error)
         return self.gate
 
     def save(self) -> Path | None:
@@ -698,23 +612,17 @@ class Retrain:
         return self.run_dir
 
     def run_all(self, production: "Production | str | Path | None" = None) -> dict[str, float]:
-        """All steps in order (drift and gate against ``production``, a run folder or None); returns the metrics.
+        """Every step in order, drift and gate against ``production``; raises whatever a step raises.
 
         Parameters
         ----------
         production : Production, str, Path or None
-            Production's run folder (or its loaded evidence) for drift and the gate; None: no production run
-            (no drift reference, the gate's regression checks are skipped).
+            Production's run folder (or its loaded evidence); None: no production run.
 
         Returns
         -------
         dict of str to float
             :attr:`metrics` after every step.
-
-        Raises
-        ------
-        RecsysLabError
-            Whatever a step raises (see :meth:`ingest`, :meth:`build_features`, :meth:`fit` ...).
         """
         self.ingest()
         self.build_features()

@@ -57,3 +57,9 @@ def test_moves_new_dropped_up_down():
     assert got == {3: "up 2", 1: "down 1", 4: "new", 2: "dropped"}
     table = persona_table({"p": {"top": mine}}, {"p": {"top": theirs}})
     assert table["move"].to_list() == ["up 2", "down 1", "new", "dropped"]
+
+
+@pytest.mark.parametrize("rank, rank_vs, expected", [(1, 3, "up 2"), (4, 1, "down 3"), (2, 2, "="), (1, None, "new"),
+                                                     (None, 5, "dropped"), (None, None, "")])
+def test_the_rank_move_rule(rank, rank_vs, expected):
+    assert personas.move(rank, rank_vs) == expected
