@@ -59,7 +59,7 @@ def ranking_metrics(items: np.ndarray, users: np.ndarray, test: sp.csr_matrix, k
         ``DCG = sum_j hit_j / log2(j + 2)``; ``map@k``: ``sum_j precision@j * hit_j / min(n_pos, k)``.
         Means over users (NaN for no users), or per-user arrays.
     """
-    names = [f"{m}@{k}" for m in ("precision", "recall", "ndcg", "map")]
+    names = [keys.at(m, k) for m in ("precision", "recall", "ndcg", "map")]
     if len(users) == 0:
         return {n: (np.zeros(0) if per_user else float("nan")) for n in names}
     hits = _hits(items[:, :k], users, test).astype(np.float64)
@@ -249,7 +249,7 @@ def evaluate(user_vecs: np.ndarray, item_vecs: np.ndarray, test: sp.csr_matrix, 
     values, items = per_user_metrics(user_vecs, item_vecs, test, users=users, exclude=exclude, k=k)
     out = {name: (float(np.nanmean(v)) if len(v) and np.isfinite(v).any() else float("nan"))
            for name, v in values.items()}
-    out[f"coverage@{k}"] = coverage_at_k(items, len(item_vecs), k)
+    out[keys.at("coverage", k)] = coverage_at_k(items, len(item_vecs), k)
     out["n_users"] = int(len(users))
     return out
 
