@@ -31,8 +31,9 @@ from recsys_lab.data.sources import load
 from recsys_lab.data.warehouse import Snapshot, ingest, open_snapshot
 from recsys_lab.errors import ConfigError, DataError, RunError
 from recsys_lab.evaluation import champion, embedding_report, keys, personas
-from recsys_lab.evaluation.champion import RunVectors
-from recsys_lab.evaluation.cold_start import NS, OnboardingResult, RecoveryResult, evaluate_cold_start
+from recsys_lab.evaluation.champion import ChampionResult, RunVectors
+from recsys_lab.evaluation.cold_start import NS, ColdStartResult, OnboardingResult, RecoveryResult, evaluate_cold_start
+from recsys_lab.evaluation.embedding_report import EmbeddingReport
 from recsys_lab.evaluation.gate import NO_PRODUCTION, GateResult, check_gate, resolved
 from recsys_lab.evaluation.ranking import (EvaluationResult, evaluate_models, popularity_vectors, sample_users,
                                            validation_scorer)
@@ -123,8 +124,9 @@ class Production:
 class Retrain:
     """One retrain: snapshot -> features -> split -> fit -> index -> evaluation -> run folder.
 
-    Each step calls the module that owns its concern and keeps that module's result object in :attr:`results`
-    (step name -> result, in the order the steps ran); :attr:`metrics` is ``keys.flatten(results)``.
+    Each step calls the module that owns its concern and keeps its result object (:attr:`evaluation`,
+    :attr:`cold_start`, :attr:`embeddings`, :attr:`drift`, :attr:`champion`, :attr:`gate`); :attr:`metrics` is
+    ``keys.flatten`` of them (:func:`recsys_lab.evaluation.keys.flatten`).
 
     Parameters
     ----------
@@ -134,18 +136,12 @@ class Retrain:
         Where :meth:`save` writes the run's files; None: nothing is written (interactive exploration).
     show_progress : bool
         tqdm bars over epochs.
-
-    Raises
-    ------
-    ConfigError
-        Invalid configuration.
     """
 
     def __init__(self, config: Config | dict | None = None, *, run_dir: str | Path | None = None,
                  show_progress: bool = False) -> None:
         self.config = config if isinstance(config, Config) else Config.from_dict(config)
-        self.run_dir = Path(run_dir) if run_dir else None
-        self.show_progress = show_progress
+        self.run_dir, self.show_progress = Path(run_dir) if run_dir else None, show_progress
         self.timings: dict[str, float] = {}
         self.snapshot: Snapshot | None = None
         self.validation: ValidationReport | None = None
@@ -155,7 +151,12 @@ class Retrain:
         self.baseline_fits: dict[str, baselines.BaselineFit] = {}
         self.vectors: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self.index: ann.MipsIndex | None = None
-        self.results: dict[str, Any] = {}
+        self.recall: dict[str, float] = {}
+        self.evaluation: EvaluationResult | None = None
+        self.cold_start: ColdStartResult | None = None
+        self.embeddings: EmbeddingReport | None = None
+        self.drift: dict[str, float] = {}
+        self.champion: ChampionResult | None = None
         self.gate: GateResult | None = None
         self.personas: dict[str, dict] = {}
         self.production_personas: dict[str, dict] = {}
@@ -164,13 +165,9 @@ class Retrain:
 
     @property
     def metrics(self) -> dict[str, float]:
-        """``metrics.json`` so far: every step's figures in the order the steps ran."""
-        return keys.flatten(self.results.values())
-
-    @property
-    def evaluation(self) -> EvaluationResult | None:
-        """The :meth:`evaluate` result: evaluated users, their top-k lists and per-user metrics."""
-        return self.results.get("evaluate")
+        """``metrics.json`` so far: the steps' figures in step order (index, evaluation, cold start, ...)."""
+        return keys.flatten([self.recall, self.evaluation, self.cold_start, self.embeddings, self.drift,
+                             self.champion])
 
     @property
     def eval_users(self) -> np.ndarray | None:
@@ -181,24 +178,22 @@ class Retrain:
     def per_user(self) -> dict[str, dict[str, np.ndarray]]:
         """Per-user metrics of the model, each baseline and, after :meth:`check_gate`, production."""
         out = {} if self.evaluation is None else dict(self.evaluation.per_user)
-        if "champion" in self.results:
-            out["production"] = self.results["champion"].per_user
-        return out
+        return out if self.champion is None else {**out, "production": self.champion.per_user}
 
     @property
     def onboarding(self) -> OnboardingResult | None:
-        """Cold users per onboarding size (:meth:`evaluate_cold_start`)."""
-        return getattr(self.results.get("cold_start"), "onboarding", None)
+        """Cold users per onboarding size (``cold_start.onboarding``)."""
+        return None if self.cold_start is None else self.cold_start.onboarding
 
     @property
     def recovery(self) -> RecoveryResult | None:
-        """Warm users, fold-in against the retrain (:meth:`evaluate_cold_start`)."""
-        return getattr(self.results.get("cold_start"), "recovery", None)
+        """Warm users, fold-in against the retrain (``cold_start.recovery``)."""
+        return None if self.cold_start is None else self.cold_start.recovery
 
     @property
     def embedding_report(self) -> dict[str, Any]:
-        """Details of :meth:`evaluate_embeddings` for the report: ``notes``, neighbours, probes, groups."""
-        return getattr(self.results.get("embeddings"), "details", {})
+        """Details of :meth:`evaluate_embeddings` for the report (``embeddings.details``: notes, neighbours, ...)."""
+        return {} if self.embeddings is None else self.embeddings.details
 
     @property
     def history(self) -> dict[str, list[dict]]:
@@ -321,14 +316,14 @@ class Retrain:
                 reference = None
         if isinstance(reference, Production):
             reference = reference.snapshot()
+        self.drift = {}
         if reference is None:
-            self.results.pop("drift", None)
-            return {}
+            return self.drift
         with self._phase("evaluate", "drift"):
             tables, ref = ({t: s.table(t) for t in ("interactions", "users", "items")} for s in (snap, reference))
             columns = self.config.features.item_columns(tables["items"].columns)
-            self.results["drift"] = drift(ref, tables, user_columns=self.config.features.user, item_columns=columns)
-        return self.results["drift"]
+            self.drift = drift(ref, tables, user_columns=self.config.features.user, item_columns=columns)
+        return self.drift
 
     def fit(self) -> models.FitResult:
         """Fit the hybrid and the baselines on the same split: LightFM models (hybrid, ``lightfm_cf``, with windowed
@@ -402,7 +397,7 @@ class Retrain:
                                    n_jobs=self.config.model.num_threads)
         log.info("candidate generation: %s over %d items, recall@%d %.4f on %d users", r.method, len(i), k, r.recall,
                  r.n_queries)
-        self.index, self.results["index"] = r.index, {keys.at("ann.recall", k): r.recall}
+        self.index, self.recall = r.index, {keys.at("ann.recall", k): r.recall}
         self.timings.update(r.timings)
         if r.recall < cfg.min_recall:
             warnings.warn(f"ann.recall@{k} {r.recall:.4f} is below ann.min_recall {cfg.min_recall} ({r.method} over "
@@ -426,12 +421,12 @@ class Retrain:
             if "popularity" in cfg.eval.baselines:
                 candidates["popularity"] = popularity_vectors(sp_.train)
             candidates.update({n: v for n, v in self.vectors.items() if n != "hybrid"})
-            self.results["evaluate"] = result = evaluate_models(
+            self.evaluation = evaluate_models(
                 candidates, sp_.test, users=sample_users(sp_.warm_test_users, cfg.eval.max_users, cfg.model.seed),
                 exclude=sp_.train_seen, k=cfg.eval.k, n_resamples=cfg.eval.bootstrap, seed=cfg.model.seed,
                 split_stats=sp_.stats, best_epoch=self.fits["hybrid"].best_epoch, protocol=sp_.method,
                 max_ci_width=cfg.eval.max_ci_width)
-            for message in result.warnings:
+            for message in self.evaluation.warnings:
                 self._warn(message)
         return self.metrics
 
@@ -454,11 +449,11 @@ class Retrain:
         self._need("vectors", "fit")
         cfg = self.config
         with self._phase("evaluate", "cold start"):
-            self.results["cold_start"] = result = evaluate_cold_start(
+            self.cold_start = evaluate_cold_start(
                 self.dataset.interactions, self.split, *self.vectors["hybrid"], positive_threshold=cfg.data.threshold,
                 warm_users=self.eval_users, max_users=cfg.eval.cold_max_users, ns=ns, k=cfg.eval.k, last=last,
                 n_boot=cfg.eval.bootstrap, seed=cfg.model.seed)
-        return result.metrics
+        return self.cold_start.metrics
 
     def evaluate_embeddings(self, production: "Production | str | Path | None" = None) -> dict[str, float]:
         """Beyond accuracy, fairness and embedding quality, with stability against ``production``
@@ -482,12 +477,12 @@ class Retrain:
             note = f"stability skipped: {exc}"
         tables = {t: self.snapshot.table(t) if self.snapshot is not None else pl.DataFrame() for t in ("items", "users")}
         with self._phase("evaluate", "embeddings, beyond accuracy, fairness"):
-            self.results["embeddings"] = report = embedding_report.evaluate_embeddings(
+            self.embeddings = embedding_report.evaluate_embeddings(
                 self.dataset, self.split, self.vectors, self.evaluation, config=self.config, index=self.index,
                 production=prod, production_note=note, **tables)
-        for message in report.notes:
+        for message in self.embeddings.notes:
             log.info("evaluate_embeddings: %s", message)
-        return report.metrics
+        return self.embeddings.metrics
 
     def evaluate_personas(self, production: "Production | str | Path | None" = None, *,
                           file: str | Path | None = None) -> dict[str, dict]:
@@ -549,10 +544,10 @@ class Retrain:
         self._need("metrics", "evaluate")
         cfg, sp_, ds = self.config, self.split, self.dataset
         error: str | None = NO_PRODUCTION
-        self.results.pop("champion", None)
+        self.champion = None
         if production is not None:
             try:
-                self.results["champion"] = champion.compare(
+                self.champion = champion.compare(
                     RunVectors.of(self._production(production)), self.evaluation.per_user[keys.MODEL],
                     list(resolved(cfg.gate, cfg.eval.k).max_regression), user_ids=ds.users.ids, item_ids=ds.items.ids,
                     train=sp_.train, test=sp_.test, exclude=sp_.train_seen, eval_users=self.eval_users,
@@ -560,7 +555,7 @@ class Retrain:
                 error = None
             except RunError as exc:
                 error = str(exc)
-        comparison = self.results["champion"].comparison if "champion" in self.results else None
+        comparison = None if self.champion is None else self.champion.comparison
         self.gate = check_gate(self.metrics, cfg.gate, k=cfg.eval.k, production=comparison, production_error=error)
         return self.gate
 

@@ -76,11 +76,10 @@ def test_metrics_are_the_results_of_the_steps_flattened_in_order(tmp_path):
     job.evaluate_cold_start()
     job.evaluate_embeddings()
     job.save()
-    assert list(job.results) == ["index", "evaluate", "cold_start", "embeddings"]
-    assert job.metrics == keys.flatten(job.results.values())
+    assert job.metrics == keys.flatten([job.recall, job.evaluation, job.cold_start, job.embeddings])
     assert list(job.metrics)[:2] == ["ann.recall@10", "precision@10"]
     assert not any(key.endswith((".lo", ".hi")) for key in job.metrics)  # interval keys are .ci_low / .ci_high
-    assert job.onboarding is job.results["cold_start"].onboarding and job.eval_users is job.evaluation.users
+    assert job.onboarding is job.cold_start.onboarding and job.eval_users is job.evaluation.users
     # champion/challenger against this very run: production re-scored on the same split is the candidate
     gate = job.check_gate(tmp_path / "run")
     assert job.metrics["vs.production.ndcg@10"] == 0.0 and job.metrics["production.known_items"] == 90
