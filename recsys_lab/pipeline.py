@@ -223,14 +223,18 @@ class Retrain:
             self.timings[f"peak_rss_mib.{label}"] = peak  # the process's peak so far: MiB, not seconds
             progress.info("%s done in %.1f s (peak RSS %.0f MiB)", label, seconds, peak)
 
-    def _production(self, production: "Production | str | Path") -> "Production":
-        """``production`` loaded once per retrain (raises RunError, not cached, when unreadable)."""
-        if isinstance(production, Production):
-            return production
+    def _production(self, production: "Production | str | Path | None") -> tuple["Production | None", str]:
+        """``production`` loaded once per retrain: ``(run, "")``, or ``(None, why)`` when None (:data:`NO_PRODUCTION`)
+        or unreadable (the RunError's message; not cached, each step reports it)."""
+        if production is None or isinstance(production, Production):
+            return production, NO_PRODUCTION if production is None else ""
         key = Path(production).resolve()
-        if key not in self._production_cache:
-            self._production_cache[key] = Production(key)
-        return self._production_cache[key]
+        try:
+            if key not in self._production_cache:
+                self._production_cache[key] = Production(key)
+        except RunError as exc:
+            return None, str(exc)
+        return self._production_cache[key], ""
 
     def _need(self, attr: str, step: str) -> Any:
         value = getattr(self, attr)
@@ -309,11 +313,9 @@ class Retrain:
         """
         snap = self._need("snapshot", "ingest")
         if isinstance(reference, (str, Path)):
-            try:
-                reference = self._production(reference)
-            except RunError as exc:
-                log.warning("no drift reference: %s", exc)
-                reference = None
+            reference, error = self._production(reference)
+            if error:
+                log.warning("no drift reference: %s", error)
         if isinstance(reference, Production):
             reference = reference.snapshot()
         self.drift = {}
@@ -470,16 +472,13 @@ class Retrain:
             The keys added; details for the report in :attr:`embedding_report`.
         """
         self._need("evaluation", "evaluate")
-        prod, note = None, None
-        try:
-            prod = None if production is None else RunVectors.of(self._production(production))
-        except RunError as exc:
-            note = f"stability skipped: {exc}"
+        prod, error = self._production(production)
+        note = None if production is None else f"stability skipped: {error}"
         tables = {t: self.snapshot.table(t) if self.snapshot is not None else pl.DataFrame() for t in ("items", "users")}
         with self._phase("evaluate", "embeddings, beyond accuracy, fairness"):
             self.embeddings = embedding_report.evaluate_embeddings(
                 self.dataset, self.split, self.vectors, self.evaluation, config=self.config, index=self.index,
-                production=prod, production_note=note, **tables)
+                production=None if prod is None else RunVectors.of(prod), production_note=note, **tables)
         for message in self.embeddings.notes:
             log.info("evaluate_embeddings: %s", message)
         return self.embeddings.metrics
@@ -505,13 +504,11 @@ class Retrain:
         people = personas.load_personas(file)
         titles = dict(zip(ds.titles["item_id"].to_list(), ds.titles["title"].to_list()))
         self.personas = personas.persona_lists(people, self.vectors["hybrid"][1], ds.items.ids, titles, k=k)
-        self.production_personas = {}
-        if production is not None:
-            try:
-                prod = self._production(production)
-                self.production_personas = personas.persona_lists(people, prod.item_vecs, prod.item_ids, titles, k=k)
-            except RunError as exc:
-                log.warning("personas: no production lists (%s)", exc)
+        prod, error = self._production(production)
+        self.production_personas = {} if prod is None else personas.persona_lists(people, prod.item_vecs,
+                                                                                  prod.item_ids, titles, k=k)
+        if prod is None and production is not None:
+            log.warning("personas: no production lists (%s)", error)
         return self.personas
 
     def per_user_table(self) -> pl.DataFrame:
@@ -543,20 +540,14 @@ class Retrain:
         """
         self._need("metrics", "evaluate")
         cfg, sp_, ds = self.config, self.split, self.dataset
-        error: str | None = NO_PRODUCTION
-        self.champion = None
-        if production is not None:
-            try:
-                self.champion = champion.compare(
-                    RunVectors.of(self._production(production)), self.evaluation.per_user[keys.MODEL],
-                    list(resolved(cfg.gate, cfg.eval.k).max_regression), user_ids=ds.users.ids, item_ids=ds.items.ids,
-                    train=sp_.train, test=sp_.test, exclude=sp_.train_seen, eval_users=self.eval_users,
-                    k=cfg.eval.k, n_resamples=cfg.eval.bootstrap, seed=cfg.model.seed)
-                error = None
-            except RunError as exc:
-                error = str(exc)
-        comparison = None if self.champion is None else self.champion.comparison
-        self.gate = check_gate(self.metrics, cfg.gate, k=cfg.eval.k, production=comparison, production_error=error)
+        prod, error = self._production(production)
+        self.champion = None if prod is None else champion.compare(
+            RunVectors.of(prod), self.evaluation.per_user[keys.MODEL],
+            list(resolved(cfg.gate, cfg.eval.k).max_regression), user_ids=ds.users.ids, item_ids=ds.items.ids,
+            train=sp_.train, test=sp_.test, exclude=sp_.train_seen, eval_users=self.eval_users, k=cfg.eval.k,
+            n_resamples=cfg.eval.bootstrap, seed=cfg.model.seed)
+        self.gate = check_gate(self.metrics, cfg.gate, k=cfg.eval.k, production_error=error or None,
+                               production=None if self.champion is None else self.champion.comparison)
         return self.gate
 
     def save(self) -> Path | None:
