@@ -86,3 +86,8 @@ def test_metrics_are_the_results_of_the_steps_flattened_in_order(tmp_path):
     assert gate.passed and set(job.per_user) == {"model", "popularity", "production"}
     np.testing.assert_array_equal(job.per_user["production"]["ndcg@10"], job.per_user["model"]["ndcg@10"])
     assert job.per_user_table().height == 3 * len(job.eval_users)
+    # an unreadable production fails every regression check closed, naming the file; no production says so
+    gate = job.check_gate(tmp_path / "gone")
+    assert not gate.passed and job.champion is None and "production" not in job.per_user
+    assert "gone" in " ".join(c["message"] for c in gate.checks if c["kind"] == "regression")
+    assert job.check_gate(None).passed and "vs.production.ndcg@10" not in job.metrics
