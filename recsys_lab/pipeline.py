@@ -35,7 +35,7 @@ from recsys_lab.evaluation.champion import ChampionResult, RunVectors
 from recsys_lab.evaluation.cold_start import NS, ColdStartResult, OnboardingResult, RecoveryResult, evaluate_cold_start
 from recsys_lab.evaluation.embedding_report import EmbeddingReport
 from recsys_lab.evaluation.gate import NO_PRODUCTION, GateResult, check_gate, resolved
-from recsys_lab.evaluation.ranking import (EvaluationResult, evaluate_models, popularity_vectors, sample_users,
+from recsys_lab.evaluation.ranking import (EvaluationResult, candidates, evaluate_models, sample_users,
                                            validation_scorer)
 from recsys_lab.features import Dataset, build_dataset, identity_features
 from recsys_lab.models import baselines
@@ -419,12 +419,8 @@ class Retrain:
         self._need("fits", "fit")
         sp_, cfg = self.split, self.config
         with self._phase("evaluate"):
-            candidates = {keys.MODEL: self.vectors["hybrid"]}
-            if "popularity" in cfg.eval.baselines:
-                candidates["popularity"] = popularity_vectors(sp_.train)
-            candidates.update({n: v for n, v in self.vectors.items() if n != "hybrid"})
             self.evaluation = evaluate_models(
-                candidates, sp_.test, users=sample_users(sp_.warm_test_users, cfg.eval.max_users, cfg.model.seed),
+                candidates(self.vectors, sp_.train, popularity="popularity" in cfg.eval.baselines), sp_.test, users=sample_users(sp_.warm_test_users, cfg.eval.max_users, cfg.model.seed),
                 exclude=sp_.train_seen, k=cfg.eval.k, n_resamples=cfg.eval.bootstrap, seed=cfg.model.seed,
                 split_stats=sp_.stats, best_epoch=self.fits["hybrid"].best_epoch, protocol=sp_.method,
                 max_ci_width=cfg.eval.max_ci_width)

@@ -17,7 +17,7 @@ import polars as pl
 from recsys_lab.config import Config
 from recsys_lab.evaluation import beyond, champion, fairness, keys
 from recsys_lab.evaluation import embedding_quality as embedding
-from recsys_lab.evaluation.ranking import EvaluationResult, horizon_metrics, popularity_vectors, sample_users
+from recsys_lab.evaluation.ranking import EvaluationResult, candidates, horizon_metrics, sample_users
 from recsys_lab.features import Dataset
 from recsys_lab.retrieval import ann
 from recsys_lab.split import Split
@@ -188,11 +188,8 @@ def evaluate_embeddings(dataset: Dataset, split: Split, vectors: dict[str, tuple
         is_feature = cfg.item_category in config.features.item_columns(items.columns)
         out.update(_item_quality(vectors, served, sample, cats, cat_names, config, is_feature, notes, details))
     out.update(_user_probes(u, users, dataset, split, config, notes, details))
-    candidates = {keys.MODEL: vectors["hybrid"]}
-    if "popularity" in evaluation.recommended:
-        candidates["popularity"] = popularity_vectors(split.train)
-    candidates.update({n: v for n, v in vectors.items() if n != "hybrid"})
-    out.update(horizon_metrics(candidates, dataset.interactions, split, evaluation.users, k=k,
+    models = candidates(vectors, split.train, popularity="popularity" in evaluation.recommended)
+    out.update(horizon_metrics(models, dataset.interactions, split, evaluation.users, k=k,
                                days=cfg.horizon_days, n_resamples=cfg.bootstrap, seed=seed, notes=notes))
     if production is None:
         notes.append(production_note or "no production run: embedding stability and recommendation churn skipped")

@@ -23,7 +23,7 @@ from recsys_lab.retrieval.topk import _batches, _masked_scores, top_k  # top_k r
 
 __all__ = ["top_k", "ranking_metrics", "rank_metrics", "coverage_at_k", "per_user_metrics", "evaluate",
            "recall_overlap", "popularity_vectors", "sample_users", "EvaluationResult",
-           "evaluate_models", "horizon_metrics", "validation_scorer"]
+           "evaluate_models", "horizon_metrics", "validation_scorer", "candidates"]
 
 
 def _hits(items: np.ndarray, users: np.ndarray, test: sp.csr_matrix) -> np.ndarray:
@@ -447,3 +447,28 @@ def validation_scorer(validation: sp.csr_matrix, users: np.ndarray, *, exclude: 
         items, _ = top_k(user_vecs, item_vecs, k, users=users, exclude=exclude)
         return ranking_metrics(items, users, validation, k)[keys.at("ndcg", k)]
     return score
+
+
+def candidates(vectors: dict[str, tuple[np.ndarray, np.ndarray]], train: sp.csr_matrix, *, popularity: bool
+               ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The models to evaluate, in report order: the model (``hybrid``), most-popular, then the other vectors.
+
+    Parameters
+    ----------
+    vectors : dict of str to (user_vecs, item_vecs)
+        ``hybrid`` and the baselines' vectors (``Retrain.vectors``).
+    train : csr_matrix of shape (n_users, n_items)
+        Training positives (most-popular's counts).
+    popularity : bool
+        Include most-popular (:func:`popularity_vectors`).
+
+    Returns
+    -------
+    dict of str to (user_vecs, item_vecs)
+        ``model`` first (the hybrid), then ``popularity`` when asked, then every other vector pair by name.
+    """
+    out = {keys.MODEL: vectors["hybrid"]}
+    if popularity:
+        out["popularity"] = popularity_vectors(train)
+    out.update({name: v for name, v in vectors.items() if name != "hybrid"})
+    return out
