@@ -554,24 +554,6 @@ class GateConfig:
         for name in self.not_worse_than:
             _check(name in BASELINES, "gate.not_worse_than", f"unknown baseline {name!r}; expected some of {BASELINES}")
 
-    def resolved(self, k: int) -> "GateConfig":
-        """A copy with every ``@k`` suffix replaced by ``@{k}``.
-
-        Parameters
-        ----------
-        k : int
-            ``eval.k``.
-
-        Returns
-        -------
-        GateConfig
-            New config; keys of ``min``, ``max`` and ``max_regression`` ending in ``@k`` get the number.
-        """
-        def sub(d: dict[str, float]) -> dict[str, float]:
-            return {(m[:-2] + f"@{k}" if m.endswith("@k") else m): v for m, v in d.items()}
-        return GateConfig(min=sub(self.min), max=sub(self.max), max_regression=sub(self.max_regression),
-                          not_worse_than=self.not_worse_than)
-
 
 @dataclass(frozen=True, kw_only=True)
 class RunConfig:

@@ -102,6 +102,24 @@ class Split:
     validation_cutoff: datetime | None
     stats: dict
 
+    def require_warm_users(self) -> "Split":
+        """This split, if at least one user has both training and test positives (else nothing can be evaluated).
+
+        Returns
+        -------
+        Split
+            ``self``.
+
+        Raises
+        ------
+        DataError
+            No warm test user; the message names the method and what to change.
+        """
+        if self.stats["warm_test_users"] == 0:
+            raise DataError(f"no user has both training and test positives under split.method = {self.method!r}: "
+                            "nothing to evaluate (more data, a lower data.positive_threshold or another split.method)")
+        return self
+
     @property
     def warm_test_users(self) -> np.ndarray:
         """Indices (int64) of users with test positives and at least one training positive."""

@@ -106,7 +106,7 @@ def _offenders() -> tuple[list[str], list[str], int]:
 def test_the_walk_sees_the_package():
     """Guard against a vacuous pass: the walk finds the modules and functions it is meant to check."""
     modules = dict(_public_modules())
-    assert "recsys_lab.pipeline" in modules and "recsys_lab.cli.main" not in modules
+    assert "recsys_lab.pipeline.retrain" in modules and "recsys_lab.cli.main" not in modules
     assert not any(name.rsplit(".", 1)[-1].startswith("_") for name in modules)
     assert _offenders()[2] > 100
 

@@ -1,4 +1,4 @@
-"""Which source a ``[data]`` section names, and loading it: the MovieLens 100k preset
+"""Which source a ``[data]`` section names, and loading it (then checked and stored: :func:`load_checked`): the MovieLens 100k preset
 (:mod:`recsys_lab.data.movielens`) or any interaction log in files (:mod:`recsys_lab.data.files`)."""
 
 from __future__ import annotations
@@ -6,13 +6,15 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from recsys_lab.config import SOURCE_FILES, SOURCE_MOVIELENS, DataConfig
-from recsys_lab.data import movielens
+from recsys_lab.config import SOURCE_FILES, SOURCE_MOVIELENS, DataConfig, ValidateConfig
+from recsys_lab.data import movielens, weights
 from recsys_lab.data.files import load_files
 from recsys_lab.data.movielens import load_movielens_100k
+from recsys_lab.data.guardrails import ValidationReport, clean, validate
 from recsys_lab.data.tables import Tables
+from recsys_lab.data.warehouse import Snapshot, ingest
 
-__all__ = ["weight_range", "load", "update_source"]
+__all__ = ["weight_range", "load", "update_source", "load_checked"]
 
 
 def weight_range(cfg: DataConfig) -> tuple[float, ...]:
@@ -79,3 +81,35 @@ def update_source(cfg: DataConfig, path: str | Path) -> tuple[DataConfig, tuple[
     columns = movielens.UPDATE_COLUMNS if cfg.source == SOURCE_MOVIELENS else {}
     return (replace(cfg, source=SOURCE_FILES, interactions=str(path), users=None, items=None, title_col=None,
                     **columns), weight_range(cfg))
+
+
+def load_checked(cfg: DataConfig, checks: ValidateConfig) -> tuple[Snapshot, ValidationReport]:
+    """Load the configured source, run the data guardrails, and store an immutable warehouse snapshot (a no-op
+    when the data is unchanged).
+
+    Parameters
+    ----------
+    cfg : DataConfig
+        The source, its column mapping, the positive rule and the warehouse folder.
+    checks : ValidateConfig
+        Which guardrails warn instead of failing, and their bounds.
+
+    Returns
+    -------
+    snapshot : Snapshot
+    report : ValidationReport
+
+    Raises
+    ------
+    DataFileError, DownloadError
+        The source cannot be read (see :mod:`recsys_lab.data.movielens`, :mod:`recsys_lab.data.files`).
+    DataValidationError
+        A fail-level guardrail found problems (every failed check is listed); nothing is stored.
+    """
+    tables, rng = load(cfg)
+    report = validate(tables.interactions, tables.users, tables.items, checks, weight_range=rng,
+                      positive_threshold=weights.positive_threshold(cfg), weight_transform=cfg.weight_transform,
+                      source=tables.source, has_time=tables.has_time)
+    snapshot = ingest({"interactions": clean(tables.interactions, has_time=tables.has_time), "users": tables.users,
+                       "items": tables.items}, cfg.warehouse, source=tables.source)
+    return snapshot, report

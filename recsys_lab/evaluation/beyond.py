@@ -1,4 +1,6 @@
-"""Beyond accuracy and fairness of top-k lists: arrays in, numbers out.
+"""Beyond accuracy of top-k lists (novelty, diversity, popularity bias, coverage): arrays in, numbers out.
+
+Fairness (exposure and accuracy per group) is :mod:`recsys_lab.evaluation.fairness`.
 
 Every function takes recommendation lists as an int array of internal item indices of shape (n_users, k)
 (``-1`` pads a short list and is ignored) and returns plain floats or dicts of floats, so the same code scores
@@ -15,11 +17,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from recsys_lab.evaluation.intervals import bootstrap_ci
+from recsys_lab.evaluation import keys
 
 __all__ = ["membership", "novelty", "intra_list_diversity", "category_diversity", "average_popularity",
            "long_tail_items", "long_tail_share", "exposure", "gini", "exposure_gini", "catalog_coverage",
-           "beyond_accuracy", "group_exposure", "group_ndcg"]
+           "beyond_accuracy"]
 
 
 def _lists(items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -359,89 +361,13 @@ def beyond_accuracy(items: np.ndarray, *, popularity: np.ndarray, n_users: int, 
         ``novelty@k, ild@k, ild.category@k, arp@k, aplt@k, gini@k, coverage@k``.
     """
     n_items = len(popularity)
-    out = {f"novelty@{k}": novelty(items, popularity, n_users),
-           f"arp@{k}": average_popularity(items, popularity),
-           f"aplt@{k}": long_tail_share(items, long_tail_items(popularity, head_share)),
-           f"gini@{k}": exposure_gini(items, n_items),
-           f"coverage@{k}": catalog_coverage(items, n_items)}
+    out = {keys.at("novelty", k): novelty(items, popularity, n_users),
+           keys.at("arp", k): average_popularity(items, popularity),
+           keys.at("aplt", k): long_tail_share(items, long_tail_items(popularity, head_share)),
+           keys.at("gini", k): exposure_gini(items, n_items),
+           keys.at("coverage", k): catalog_coverage(items, n_items)}
     if item_vecs is not None:
-        out[f"ild@{k}"] = intra_list_diversity(items, item_vecs)
+        out[keys.at("ild", k)] = intra_list_diversity(items, item_vecs)
     if categories is not None:
-        out[f"ild.category@{k}"] = category_diversity(items, categories)
+        out[keys.at("ild.category", k)] = category_diversity(items, categories)
     return out
-
-
-def group_exposure(items: np.ndarray, groups: np.ndarray, names: Sequence, *, interactions: np.ndarray | None = None
-                   ) -> dict[str, dict[str, float]]:
-    """Item-side fairness: each group's share of recommendation slots against its share of the catalogue and of
-    training interactions (exposure vs. "merit", after Singh & Joachims, "Fairness of exposure in rankings",
-    KDD 2018; the popularity-calibrated comparison of Abdollahpouri et al., UMAP 2020).
-
-    Shares are of slots (or items, or interactions) whose item belongs to the group; with multi-label groups
-    (an item in several genres) they sum to more than 1.
-
-    Parameters
-    ----------
-    items : ndarray of shape (n_users, k), int
-    groups : ndarray of shape (n_items, n_groups), bool
-    names : sequence of length n_groups
-    interactions : ndarray of shape (n_items,), optional
-        Training interactions per item.
-
-    Returns
-    -------
-    dict
-        ``{name: {"exposure", "catalog", "interactions", "ratio"}}``; ``ratio = exposure / interactions`` (or
-        ``/ catalog`` without interactions): < 1 the group is recommended less than it is consumed.
-    """
-    g = np.asarray(groups, dtype=np.float64)
-    expo = exposure(items, g.shape[0]).astype(np.float64)
-    slots = max(expo.sum(), 1.0)
-    cat = g.mean(axis=0)
-    exp_share = (expo @ g) / slots
-    inter_share = None
-    if interactions is not None:
-        inter = np.asarray(interactions, dtype=np.float64)
-        inter_share = (inter @ g) / max(inter.sum(), 1.0)
-    out = {}
-    for j, name in enumerate(names):
-        ref = inter_share[j] if inter_share is not None else cat[j]
-        out[str(name)] = {"exposure": float(exp_share[j]), "catalog": float(cat[j]),
-                          "interactions": float(inter_share[j]) if inter_share is not None else float("nan"),
-                          "ratio": float(exp_share[j] / ref) if ref > 0 else float("nan")}
-    return out
-
-
-def group_ndcg(values: np.ndarray, groups: np.ndarray, *, n_resamples: int = 1000, seed: int = 0,
-               min_users: int = 2) -> tuple[dict[str, dict[str, float]], float]:
-    """User-side fairness: the mean of a per-user metric (e.g. NDCG@k) per user group with its 95 % bootstrap
-    interval (:func:`recsys_lab.evaluation.intervals.bootstrap_ci`), and the largest gap between group means (the
-    user-group accuracy disparity of Ekstrand et al., "All the cool kids, how do they fit in?", FAT* 2018).
-
-    Parameters
-    ----------
-    values : ndarray of shape (n_users,), float
-        Per-user metric (NaN rows ignored).
-    groups : ndarray of shape (n_users,)
-        Group label of each user (None or NaN-like labels are left out).
-    min_users : int
-        Groups with fewer users are reported but left out of the gap.
-
-    Returns
-    -------
-    per_group : dict
-        ``{label: {"mean", "ci_low", "ci_high", "n_users"}}``.
-    gap : float
-        ``max - min`` of the group means over groups with at least ``min_users`` users (NaN with fewer than 2).
-    """
-    v = np.asarray(values, dtype=np.float64)
-    labels = np.asarray(groups, dtype=object)
-    per_group: dict[str, dict[str, float]] = {}
-    for label in sorted({x for x in labels if x is not None and x == x}, key=str):
-        x = v[(labels == label) & ~np.isnan(v)]
-        lo, hi = bootstrap_ci(x, n_resamples=n_resamples, seed=seed) if len(x) >= 2 else (np.nan, np.nan)
-        per_group[str(label)] = {"mean": float(x.mean()) if len(x) else float("nan"), "ci_low": float(lo),
-                                 "ci_high": float(hi), "n_users": int(len(x))}
-    means = [g["mean"] for g in per_group.values() if g["n_users"] >= min_users]
-    gap = float(max(means) - min(means)) if len(means) >= 2 else float("nan")
-    return per_group, gap

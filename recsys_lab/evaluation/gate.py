@@ -10,13 +10,15 @@ production run whose evidence cannot be read fails every regression check, namin
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import polars as pl
 
 from recsys_lab.config import GateConfig
+from recsys_lab.evaluation import keys
 
-__all__ = ["GateResult", "check_gate", "NO_PRODUCTION"]
+__all__ = ["GateResult", "check_gate", "resolved", "NO_PRODUCTION"]
 
 NO_PRODUCTION = "no production run"
 """``production_error`` value meaning there is nothing to compare with (regression checks are skipped)."""
@@ -91,7 +93,25 @@ def _number(v: object) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and v == v
 
 
-def check_gate(metrics: dict[str, float], gate: GateConfig, *, k: int = 10,
+def resolved(gate: GateConfig, k: int) -> GateConfig:
+    """A copy of ``gate`` with every ``@k`` of its metric names made concrete (:func:`recsys_lab.evaluation.keys.resolve`).
+
+    Parameters
+    ----------
+    gate : GateConfig
+    k : int
+        ``eval.k``.
+
+    Returns
+    -------
+    GateConfig
+        ``min``, ``max`` and ``max_regression`` keys at ``@{k}`` (``ndcg@k`` -> ``ndcg@10``).
+    """
+    return dataclasses.replace(gate, min=keys.resolve_all(gate.min, k), max=keys.resolve_all(gate.max, k),
+                               max_regression=keys.resolve_all(gate.max_regression, k))
+
+
+def check_gate(metrics: dict[str, float], gate: GateConfig, *, k: int | None = None,
                production: dict[str, dict] | None = None, production_error: str | None = NO_PRODUCTION
                ) -> GateResult:
     """Apply the gate to a candidate.
@@ -104,8 +124,8 @@ def check_gate(metrics: dict[str, float], gate: GateConfig, *, k: int = 10,
     gate : GateConfig
         ``min`` floors, ``max`` ceilings, ``max_regression`` tolerances, ``not_worse_than`` baselines; names
         ending in ``@k`` stand for ``@{k}``.
-    k : int
-        ``eval.k``.
+    k : int, optional
+        ``eval.k`` (default: read from the metrics' ``eval.k``).
     production : dict, optional
         Champion/challenger comparison, per metric: the paired difference candidate - production on the
         candidate's split (:func:`recsys_lab.evaluation.intervals.paired_difference` output) plus ``production`` (its
@@ -120,7 +140,8 @@ def check_gate(metrics: dict[str, float], gate: GateConfig, *, k: int = 10,
     GateResult
         A missing or non-finite metric fails its floor or ceiling.
     """
-    gate = gate.resolved(k)
+    k = keys.k_of(metrics) if k is None else k
+    gate = resolved(gate, k)
     checks = []
     for kind, bounds, holds, ok_op, bad_op in (("floor", gate.min, lambda v, b: v >= b, ">=", "<"),
                                                ("ceiling", gate.max, lambda v, b: v <= b, "<=", ">")):
@@ -155,17 +176,18 @@ def check_gate(metrics: dict[str, float], gate: GateConfig, *, k: int = 10,
                f"{-drop:+.1%}, paired 95% CI of the difference [{d['ci_low']:+.4f}, {d['ci_high']:+.4f}], "
                f"{verdict}; {'within' if ok else 'exceeds'} max regression {tol:.0%}")
         checks.append(_row(metric, "regression", new, tol, prod, ok, msg))
-    metric = f"ndcg@{k}"
+    metric = keys.at("ndcg", k)
     for name in gate.not_worse_than:
-        key = f"vs.{name}.{metric}"
-        delta, high = metrics.get(key), metrics.get(f"{key}.ci_high")
+        key = keys.vs(name, metric)
+        low, high = keys.ci(key)
+        delta, high = metrics.get(key), metrics.get(high)
         if not (_number(delta) and _number(high)):
             checks.append(_row(metric, "baseline", None, None, None, False,
                                f"{metric}: baseline {name} was not evaluated (add it to eval.baselines or drop it "
                                "from gate.not_worse_than)"))
             continue
         ok = high >= 0
-        msg = (f"{metric} vs baseline {name}: {delta:+.4f}, paired 95% CI [{metrics.get(key + '.ci_low'):+.4f}, "
+        msg = (f"{metric} vs baseline {name}: {delta:+.4f}, paired 95% CI [{metrics.get(low):+.4f}, "
                f"{high:+.4f}]: {'not significantly worse' if ok else 'significantly worse'}")
         checks.append(_row(metric, "baseline", metrics.get(metric), 0.0, None, ok, msg))
     return GateResult(passed=all(c["passed"] for c in checks), checks=checks)

@@ -36,7 +36,7 @@ else:  # pragma: no cover
 from recsys_lab.models import foldin
 from recsys_lab.errors import ConfigError, DataFileError
 
-__all__ = ["Persona", "load_personas", "SHIPPED", "resolve_items", "persona_lists", "moves"]
+__all__ = ["Persona", "load_personas", "SHIPPED", "resolve_items", "persona_lists", "moves", "move"]
 
 SHIPPED = "movielens"
 """Name of the shipped persona file (``recsys_lab/resources/personas/movielens.toml``)."""
@@ -269,16 +269,32 @@ def moves(mine: list[dict], theirs: list[dict]) -> list[dict]:
     rows = []
     for r in mine:
         other = rb.get(r["item_id"])
-        if other is None:
-            move = "new"
-        elif other["rank"] > r["rank"]:
-            move = f"up {other['rank'] - r['rank']}"
-        elif other["rank"] < r["rank"]:
-            move = f"down {r['rank'] - other['rank']}"
-        else:
-            move = "="
-        rows.append({"rank": r["rank"], "rank_vs": other["rank"] if other else None, "move": move,
+        rank_vs = other["rank"] if other else None
+        rows.append({"rank": r["rank"], "rank_vs": rank_vs, "move": move(r["rank"], rank_vs),
                      "item_id": r["item_id"], "title": r["title"]})
-    rows += [{"rank": None, "rank_vs": r["rank"], "move": "dropped", "item_id": r["item_id"], "title": r["title"]}
-             for r in theirs if r["item_id"] not in ra]
+    rows += [{"rank": None, "rank_vs": r["rank"], "move": move(None, r["rank"]), "item_id": r["item_id"],
+              "title": r["title"]} for r in theirs if r["item_id"] not in ra]
     return rows
+
+
+def move(rank: int | None, rank_vs: int | None) -> str:
+    """How an item moved from one list to another: the rank-move rule, written once.
+
+    Parameters
+    ----------
+    rank : int or None
+        Its rank in this list (1 = first); None when it is not in it.
+    rank_vs : int or None
+        Its rank in the list compared against (e.g. production's); None when it is not in that one.
+
+    Returns
+    -------
+    str
+        ``new`` (only in this list), ``dropped`` (only in the other), ``up N`` (N places higher here), ``down N``
+        or ``=``; empty when it is in neither.
+    """
+    if rank is None:
+        return "" if rank_vs is None else "dropped"
+    if rank_vs is None:
+        return "new"
+    return f"up {rank_vs - rank}" if rank_vs > rank else f"down {rank - rank_vs}" if rank_vs < rank else "="

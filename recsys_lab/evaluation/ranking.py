@@ -10,13 +10,21 @@ techniques", TOIS 2002 (NDCG, binary gain, log2 discount). Ties in scores count 
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from typing import Callable
+
 import numpy as np
+import polars as pl
 import scipy.sparse as sp
 
+from recsys_lab.evaluation import keys
+from recsys_lab.evaluation.intervals import bootstrap_ci, paired_difference
+from recsys_lab.retrieval.ann import recall_overlap  # re-exported: measured where the index is
 from recsys_lab.retrieval.topk import _batches, _masked_scores, top_k  # top_k re-exported: evaluation.top_k is public
 
-__all__ = ["top_k", "ranking_metrics", "rank_metrics", "coverage_at_k", "per_user_metrics", "evaluate",
-           "recall_overlap", "popularity_vectors", "sample_users"]
+__all__ = ["per_user_table", "top_k", "ranking_metrics", "rank_metrics", "coverage_at_k", "per_user_metrics", "evaluate",
+           "recall_overlap", "popularity_vectors", "sample_users", "EvaluationResult",
+           "evaluate_models", "horizon_metrics", "validation_scorer", "candidates"]
 
 
 def _hits(items: np.ndarray, users: np.ndarray, test: sp.csr_matrix) -> np.ndarray:
@@ -52,7 +60,7 @@ def ranking_metrics(items: np.ndarray, users: np.ndarray, test: sp.csr_matrix, k
         ``DCG = sum_j hit_j / log2(j + 2)``; ``map@k``: ``sum_j precision@j * hit_j / min(n_pos, k)``.
         Means over users (NaN for no users), or per-user arrays.
     """
-    names = [f"{m}@{k}" for m in ("precision", "recall", "ndcg", "map")]
+    names = [keys.at(m, k) for m in ("precision", "recall", "ndcg", "map")]
     if len(users) == 0:
         return {n: (np.zeros(0) if per_user else float("nan")) for n in names}
     hits = _hits(items[:, :k], users, test).astype(np.float64)
@@ -138,25 +146,6 @@ def coverage_at_k(items: np.ndarray, n_items: int, k: int) -> float:
         In [0, 1]; NaN for an empty catalogue.
     """
     return float(len(np.unique(items[:, :k])) / n_items) if n_items else float("nan")
-
-
-def recall_overlap(approx: np.ndarray, exact: np.ndarray) -> float:
-    """Recall of approximate neighbour lists against exact ones: mean |approx_i ∩ exact_i| / |exact_i|.
-
-    Parameters
-    ----------
-    approx, exact : ndarray of shape (n, k), int64
-
-    Returns
-    -------
-    float
-        In [0, 1]: the share of exact neighbours the approximate lists hold, over all ``n * k`` slots.
-    """
-    k = exact.shape[1]
-    n = exact.shape[0]
-    codes_e = np.arange(n)[:, None] * (1 + max(exact.max(), approx.max())) + exact
-    codes_a = np.arange(n)[:, None] * (1 + max(exact.max(), approx.max())) + approx
-    return float(np.isin(codes_a, codes_e).sum() / (n * k))
 
 
 def sample_users(users: np.ndarray, n: int, seed: int) -> np.ndarray:
@@ -261,6 +250,245 @@ def evaluate(user_vecs: np.ndarray, item_vecs: np.ndarray, test: sp.csr_matrix, 
     values, items = per_user_metrics(user_vecs, item_vecs, test, users=users, exclude=exclude, k=k)
     out = {name: (float(np.nanmean(v)) if len(v) and np.isfinite(v).any() else float("nan"))
            for name, v in values.items()}
-    out[f"coverage@{k}"] = coverage_at_k(items, len(item_vecs), k)
+    out[keys.at("coverage", k)] = coverage_at_k(items, len(item_vecs), k)
     out["n_users"] = int(len(users))
     return out
+
+
+@dataclass
+class EvaluationResult:
+    """Every model scored on the same test users: flat metrics, per-user values and the top-k lists.
+
+    Attributes
+    ----------
+    metrics : dict of str to float
+        ``metrics.json`` keys of the step (see :func:`evaluate_models`).
+    per_user : dict of str to dict of str to ndarray
+        Per model (``model`` and each baseline), every metric per user in ``users`` order.
+    recommended : dict of str to ndarray of shape (n, k), int64
+        Per model, the top-k lists of ``users``.
+    users : ndarray of int64
+        The evaluated users (internal indices).
+    warnings : list of str
+        Evaluation warnings (an interval too wide to tell models apart).
+    """
+
+    metrics: dict[str, float]
+    per_user: dict[str, dict[str, np.ndarray]]
+    recommended: dict[str, np.ndarray]
+    users: np.ndarray
+    warnings: list[str] = field(default_factory=list)
+
+
+def evaluate_models(candidates: dict[str, tuple[np.ndarray, np.ndarray]], test: sp.csr_matrix, *, users: np.ndarray,
+                    exclude: sp.csr_matrix | None, k: int, n_resamples: int = 1000, seed: int = 0,
+                    split_stats: dict | None = None, best_epoch: int | None = None, protocol: str = "",
+                    max_ci_width: float = float("inf")) -> EvaluationResult:
+    """The model and every baseline on the same users, with 95 % intervals and paired differences to the model.
+
+    Parameters
+    ----------
+    candidates : dict of str to (user_vecs, item_vecs)
+        ``model`` first, then the baselines (:data:`recsys_lab.evaluation.keys.BASELINES`).
+    test : csr_matrix of shape (n_users, n_items)
+        Test positives.
+    users : ndarray of int64
+        The users to evaluate (each with a test positive).
+    exclude : csr_matrix or None
+        Items never recommended (the split's ``train_seen``).
+    k : int
+        ``eval.k``.
+    n_resamples, seed : int
+        Bootstrap resamples and seed (:mod:`recsys_lab.evaluation.intervals`).
+    split_stats : dict, optional
+        ``Split.stats``: recorded as ``split.*`` (except ``cutoff`` and ``method``).
+    best_epoch : int, optional
+        The fit's chosen epoch, recorded as ``fit.best_epoch``.
+    protocol : str
+        The split method, named in the warning.
+    max_ci_width : float
+        Warn when the interval of NDCG@k is wider (``eval.max_ci_width``).
+
+    Returns
+    -------
+    EvaluationResult
+        Metrics: the model's under plain names (``ndcg@10``, ``ndcg@10.ci_low``, ``ndcg@10.ci_high``, ...,
+        ``coverage@10``), each baseline's under ``baseline.<name>.``, ``vs.<name>.ndcg@k`` / ``recall@k`` (paired
+        difference model - baseline with its interval), ``split.*``, ``eval.n_users``, ``eval.k``,
+        ``fit.best_epoch`` and ``eval.ndcg@k.ci_width``.
+    """
+    metrics: dict[str, float] = {}
+    per_user: dict[str, dict[str, np.ndarray]] = {}
+    recommended: dict[str, np.ndarray] = {}
+    for name, (u, i) in candidates.items():
+        values, items = per_user_metrics(u, i, test, users=users, exclude=exclude, k=k)
+        per_user[name], recommended[name] = values, items
+        names = list(values)
+        matrix = np.column_stack([values[n] for n in names])
+        low, high = bootstrap_ci(matrix, n_resamples=n_resamples, seed=seed)
+        for j, metric in enumerate(names):
+            col, key = matrix[:, j], keys.model_key(name, metric)
+            lo_key, hi_key = keys.ci(key)
+            metrics[key] = float(np.nanmean(col)) if np.isfinite(col).any() else float("nan")
+            metrics[lo_key], metrics[hi_key] = float(low[j]), float(high[j])
+        metrics[keys.model_key(name, keys.at("coverage", k))] = coverage_at_k(items, len(i), k)
+    for name in per_user:
+        if name == keys.MODEL:
+            continue
+        for metric in (keys.at("ndcg", k), keys.at("recall", k)):
+            d = paired_difference(per_user[keys.MODEL][metric], per_user[name][metric], n_resamples=n_resamples,
+                                  seed=seed)
+            key = keys.vs(name, metric)
+            lo_key, hi_key = keys.ci(key)
+            metrics.update({key: d["delta"], lo_key: d["ci_low"], hi_key: d["ci_high"]})
+    metrics.update({f"split.{key}": value for key, value in (split_stats or {}).items()
+                    if key not in ("cutoff", "method")})
+    metrics["split.eval_users"] = metrics["eval.n_users"] = int(len(users))
+    metrics["eval.k"] = k
+    if best_epoch is not None:
+        metrics["fit.best_epoch"] = best_epoch
+    ndcg_low, ndcg_high = keys.ci(keys.at("ndcg", k))
+    width = metrics[ndcg_high] - metrics[ndcg_low]
+    metrics[f"eval.{keys.at('ndcg', k)}.ci_width"] = float(width)
+    warnings = []
+    if width > max_ci_width:
+        warnings.append(f"the 95% interval of ndcg@{k} is {width:.3f} wide (> eval.max_ci_width {max_ci_width}) "
+                        f"with {len(users)} evaluation users ({protocol} split): too few users to tell models apart")
+    return EvaluationResult(metrics=metrics, per_user=per_user, recommended=recommended, users=users,
+                            warnings=warnings)
+
+
+def horizon_metrics(candidates: dict[str, tuple[np.ndarray, np.ndarray]], interactions, split, users: np.ndarray,  # noqa: ANN001
+                    *, k: int, days: float, n_resamples: int = 1000, seed: int = 0,
+                    notes: list[str] | None = None) -> dict[str, float]:
+    """Ranking metrics on each user's test positives in the first ``days`` after the cut-off (future window).
+
+    Parameters
+    ----------
+    candidates : dict of str to (user_vecs, item_vecs)
+        ``model`` first, then baselines.
+    interactions : pl.DataFrame
+        ``Dataset.interactions`` (``user_idx, item_idx, ts``).
+    split : Split
+        A ``time_global`` split (others: skipped with a note).
+    users : ndarray of int64
+        The evaluation users.
+    k : int
+    days : float
+        ``eval.horizon_days``.
+    n_resamples, seed : int
+        Bootstrap of the model's interval.
+    notes : list of str, optional
+        Why the task was skipped is appended here.
+
+    Returns
+    -------
+    dict of str to float
+        ``horizon.days``, ``horizon.n_users``, ``horizon.ndcg@k`` (with ``.ci_low`` / ``.ci_high``),
+        ``horizon.recall@k`` and ``baseline.<name>.horizon.ndcg@k`` / ``recall@k``; empty when skipped.
+    """
+    from datetime import timedelta
+
+    import polars as pl
+
+    notes = notes if notes is not None else []
+    if split.method != "time_global" or split.cutoff is None:
+        notes.append(f"future-window task skipped: it needs one global cut-off (split.method = 'time_global'), "
+                     f"this run used {split.method!r}")
+        return {}
+    inter = interactions.filter((pl.col("ts") >= split.cutoff) & (pl.col("ts") < split.cutoff + timedelta(days=days)))
+    window = split.test.copy().tocsr()
+    codes = inter["user_idx"].to_numpy() * window.shape[1] + inter["item_idx"].to_numpy()
+    rows = np.repeat(np.arange(window.shape[0]), np.diff(window.indptr))
+    mask = np.isin(rows.astype(np.int64) * window.shape[1] + window.indices, codes)
+    window.data = np.where(mask, window.data, 0).astype(window.data.dtype)
+    window.eliminate_zeros()
+    users = users[window[users].getnnz(axis=1) > 0]
+    out: dict[str, float] = {"horizon.days": days, "horizon.n_users": int(len(users))}
+    if len(users) == 0:
+        notes.append(f"future-window task: no evaluation user has a test positive in the first {days} days after "
+                     "the cut-off")
+        return out
+    ndcg, recall = keys.at("ndcg", k), keys.at("recall", k)
+    for name, (uv, iv) in candidates.items():
+        values, _ = per_user_metrics(uv, iv, window, users=users, exclude=split.train_seen, k=k)
+        head = keys.prefix(name) + "horizon."
+        out[head + ndcg] = float(np.mean(values[ndcg]))
+        out[head + recall] = float(np.mean(values[recall]))
+        if name == keys.MODEL:
+            lo, hi = bootstrap_ci(values[ndcg], n_resamples=n_resamples, seed=seed)
+            low_key, high_key = keys.ci(head + ndcg)
+            out.update({low_key: float(lo), high_key: float(hi)})
+    return out
+
+
+def validation_scorer(validation: sp.csr_matrix, users: np.ndarray, *, exclude: sp.csr_matrix | None, k: int
+                      ) -> Callable[[np.ndarray, np.ndarray], float] | None:
+    """A scorer of vectors on a validation slice, for early stopping and the baselines' hyper-parameters.
+
+    Parameters
+    ----------
+    validation : csr_matrix of shape (n_users, n_items)
+        Validation positives.
+    users : ndarray of int64
+        The (sampled) validation users.
+    exclude : csr_matrix or None
+        Items never recommended (the fit part's seen items).
+    k : int
+
+    Returns
+    -------
+    callable or None
+        ``score(user_vecs, item_vecs) -> NDCG@k`` averaged over ``users``; None without any user.
+    """
+    if len(users) == 0:
+        return None
+
+    def score(user_vecs: np.ndarray, item_vecs: np.ndarray) -> float:
+        items, _ = top_k(user_vecs, item_vecs, k, users=users, exclude=exclude)
+        return ranking_metrics(items, users, validation, k)[keys.at("ndcg", k)]
+    return score
+
+
+def candidates(vectors: dict[str, tuple[np.ndarray, np.ndarray]], train: sp.csr_matrix, *, popularity: bool
+               ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The models to evaluate, in report order: the model (``hybrid``), most-popular, then the other vectors.
+
+    Parameters
+    ----------
+    vectors : dict of str to (user_vecs, item_vecs)
+        ``hybrid`` and the baselines' vectors (``Retrain.vectors``).
+    train : csr_matrix of shape (n_users, n_items)
+        Training positives (most-popular's counts).
+    popularity : bool
+        Include most-popular (:func:`popularity_vectors`).
+
+    Returns
+    -------
+    dict of str to (user_vecs, item_vecs)
+        ``model`` first (the hybrid), then ``popularity`` when asked, then every other vector pair by name.
+    """
+    out = {keys.MODEL: vectors["hybrid"]}
+    if popularity:
+        out["popularity"] = popularity_vectors(train)
+    out.update({name: v for name, v in vectors.items() if name != "hybrid"})
+    return out
+
+
+def per_user_table(per_user: dict[str, dict[str, np.ndarray]], user_ids: np.ndarray) -> pl.DataFrame:
+    """Per-user metrics of every model as one frame (``per_user_metrics.parquet``).
+
+    Parameters
+    ----------
+    per_user : dict of str to dict of str to ndarray
+        Per model, every metric per user (:attr:`EvaluationResult.per_user`, plus ``production`` once re-scored).
+    user_ids : ndarray of shape (n_users,)
+        External ids of the evaluated users, in the same order.
+
+    Returns
+    -------
+    pl.DataFrame
+        ``model, user_id, <metric>...``: one row per (model, evaluated user).
+    """
+    return pl.concat([pl.DataFrame({"model": [name] * len(user_ids), "user_id": user_ids, **values})
+                      for name, values in per_user.items()])

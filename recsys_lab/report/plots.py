@@ -9,8 +9,18 @@ if matplotlib.get_backend().lower() not in ("module://matplotlib_inline.backend_
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from recsys_lab.evaluation import keys  # noqa: E402
+
 __all__ = ["training_curve", "metrics_comparison", "timeline", "long_tail", "bars", "onboarding_curve",
            "accuracy_vs_novelty", "item_exposure", "group_metric", "embedding_map", "probe_bars"]
+
+
+def _table_k(table, k: int | None) -> int:  # noqa: ANN001
+    """``k`` when given, else the cut-off of the table's ``ndcg@<k>`` column (:data:`keys.DEFAULT_K` without one)."""
+    if k is not None:
+        return k
+    found = [keys.split_at(c)[1] for c in table.columns if keys.split_at(c)[0] == "ndcg"]
+    return next((x for x in found if x is not None), keys.DEFAULT_K)
 
 
 def training_curve(history: dict[str, list[dict]], *, metric: str = "validation NDCG@10") -> Figure:
@@ -170,23 +180,26 @@ def bars(df, *, x: str, y: str, title: str, top: int = 20) -> Figure:  # noqa: A
     return fig
 
 
-def onboarding_curve(rows, *, k: int = 10, title: str = "Cold users: taste onboarding") -> Figure:  # noqa: ANN001
+def onboarding_curve(rows, *, k: int | None = None, title: str = "Cold users: taste onboarding") -> Figure:  # noqa: ANN001
     """NDCG@k against the number of onboarding items n, fold-in vs most-popular, and their paired difference.
 
     Parameters
     ----------
-    rows : list of dict or DataFrame
-        One row per n with ``n, n_users, foldin, popularity, diff, lo, hi`` (as
-        ``recsys_lab.models.foldin.OnboardingResult.table()``): mean NDCG@k of each method, and the mean and 95 %
-        paired bootstrap interval of fold-in minus popularity.
-    k : int
-        Cut-off, for the axis label.
+    rows : OnboardingResult, list of dict or DataFrame
+        A :class:`recsys_lab.evaluation.cold_start.OnboardingResult` (its ``table()`` and ``k`` are read), or one
+        row per n with ``n, n_users, foldin, popularity, diff, ci_low, ci_high`` (as its ``table()``): mean NDCG@k
+        of each method, and the mean and 95 % paired bootstrap interval of fold-in minus popularity.
+    k : int, optional
+        Cut-off, for the axis label (default: the result's ``k``, else 10).
 
     Returns
     -------
     matplotlib.figure.Figure
         Left: both curves (users per n under each tick). Right: the difference with its interval.
     """
+    if hasattr(rows, "per_n"):
+        k, rows = rows.k if k is None else k, rows.table()
+    k = keys.DEFAULT_K if k is None else k
     if hasattr(rows, "to_dicts"):
         rows = rows.to_dicts()
     n = [r["n"] for r in rows]
@@ -200,7 +213,7 @@ def onboarding_curve(rows, *, k: int = 10, title: str = "Cold users: taste onboa
     ax.grid(alpha=0.3)
     ax.legend()
     diff = [r["diff"] for r in rows]
-    err = [[r["diff"] - r["lo"] for r in rows], [r["hi"] - r["diff"] for r in rows]]
+    err = [[r["diff"] - r["ci_low"] for r in rows], [r["ci_high"] - r["diff"] for r in rows]]
     ax_d.errorbar(n, diff, yerr=err, marker="o", capsize=4)
     ax_d.axhline(0.0, color="grey", lw=1)
     ax_d.set_xticks(n)
@@ -213,7 +226,7 @@ def onboarding_curve(rows, *, k: int = 10, title: str = "Cold users: taste onboa
 
 
 # -- embeddings as a product --------------------------------------------------------------------------------------
-def accuracy_vs_novelty(table, *, k: int = 10) -> Figure:  # noqa: ANN001
+def accuracy_vs_novelty(table, *, k: int | None = None) -> Figure:  # noqa: ANN001
     """NDCG@k against novelty@k, one point per model (``report.beyond_table``), marker size by coverage.
 
     Parameters
@@ -221,20 +234,22 @@ def accuracy_vs_novelty(table, *, k: int = 10) -> Figure:  # noqa: ANN001
     table : pl.DataFrame
         :func:`recsys_lab.report.tables.beyond_table` output (``model, ndcg@k, novelty@k, coverage@k`` ...); models whose
         NDCG or novelty is null are left out.
-    k : int
-        Cut-off of the columns read (default 10).
+    k : int, optional
+        Cut-off of the columns read (default: the one of the table's ``ndcg@k`` column).
 
     Returns
     -------
     matplotlib.figure.Figure
         One annotated point per model; novelty in bits (mean self-information).
     """
+    k = _table_k(table, k)
+    ndcg, novelty, coverage = keys.at("ndcg", k), keys.at("novelty", k), keys.at("coverage", k)
     fig, ax = plt.subplots(figsize=(6, 4))
-    rows = [r for r in table.iter_rows(named=True) if r[f"ndcg@{k}"] is not None and r[f"novelty@{k}"] is not None]
+    rows = [r for r in table.iter_rows(named=True) if r[ndcg] is not None and r[novelty] is not None]
     for r in rows:
-        ax.scatter(r[f"novelty@{k}"], r[f"ndcg@{k}"], s=20 + 400 * (r[f"coverage@{k}"] or 0))
-        ax.annotate(r["model"], (r[f"novelty@{k}"], r[f"ndcg@{k}"]), textcoords="offset points", xytext=(5, 5))
-    ax.set_xlabel(f"novelty@{k} (bits; mean self-information)")
+        ax.scatter(r[novelty], r[ndcg], s=20 + 400 * (r[coverage] or 0))
+        ax.annotate(r["model"], (r[novelty], r[ndcg]), textcoords="offset points", xytext=(5, 5))
+    ax.set_xlabel(f"{novelty} (bits; mean self-information)")
     ax.set_ylabel(f"NDCG@{k}")
     ax.set_title("Accuracy against novelty (marker size: catalog coverage)")
     fig.tight_layout()
@@ -270,7 +285,7 @@ def item_exposure(table, *, column: str = "genre") -> Figure:  # noqa: ANN001
     return fig
 
 
-def group_metric(table, *, k: int = 10) -> Figure:  # noqa: ANN001
+def group_metric(table, *, k: int | None = None) -> Figure:  # noqa: ANN001
     """NDCG@k per user group with 95 % intervals, one panel per column, models side by side
     (``report.user_fairness_table``).
 
@@ -278,14 +293,16 @@ def group_metric(table, *, k: int = 10) -> Figure:  # noqa: ANN001
     ----------
     table : pl.DataFrame
         :func:`recsys_lab.report.tables.user_fairness_table` output (``column, group, model, ndcg@k, ci_low, ci_high``).
-    k : int
-        Cut-off of the NDCG column read (default 10).
+    k : int, optional
+        Cut-off of the NDCG column read (default: the one of the table's ``ndcg@k`` column).
 
     Returns
     -------
     matplotlib.figure.Figure
         One panel per user column (a single ``(none)`` panel when the table is empty), error bars = 95 % interval.
     """
+    k = _table_k(table, k)
+    ndcg = keys.at("ndcg", k)
     columns = table["column"].unique(maintain_order=True).to_list() or ["(none)"]
     fig, axes = plt.subplots(1, len(columns), figsize=(5 * len(columns), 3.5), squeeze=False)
     for ax, column in zip(axes[0], columns):
@@ -296,9 +313,9 @@ def group_metric(table, *, k: int = 10) -> Figure:  # noqa: ANN001
         for j, m in enumerate(models):
             rows = {r["group"]: r for r in part.filter(part["model"] == m).iter_rows(named=True)}
             xs = [g + j * width for g in range(len(groups))]
-            mean = [rows[g][f"ndcg@{k}"] if g in rows else float("nan") for g in groups]
-            err = [[(rows[g][f"ndcg@{k}"] - rows[g]["ci_low"]) if g in rows else 0 for g in groups],
-                   [(rows[g]["ci_high"] - rows[g][f"ndcg@{k}"]) if g in rows else 0 for g in groups]]
+            mean = [rows[g][ndcg] if g in rows else float("nan") for g in groups]
+            err = [[(rows[g][ndcg] - rows[g]["ci_low"]) if g in rows else 0 for g in groups],
+                   [(rows[g]["ci_high"] - rows[g][ndcg]) if g in rows else 0 for g in groups]]
             ax.errorbar(xs, mean, yerr=err, fmt="o", label=m, capsize=3)
         ax.set_xticks([g + 0.4 - width / 2 for g in range(len(groups))], groups, rotation=30, ha="right")
         ax.set_title(f"NDCG@{k} by {column} (95 % intervals)")

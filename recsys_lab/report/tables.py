@@ -4,16 +4,11 @@ from __future__ import annotations
 
 import polars as pl
 
+from recsys_lab.evaluation import keys
+
 __all__ = ["metrics_table", "evaluation_table", "drift_table", "split_table", "timings_table", "drift_view",
            "beyond_table", "user_fairness_table", "item_exposure_table", "embedding_table", "persona_table"]
 
-
-_ORDER = ("popularity", "lightfm_cf", "lightfm_static", "ease", "als")
-
-
-def _baselines(metrics: dict[str, float]) -> list[str]:
-    found = {k.split(".")[1] for k in metrics if k.startswith("baseline.")}
-    return [b for b in _ORDER if b in found] + sorted(found - set(_ORDER))
 
 
 def metrics_table(metrics: dict[str, float]) -> pl.DataFrame:
@@ -33,12 +28,12 @@ def metrics_table(metrics: dict[str, float]) -> pl.DataFrame:
     """
     names = [k for k in metrics if "." not in k and "@" in k or k in ("mrr", "auc")]
     cols = {"metric": names, "model": [metrics[n] for n in names]}
-    for b in _baselines(metrics):
-        cols[b] = [metrics.get(f"baseline.{b}.{n}") for n in names]
+    for b in keys.baselines(metrics):
+        cols[b] = [metrics.get(keys.model_key(b, n)) for n in names]
     return pl.DataFrame(cols, schema={c: pl.Utf8 if c == "metric" else pl.Float64 for c in cols})
 
 
-def evaluation_table(metrics: dict[str, float], k: int = 10) -> pl.DataFrame:
+def evaluation_table(metrics: dict[str, float], k: int | None = None) -> pl.DataFrame:
     """Model and baselines with 95 % intervals and the paired difference to the model, one row per model.
 
     Parameters
@@ -46,8 +41,8 @@ def evaluation_table(metrics: dict[str, float], k: int = 10) -> pl.DataFrame:
     metrics : dict
         Flat metrics as in ``metrics.json`` (``ndcg@k``, ``ndcg@k.ci_low``, ``baseline.<b>.ndcg@k``,
         ``vs.<b>.ndcg@k`` with ``.ci_low`` / ``.ci_high``, ``eval.n_users``).
-    k : int
-        ``eval.k``.
+    k : int, optional
+        Cut-off of the keys read (default: the metrics' own ``eval.k``).
 
     Returns
     -------
@@ -56,19 +51,21 @@ def evaluation_table(metrics: dict[str, float], k: int = 10) -> pl.DataFrame:
         model_minus_this, diff_ci_low, diff_ci_high, verdict`` where the difference is the model's NDCG@k minus
         this row's, paired over the same users, and ``verdict`` says whether it is significant.
     """
+    k = keys.k_of(metrics) if k is None else k
+    ndcg, recall = keys.at("ndcg", k), keys.at("recall", k)
     rows = []
-    for name in ["model"] + _baselines(metrics):
-        p = "" if name == "model" else f"baseline.{name}."
-        vs = f"vs.{name}.ndcg@{k}"
-        delta, lo, hi = metrics.get(vs), metrics.get(vs + ".ci_low"), metrics.get(vs + ".ci_high")
+    for name in [keys.MODEL] + keys.baselines(metrics):
+        vs = keys.vs(name, ndcg)
+        delta, lo, hi = metrics.get(vs), *(metrics.get(b) for b in keys.ci(vs))
         verdict = ("" if delta is None or lo is None else
                    "model better" if lo > 0 else "model worse" if hi < 0 else "no significant difference")
-        rows.append({"model": name, "users": metrics.get("eval.n_users"),
-                     f"ndcg@{k}": metrics.get(f"{p}ndcg@{k}"), "ndcg_ci_low": metrics.get(f"{p}ndcg@{k}.ci_low"),
-                     "ndcg_ci_high": metrics.get(f"{p}ndcg@{k}.ci_high"), f"recall@{k}": metrics.get(f"{p}recall@{k}"),
-                     "recall_ci_low": metrics.get(f"{p}recall@{k}.ci_low"),
-                     "recall_ci_high": metrics.get(f"{p}recall@{k}.ci_high"),
-                     "model_minus_this": delta, "diff_ci_low": lo, "diff_ci_high": hi, "verdict": verdict})
+        row = {"model": name, "users": metrics.get("eval.n_users")}
+        for metric, short in ((ndcg, "ndcg"), (recall, "recall")):
+            key = keys.model_key(name, metric)
+            low, high = keys.ci(key)
+            row.update({metric: metrics.get(key), f"{short}_ci_low": metrics.get(low),
+                        f"{short}_ci_high": metrics.get(high)})
+        rows.append({**row, "model_minus_this": delta, "diff_ci_low": lo, "diff_ci_high": hi, "verdict": verdict})
     schema = {c: pl.Float64 for c in rows[0]}
     schema.update({"model": pl.Utf8, "verdict": pl.Utf8, "users": pl.Int64})
     return pl.DataFrame(rows, schema=schema)
@@ -165,7 +162,7 @@ BEYOND = ("novelty", "ild", "ild.category", "arp", "aplt", "gini", "coverage")
 """Beyond-accuracy figures (``<name>@k``; see :mod:`recsys_lab.evaluation.beyond`)."""
 
 
-def beyond_table(metrics: dict[str, float], k: int = 10) -> pl.DataFrame:
+def beyond_table(metrics: dict[str, float], k: int | None = None) -> pl.DataFrame:
     """Accuracy next to beyond-accuracy, one row per model: ``model, ndcg@k, novelty@k, ild@k, ild.category@k,
     arp@k, aplt@k, gini@k, coverage@k, gender_gap`` (missing figures are null).
 
@@ -173,24 +170,24 @@ def beyond_table(metrics: dict[str, float], k: int = 10) -> pl.DataFrame:
     ----------
     metrics : dict of str to float
         ``metrics.json`` of a run (model keys unprefixed, baselines under ``baseline.<name>.``).
-    k : int
-        Cut-off of the columns read (default 10).
+    k : int, optional
+        Cut-off of the columns read (default: the metrics' own ``eval.k``).
 
     Returns
     -------
     pl.DataFrame
         ``model`` (Utf8) then one Float64 column per figure; one row for the model, then one per baseline.
     """
+    k = keys.k_of(metrics) if k is None else k
     rows = []
-    for name in ["model"] + _baselines(metrics):
-        p = "" if name == "model" else f"baseline.{name}."
-        row = {"model": name, f"ndcg@{k}": metrics.get(f"{p}ndcg@{k}")}
-        row.update({f"{b}@{k}": metrics.get(f"{p}{b}@{k}") for b in BEYOND})
+    for name in [keys.MODEL] + keys.baselines(metrics):
+        row = {"model": name, keys.at("ndcg", k): metrics.get(keys.model_key(name, keys.at("ndcg", k)))}
+        row.update({keys.at(b, k): metrics.get(keys.model_key(name, keys.at(b, k))) for b in BEYOND})
         rows.append(row)
     return pl.DataFrame(rows, schema={c: (pl.Utf8 if c == "model" else pl.Float64) for c in rows[0]})
 
 
-def user_fairness_table(metrics: dict[str, float], k: int = 10) -> pl.DataFrame:
+def user_fairness_table(metrics: dict[str, float], k: int | None = None) -> pl.DataFrame:
     """NDCG@k per user group with its 95 % interval, for every model: ``column, group, model, users, ndcg@k,
     ci_low, ci_high, gap`` (``gap``: the largest difference between the column's group means).
 
@@ -198,8 +195,8 @@ def user_fairness_table(metrics: dict[str, float], k: int = 10) -> pl.DataFrame:
     ----------
     metrics : dict of str to float
         ``metrics.json`` of a run (``fairness.user.<column>.ndcg@k.<group>`` keys and their ``.n_users``).
-    k : int
-        Cut-off of the NDCG keys read (default 10).
+    k : int, optional
+        Cut-off of the NDCG keys read (default: the metrics' own ``eval.k``).
 
     Returns
     -------
@@ -207,21 +204,22 @@ def user_fairness_table(metrics: dict[str, float], k: int = 10) -> pl.DataFrame:
         One row per (model, column, group); ``users`` Int64, the figures Float64 (null when missing). Empty when
         the metrics hold no user-fairness keys.
     """
+    k = keys.k_of(metrics) if k is None else k
+    ndcg = keys.at("ndcg", k)
     rows = []
-    for name in ["model"] + _baselines(metrics):
-        p = "" if name == "model" else f"baseline.{name}."
-        head = f"{p}fairness.user."
+    for name in [keys.MODEL] + keys.baselines(metrics):
+        head = keys.model_key(name, "fairness.user.")
         for key, value in metrics.items():
             if not key.startswith(head) or not key.endswith(".n_users"):
                 continue
             column, rest = key[len(head):].split(".", 1)
-            group = rest[len(f"ndcg@{k}."):-len(".n_users")]
-            base = f"{head}{column}.ndcg@{k}.{group}"
+            group = rest[len(ndcg) + 1:-len(".n_users")]
+            base = f"{head}{column}.{ndcg}.{group}"
+            low, high = keys.ci(base)
             rows.append({"column": column, "group": group, "model": name, "users": int(value),
-                         f"ndcg@{k}": metrics.get(base), "ci_low": metrics.get(base + ".ci_low"),
-                         "ci_high": metrics.get(base + ".ci_high"),
-                         "gap": metrics.get(f"{head}{column}.ndcg@{k}.gap")})
-    schema = {"column": pl.Utf8, "group": pl.Utf8, "model": pl.Utf8, "users": pl.Int64, f"ndcg@{k}": pl.Float64,
+                         ndcg: metrics.get(base), "ci_low": metrics.get(low), "ci_high": metrics.get(high),
+                         "gap": metrics.get(f"{head}{column}.{ndcg}.gap")})
+    schema = {"column": pl.Utf8, "group": pl.Utf8, "model": pl.Utf8, "users": pl.Int64, ndcg: pl.Float64,
               "ci_low": pl.Float64, "ci_high": pl.Float64, "gap": pl.Float64}
     return pl.DataFrame(rows, schema=schema)
 
@@ -253,7 +251,7 @@ def item_exposure_table(metrics: dict[str, float], column: str = "genre") -> pl.
     return pl.DataFrame(list(rows.values()), schema=schema).sort("ratio")
 
 
-def embedding_table(metrics: dict[str, float], k: int = 10) -> pl.DataFrame:
+def embedding_table(metrics: dict[str, float], k: int | None = None) -> pl.DataFrame:
     """Intrinsic and extrinsic quality of the embeddings: ``figure, value, reference`` (chance, majority baseline
     or the factor baselines), one row per figure present.
 
@@ -261,8 +259,8 @@ def embedding_table(metrics: dict[str, float], k: int = 10) -> pl.DataFrame:
     ----------
     metrics : dict of str to float
         ``metrics.json`` of a run.
-    k : int
-        Cut-off of the keys read (default 10).
+    k : int, optional
+        Cut-off of the keys read (default: the metrics' own ``eval.k``).
 
     Returns
     -------
@@ -270,6 +268,8 @@ def embedding_table(metrics: dict[str, float], k: int = 10) -> pl.DataFrame:
         ``figure`` (Utf8), ``value``, ``reference`` (Float64, null without one) and ``reference_is`` (Utf8: chance,
         majority, most-popular or empty).
     """
+    k = keys.k_of(metrics) if k is None else k
+    coherence, chance = keys.at("embedding.item_coherence", k), keys.at("embedding.item_coherence", k) + ".chance"
     rows = []
 
     def add(figure: str, key: str, ref_key: str | None = None, ref: str = "") -> None:
@@ -277,22 +277,20 @@ def embedding_table(metrics: dict[str, float], k: int = 10) -> pl.DataFrame:
             rows.append({"figure": figure, "value": metrics[key],
                          "reference": metrics.get(ref_key) if ref_key else None, "reference_is": ref})
 
-    add(f"item coherence@{k} (served neighbours)", f"embedding.item_coherence@{k}",
-        f"embedding.item_coherence@{k}.chance", "chance")
-    add(f"item coherence@{k} (cosine)", f"embedding.item_coherence.cosine@{k}",
-        f"embedding.item_coherence@{k}.chance", "chance")
+    add(f"item coherence@{k} (served neighbours)", coherence, chance, "chance")
+    add(f"item coherence@{k} (cosine)", keys.at("embedding.item_coherence.cosine", k), chance, "chance")
     for key in sorted(metrics):
         if key.startswith("baseline.") and ".embedding.item_coherence" in key:
-            add(f"item coherence@{k} (cosine), {key.split('.')[1]}", key, f"embedding.item_coherence@{k}.chance",
-                "chance")
+            add(f"item coherence@{k} (cosine), {key.split('.')[1]}", key, chance, "chance")
     for key in sorted(metrics):
         if key.startswith("probe.") and key.endswith(".auc"):
             add(f"probe {key[6:-4]} AUC", key, key + ".baseline", "majority")
         elif key.startswith("baseline.") and ".probe." in key and key.endswith(".auc"):
             add(f"probe {key.split('.probe.')[1][:-4]} AUC, {key.split('.')[1]}", key, None, "")
-    add(f"stability@{k} (item neighbours vs production)", f"embedding.stability@{k}")
-    add(f"churn@{k} (top-k vs production)", f"recs.churn@{k}")
-    add(f"future window ndcg@{k}", f"horizon.ndcg@{k}", f"baseline.popularity.horizon.ndcg@{k}", "most-popular")
+    add(f"stability@{k} (item neighbours vs production)", keys.at("embedding.stability", k))
+    add(f"churn@{k} (top-k vs production)", keys.at("recs.churn", k))
+    horizon = keys.at("horizon.ndcg", k)
+    add(f"future window ndcg@{k}", horizon, keys.model_key("popularity", horizon), "most-popular")
     return pl.DataFrame(rows, schema={"figure": pl.Utf8, "value": pl.Float64, "reference": pl.Float64,
                                       "reference_is": pl.Utf8})
 

@@ -21,6 +21,7 @@ import polars as pl
 from recsys_lab._fs import atomic_write_text
 from recsys_lab.errors import DataError, RunError
 from recsys_lab.runs.outcome import refusal
+from recsys_lab.evaluation import keys
 from recsys_lab.store.folder import RunFolder, effective_status, production_file, read_json_optional, read_manifest
 from recsys_lab.data.warehouse import query_files
 
@@ -116,11 +117,10 @@ def _key_metrics(content: str | None) -> tuple[int, list[float | None]]:
         m = json.loads(content) if content else {}
     except ValueError:
         m = {}
-    k = m.get("eval.k")
-    k = int(k) if isinstance(k, (int, float)) and k == k else 10
+    k = keys.k_of(m)
 
     def number(key: str) -> float | None:
-        v = m.get(key.replace("@k", f"@{k}"))
+        v = m.get(keys.resolve(key, k))
         return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
 
     return k, [number(name) for name in KEY_METRICS]

@@ -106,12 +106,14 @@ def gate_noise(config: Config | None = None, *, runs: int = 6, tolerance: float 
         users = evaluation.sample_users(sp_.warm_test_users, cfg.eval.max_users, cfg.split.seed)
         uf = ds.user_features_at(sp_.cutoff).matrix if sp_.cutoff else ds.user_features.matrix
         itf = ds.item_features.matrix
+        score = evaluation.validation_scorer(sp_.validation, evaluation.sample_users(
+            sp_.validation_users, cfg.model.validation_users, cfg.model.seed), exclude=sp_.fit_seen, k=k)
         per_run = []
         for seed in range(1, runs + 1):
             mcfg = dataclasses.replace(cfg.model, seed=seed, num_threads=1)
             fit_uf = ds.user_features_at(sp_.validation_cutoff).matrix if sp_.validation_cutoff else uf
             res = models.fit(sp_.train, uf, itf, mcfg, fit_matrix=sp_.fit, fit_user_features=fit_uf,
-                             validate=job._validator(fit_uf, itf))
+                             validate=(lambda m: score(*models.embeddings(m, fit_uf, itf))) if score else None)
             values, _ = evaluation.per_user_metrics(*models.embeddings(res.model, uf, itf), sp_.test, users=users,
                                                     exclude=sp_.train_seen, k=k)
             per_run.append(values)

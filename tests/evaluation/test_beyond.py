@@ -48,26 +48,6 @@ def test_arp_aplt_gini_coverage():
     assert set(keys) == {"novelty@2", "arp@2", "aplt@2", "gini@2", "coverage@2"}
 
 
-def test_group_exposure_against_catalogue_and_interactions():
-    groups, names = beyond.membership(["x", "x", "y", "y"])
-    out = beyond.group_exposure(np.array([[0, 1], [0, 2]]), groups, names, interactions=POP)
-    # slots: x 3 of 4, y 1 of 4; catalogue 1/2 each; interactions x 12/15, y 3/15
-    assert out["x"]["exposure"] == pytest.approx(0.75)
-    assert out["y"]["catalog"] == pytest.approx(0.5)
-    assert out["x"]["interactions"] == pytest.approx(0.8)
-    assert out["y"]["ratio"] == pytest.approx(0.25 / 0.2)
-
-
-def test_group_ndcg_means_intervals_and_gap():
-    values = np.array([0.2, 0.4, 0.6, 0.6, np.nan])
-    groups = np.array(["F", "F", "M", "M", "M"], dtype=object)
-    per, gap = beyond.group_ndcg(values, groups, n_resamples=200)
-    assert per["F"]["mean"] == pytest.approx(0.3) and per["F"]["n_users"] == 2
-    assert per["M"]["n_users"] == 2 and per["M"]["ci_low"] == per["M"]["ci_high"] == pytest.approx(0.6)
-    assert per["F"]["ci_low"] <= 0.3 <= per["F"]["ci_high"]
-    assert gap == pytest.approx(0.3)
-
-
 def test_coherence_against_chance():
     cats, _ = beyond.membership(["a", "a", "b", "b", None])
     neighbours = np.array([[1, 2], [0, 4], [3, 0], [2, 1], [0, 1]])

@@ -106,3 +106,9 @@ def test_a_bad_persona_file_is_one_line_through_the_cli(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.strip().splitlines() == [f"error: {path}: persona 'a', key 'items': must be a list of item ids, "
                                         "e.g. [50, 172], got an integer 5"]
+
+
+@pytest.mark.parametrize("rank, rank_vs, expected", [(1, 3, "up 2"), (4, 1, "down 3"), (2, 2, "="), (1, None, "new"),
+                                                     (None, 5, "dropped"), (None, None, "")])
+def test_the_rank_move_rule(rank, rank_vs, expected):
+    assert personas.move(rank, rank_vs) == expected

@@ -146,3 +146,28 @@ def test_top_k_with_k_at_or_above_the_catalogue_size(problem):
         assert sorted(items[user].tolist()) == list(range(len(i)))  # every item once
         n_left = len(i) - seen[user].nnz
         assert np.isfinite(scores[user, :n_left]).all() and np.isneginf(scores[user, n_left:]).all()
+
+
+def test_evaluate_models_keys_intervals_and_paired_differences(problem):
+    u, i, seen, test, users = problem
+    r = ev.evaluate_models({"model": (u, i), "copy": (u, i), "popularity": ev.popularity_vectors(seen)}, test,
+                           users=users, exclude=seen, k=5, n_resamples=100, split_stats={"n_train": 9, "method": "x"},
+                           best_epoch=3, protocol="random", max_ci_width=0.0)
+    m = r.metrics
+    values, _ = ev.per_user_metrics(u, i, test, users=users, exclude=seen, k=5)
+    assert m["ndcg@5"] == pytest.approx(values["ndcg@5"].mean()) and m["ndcg@5.ci_low"] <= m["ndcg@5"] <= m["ndcg@5.ci_high"]
+    assert m["baseline.copy.ndcg@5"] == m["ndcg@5"] and m["vs.copy.ndcg@5"] == 0.0 and "vs.popularity.recall@5" in m
+    assert "coverage@5" in m and "baseline.popularity.coverage@5" in m and "vs.model.ndcg@5" not in m
+    assert (m["split.n_train"], m["eval.n_users"], m["eval.k"], m["fit.best_epoch"]) == (9, len(users), 5, 3)
+    assert "split.method" not in m and m["eval.ndcg@5.ci_width"] == m["ndcg@5.ci_high"] - m["ndcg@5.ci_low"]
+    assert len(r.warnings) == 1 and "random split" in r.warnings[0]   # wider than max_ci_width 0
+    assert r.recommended["model"].shape == (len(users), 5) and list(r.per_user) == ["model", "copy", "popularity"]
+
+
+def test_validation_scorer_is_the_mean_ndcg_of_the_sampled_users(problem):
+    u, i, seen, test, users = problem
+    users = users[:10]
+    score = ev.validation_scorer(test, users, exclude=seen, k=5)
+    items, _ = topk.top_k(u, i, 5, users=users, exclude=seen)
+    assert score(u, i) == ev.ranking_metrics(items, users, test, 5)["ndcg@5"]
+    assert ev.validation_scorer(test, users[:0], exclude=seen, k=5) is None

@@ -102,3 +102,14 @@ def test_similar_items_excludes_the_item_and_ranks_by_the_documented_similarity(
     np.testing.assert_allclose(scores, np.sort(s, axis=1)[:, ::-1][:, :5], rtol=1e-5)
     with pytest.raises(ModelError, match="item index 1500 out of range"):
         similar_items(idx, np.array([1500]))
+
+
+def test_measure_recall_builds_the_index_and_compares_with_exact_top_k(vectors):
+    from recsys_lab.retrieval.ann import measure_recall
+
+    users, items = vectors
+    exact = measure_recall(items, users[:50], 10, method="exact")
+    assert exact.index is None and exact.recall == 1.0 and exact.timings["index.exact"] == 1.0
+    r = measure_recall(items, users[:50], 10, method="norm_range", head_size=1500, seed=0)  # all in the head: exact
+    assert r.index is not None and r.recall == 1.0 and r.timings["index.exact"] == 0.0
+    assert r.recall == recall_overlap(r.index.query(users[:50], 10)[0], top_k(users[:50], items, 10)[0])
