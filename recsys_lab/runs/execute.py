@@ -276,16 +276,15 @@ def _on_stuck(folder: RunFolder, promote_if_passed: bool) -> Callable[[Stop], No
 
     def on_stuck(stop: Stop) -> None:  # watchdog thread
         reason = f"({stop.ename}): {stop.evalue}; the process was ended after {STOP_GRACE_S:.0f} s in native code"
-        promotion = {"requested": promote_if_passed, "done": False, "reason": reason}
         try:
             recorded = folder.manifest().get("promotion")
         except RunError:
             recorded = None
-        if isinstance(recorded, dict) and "pending" in recorded:  # stuck while promoting: the next start settles it
-            promotion = recorded
-        folder.update(status=stop.status, ended_at=utc_now(), reason=reason,
-                      error={"cell_index": None, "exec_count": None, "ename": stop.ename, "evalue": stop.evalue},
-                      promotion=promotion)
+        # stuck while promoting: the outcome is recorded and the pointer may have moved; the next start settles it
+        if not (isinstance(recorded, dict) and "pending" in recorded):
+            folder.update(status=stop.status, ended_at=utc_now(), reason=reason,
+                          error={"cell_index": None, "exec_count": None, "ename": stop.ename, "evalue": stop.evalue},
+                          promotion={"requested": promote_if_passed, "done": False, "reason": reason})
         print(f"run {folder.run_id} {stop.status.upper()}: {reason}", file=sys.stderr, flush=True)
 
     return on_stuck

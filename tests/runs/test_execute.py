@@ -385,8 +385,8 @@ def test_a_retrain_start_settles_what_a_kill_left_and_refuses_a_pointer_that_nam
 
 
 def test_the_watchdog_leaves_a_promotion_intent_for_the_next_start(tmp_path):
-    """A run stuck while promoting must not have its intent overwritten with `done: false` (the pointer may have
-    moved): the next start settles it."""
+    """A run stuck while promoting has recorded its outcome: the watchdog must not overwrite it, nor the intent with
+    `done: false` (the pointer may have moved); the next start settles it."""
     from recsys_lab.runs.execute import _on_stuck
     from recsys_lab.runs.signals import Stop
 
@@ -394,7 +394,7 @@ def test_the_watchdog_leaves_a_promotion_intent_for_the_next_start(tmp_path):
 
     intent = {"previous": None, "pid": os.getpid(), "host": os.uname().nodename, "since": "2026-01-01"}
     promotion = {"requested": True, "done": False, "reason": "gate passed; promoting", "pending": intent}
-    d = plant_run(tmp_path / "runs", "20260101T000000Z-aaaaaa", status="running", promotion=promotion)
+    d = plant_run(tmp_path / "runs", "20260101T000000Z-aaaaaa", status="succeeded", promotion=promotion)
     _on_stuck(RunFolder(d), True)(Stop(signal.SIGTERM))
     manifest = json.loads((d / "run.json").read_text())
-    assert manifest["status"] == "failed" and manifest["promotion"] == promotion
+    assert manifest["status"] == "succeeded" and manifest["promotion"] == promotion
