@@ -134,6 +134,16 @@ def test_a_kill_before_the_pointer_moved_is_recorded_not_done_with_the_reason(ru
     assert production.reconcile(runs) == []  # settled once
 
 
+def test_runs_show_settles_and_shows_an_interrupted_promotion(runs, monkeypatch, capsys):
+    _kill_before_the_pointer_moves(monkeypatch)
+    with pytest.raises(Killed):
+        registry.promote(runs, B)
+    monkeypatch.undo()
+    assert main(["runs", "show", B, "--runs-dir", str(runs)]) == 0
+    assert "promotion: not done (promotion interrupted (process " in capsys.readouterr().out
+    assert not (runs / "PRODUCTION").exists()
+
+
 def test_a_retrain_killed_while_promoting_is_settled_by_the_next_promote(runs, monkeypatch):
     """The retrain's own promotion (record.promote) goes through the same intent; here `runs promote` of another
     run is the next start: it settles the first (pointer moved) before moving the pointer on."""
