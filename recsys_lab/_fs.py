@@ -3,6 +3,10 @@
 A reader sees either the old file or the complete new one, never a half-written file, even if the writer
 is killed (``kill -9``) mid-write. The file gets the mode a plain ``open(path, "w")`` would give it
 (``0o666`` less the process umask: ``0644`` under the usual ``022``), not the ``0600`` of ``mkstemp``.
+
+The temp file is ``.<name>.<8 random characters>.tmp`` next to the target (:func:`is_temp_name`); a writer killed
+between creating and renaming it leaves it behind, and :func:`remove_stale_temps` removes such files once they are
+older than a minute (the run layer calls it at each start).
 """
 
 from __future__ import annotations
@@ -10,11 +14,19 @@ from __future__ import annotations
 import json
 import pickle
 import os
+import re
+import stat
 import tempfile
+import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_write_json", "atomic_write_with", "load_pickle"]
+__all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_write_json", "atomic_write_with", "load_pickle",
+           "TEMP_SUFFIX", "temp_file_for", "is_temp_name", "remove_stale_temps"]
+
+TEMP_SUFFIX = ".tmp"
+"""Suffix of the temp files of atomic writes."""
+_TEMP_NAME = re.compile(r"\..+\.[a-z0-9_]{8}" + re.escape(TEMP_SUFFIX))  # mkstemp's 8 random characters
 
 
 def _umask() -> int:
@@ -53,9 +65,7 @@ def atomic_write_with(path: str | Path, write: Callable[[Path], None]) -> Path:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path = temp_file_for(path)
     try:
         write(tmp_path)
         with open(tmp_path, "rb+") as fh:
@@ -65,6 +75,79 @@ def atomic_write_with(path: str | Path, write: Callable[[Path], None]) -> Path:
     finally:
         tmp_path.unlink(missing_ok=True)
     return path
+
+
+def temp_file_for(path: str | Path) -> Path:
+    """Create the (empty) temp file an atomic write of ``path`` writes to: ``.<name>.<random>.tmp`` beside it.
+
+    Parameters
+    ----------
+    path : str or Path
+        The target file (its folder must exist).
+
+    Returns
+    -------
+    Path
+        The new temp file (mode ``0600``); :func:`is_temp_name` recognises its name.
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
+    os.close(fd)
+    return Path(tmp)
+
+
+def is_temp_name(name: str) -> bool:
+    """Whether a file name is that of an atomic write's temp file (:func:`temp_file_for`).
+
+    Parameters
+    ----------
+    name : str
+        A file name (no folder).
+
+    Returns
+    -------
+    bool
+        True for ``.<name>.<8 characters of a-z, 0-9, _>.tmp``.
+    """
+    return _TEMP_NAME.fullmatch(name) is not None
+
+
+def remove_stale_temps(root: str | Path, *, min_age: float = 60.0, skip: Iterable[Path] = ()) -> list[Path]:
+    """Remove the temp files that killed atomic writes left under ``root``: only names :func:`is_temp_name`
+    accepts, only regular files (never a symlink), only those last modified more than ``min_age`` seconds ago.
+
+    Parameters
+    ----------
+    root : str or Path
+        The folder to walk (symlinked folders are not followed).
+    min_age : float
+        Seconds since the last modification (default a minute: a write in progress is never touched).
+    skip : iterable of Path
+        Folders (under ``root``) not to walk, e.g. a live run's.
+
+    Returns
+    -------
+    list of Path
+        The files removed (one that vanished or could not be removed is left out).
+    """
+    root = Path(root)
+    skipped = {os.path.normpath(p) for p in skip}
+    cutoff = time.time() - min_age
+    removed = []
+    for folder, dirs, files in os.walk(root, followlinks=False):
+        dirs[:] = [d for d in dirs if os.path.normpath(os.path.join(folder, d)) not in skipped]
+        for name in files:
+            if not is_temp_name(name):
+                continue
+            path = Path(folder, name)
+            try:
+                st = path.lstat()
+                if stat.S_ISREG(st.st_mode) and st.st_mtime < cutoff:
+                    path.unlink()
+                    removed.append(path)
+            except OSError:
+                continue
+    return removed
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:

@@ -28,8 +28,9 @@ def runs_list(
     """Runs, newest first, with key metrics; the production run is marked."""
     import polars as pl
 
-    from recsys_lab.runs.registry import table
+    from recsys_lab.runs.registry import recover, table
 
+    recover(runs_dir)
     t = table(runs_dir)
     if status:
         t = t.filter(pl.col("status") == status)
@@ -48,8 +49,9 @@ def runs_list(
 def runs_show(ref: str = typer.Argument(..., help="Run id, unique prefix, 'production' or 'latest'."),
               runs_dir: Path = RUNS_DIR) -> None:
     """Config, metrics, timings, gate outcome and artifact paths of one run."""
-    from recsys_lab.runs.registry import show
+    from recsys_lab.runs.registry import recover, show
 
+    recover(runs_dir)
     shown = show(runs_dir, ref)
     run_dir, m, metrics = shown["run_dir"], shown["manifest"], shown["metrics"]
     prod = " (production)" if shown["production"] else ""
@@ -69,6 +71,10 @@ def runs_show(ref: str = typer.Argument(..., help="Run id, unique prefix, 'produ
         typer.echo(f"gate: {'passed' if gate.get('passed') else 'FAILED'}; promoted: {m.get('promoted')}")
         for c in gate.get("checks") or []:
             typer.echo(f"  [{'ok' if c.get('passed') else 'FAIL'}] {c.get('message')}")
+    promotion = m.get("promotion")
+    if isinstance(promotion, dict) and (promotion.get("requested") or promotion.get("done")):
+        state = "pending" if promotion.get("pending") else "done" if promotion.get("done") else "not done"
+        typer.echo(f"promotion: {state}" + (f" ({promotion['reason']})" if promotion.get("reason") else ""))
     typer.echo("config:\n" + (Config.from_dict(m["config"]).to_toml() if m.get("config") else "(not recorded)\n"))
     typer.echo("artifacts:")
     for p in sorted(run_dir.rglob("*")):
@@ -106,9 +112,10 @@ def runs_compare(a: str = typer.Argument(..., help="Run A (id, prefix, 'producti
 def runs_promote(ref: str = typer.Argument(..., help="Run id or prefix."),
                  force: bool = typer.Option(False, "--force", help="Promote even a failed or gate-failed run."),
                  runs_dir: Path = RUNS_DIR) -> None:
-    """Make a run production (atomic replace of runs/PRODUCTION)."""
-    from recsys_lab.runs.registry import promote
+    """Make a run production (atomic replace of runs/PRODUCTION, recorded in the run's run.json)."""
+    from recsys_lab.runs.registry import promote, recover
 
+    recover(runs_dir)
     typer.echo(f"production is now {promote(runs_dir, ref, force=force)}")
 
 

@@ -3,7 +3,9 @@
 :func:`execute` is a recipe of named calls, each concern in its own module (papermill's ``execute_notebook`` is
 the model):
 
-1. **lock** -- :class:`recsys_lab.runs.lock.RetrainLock`: one retrain at a time per runs directory;
+0. **budget** -- :func:`budget_seconds`: the time budget checked before anything is created;
+1. **lock** -- :class:`recsys_lab.runs.lock.RetrainLock`: one retrain at a time per runs directory, then
+   :func:`recsys_lab.runs.registry.recover` (a killed promotion settled, stale temp files removed);
 2. **start** -- :func:`start`: the run folder with a ``running`` manifest, created before papermill runs;
 3. **inject** -- :func:`inject`: the parameters (``config``, ``run_dir``, ``production``) for the notebook;
 4. **engine** -- :func:`run_engine`, under :class:`recsys_lab.runs.signals.StopSignals` (SIGTERM, SIGINT and the
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import math
 import os
 import socket
 import sys
@@ -37,18 +40,18 @@ from pathlib import Path
 from typing import Callable
 
 from recsys_lab.config import Config
-from recsys_lab.errors import RunError, RunFailedError
+from recsys_lab.errors import ConfigError, RunError, RunFailedError
 from recsys_lab.evaluation.gate import GateResult
 from recsys_lab.report.html import package_versions
 from recsys_lab.runs.lock import RetrainLock
 from recsys_lab.runs.outcome import PHASES, error_reason
 from recsys_lab.runs.project import default_notebook
 from recsys_lab.runs.record import failing_cell, promote, record
-from recsys_lab.runs.registry import check_reference, production_id
-from recsys_lab.runs.signals import EXIT_TIMED_OUT, STOP_GRACE_S, Stop, StopSignals
+from recsys_lab.runs.registry import production_id, recover
+from recsys_lab.runs.signals import EXIT_TIMED_OUT, MAX_BUDGET_S, STOP_GRACE_S, Stop, StopSignals
 from recsys_lab.store.folder import RunFolder, git_info, utc_now
 
-__all__ = ["PHASES", "ENGINES", "STOP_GRACE_S", "EXIT_TIMED_OUT", "RunResult",
+__all__ = ["PHASES", "ENGINES", "STOP_GRACE_S", "EXIT_TIMED_OUT", "RunResult", "budget_seconds",
            "start", "inject", "run_engine", "execute", "raise_for_status"]
 
 log = logging.getLogger(__name__)
@@ -131,6 +134,34 @@ def start(config: Config, runs_dir: str | Path = "runs", *, notebook: Path | Non
     return folder.path
 
 
+def budget_seconds(config: Config) -> float | None:
+    """The time budget of a retrain in seconds, checked before anything is created.
+
+    Parameters
+    ----------
+    config : Config
+        ``config.run.max_minutes`` (0: no budget).
+
+    Returns
+    -------
+    float or None
+        Seconds, or None without a budget.
+
+    Raises
+    ------
+    ConfigError
+        ``run.max_minutes`` is negative, not finite, or longer than the timer can hold
+        (:data:`recsys_lab.runs.signals.MAX_BUDGET_S`; it used to leave the run ``running``).
+    """
+    minutes = config.run.max_minutes
+    if not (isinstance(minutes, (int, float)) and math.isfinite(minutes) and minutes >= 0):
+        raise ConfigError(f"expected a finite number >= 0, got {minutes!r}", parameter="run.max_minutes")
+    if minutes * 60 > MAX_BUDGET_S:
+        raise ConfigError(f"at most {MAX_BUDGET_S / 60:.0f} minutes (0 means no budget), got {minutes!r}",
+                          parameter="run.max_minutes")
+    return minutes * 60 if minutes > 0 else None
+
+
 def _absolute_paths(config: Config) -> Config:
     """The notebook runs in the run folder: make data and warehouse paths absolute."""
     d = config.data
@@ -151,11 +182,12 @@ def _declared_parameters(notebook: Path) -> set[str]:
 def _production(runs_dir: Path, notebook: Path) -> tuple[bool, str | None]:
     """Whether the notebook declares ``production``, and production's folder (None without one).
 
-    Raises RunError (before any run folder exists) when ``runs/PRODUCTION`` holds a path instead of a run id."""
+    Raises RunError (before any run folder exists) when ``runs/PRODUCTION`` names no single run (a path, an unknown
+    id, garbage)."""
     if "production" not in _declared_parameters(notebook):
         return False, None
     prod_id = production_id(runs_dir)
-    return True, str(runs_dir / check_reference(runs_dir, prod_id)) if prod_id else None
+    return True, str(runs_dir / prod_id) if prod_id else None
 
 
 def inject(config: Config, folder: RunFolder, production: tuple[bool, str | None]) -> dict:
@@ -203,7 +235,9 @@ def run_engine(engine: str, notebook: Path, folder: RunFolder, params: dict,
     -------
     result : dict
         ``status`` and, unless it succeeded, the failing (or stopped) cell's ``cell_index``, ``exec_count``,
-        ``ename``, ``evalue``.
+        ``ename``, ``evalue``. A cell that failed after a stop was requested is the stop (``timed_out``, or
+        ``failed`` naming the signal), whatever exception the interrupted code turned it into (DuckDB raises its
+        own ``Query interrupted``).
     stop : Stop or None
         The stop request that ended the execution, if one did.
     """
@@ -221,6 +255,8 @@ def run_engine(engine: str, notebook: Path, folder: RunFolder, params: dict,
 
             result = run_child(notebook, folder.notebook, params, None if signals.usable else signals.budget)
         signals.disarm()
+        if signals.stop is not None and result["status"] != "succeeded":  # the stop, turned into another exception
+            return _stopped(result, signals.stop), signals.stop
         return result, None
     except Stop as exc:
         signals.disarm()
@@ -228,14 +264,27 @@ def run_engine(engine: str, notebook: Path, folder: RunFolder, params: dict,
                 "evalue": exc.evalue}, exc
 
 
+def _stopped(result: dict, stop: Stop) -> dict:
+    """A failed cell's result as the stop requested while it ran (its own exception kept in the value)."""
+    raised = (str(result.get("evalue") or "").strip().splitlines() or [""])[0]
+    return {**result, "status": stop.status, "ename": stop.ename,
+            "evalue": f"{stop.evalue} (the cell raised {result.get('ename')}: {raised})"}
+
+
 def _on_stuck(folder: RunFolder, promote_if_passed: bool) -> Callable[[Stop], None]:
     """What the watchdog records when the main thread is stuck in native code after a stop signal."""
 
     def on_stuck(stop: Stop) -> None:  # watchdog thread
         reason = f"({stop.ename}): {stop.evalue}; the process was ended after {STOP_GRACE_S:.0f} s in native code"
-        folder.update(status=stop.status, ended_at=utc_now(), reason=reason,
-                      error={"cell_index": None, "exec_count": None, "ename": stop.ename, "evalue": stop.evalue},
-                      promotion={"requested": promote_if_passed, "done": False, "reason": reason})
+        try:
+            recorded = folder.manifest().get("promotion")
+        except RunError:
+            recorded = None
+        # stuck while promoting: the outcome is recorded and the pointer may have moved; the next start settles it
+        if not (isinstance(recorded, dict) and "pending" in recorded):
+            folder.update(status=stop.status, ended_at=utc_now(), reason=reason,
+                          error={"cell_index": None, "exec_count": None, "ename": stop.ename, "evalue": stop.evalue},
+                          promotion={"requested": promote_if_passed, "done": False, "reason": reason})
         print(f"run {folder.run_id} {stop.status.upper()}: {reason}", file=sys.stderr, flush=True)
 
     return on_stuck
@@ -275,8 +324,10 @@ def execute(config: Config, *, runs_dir: str | Path = "runs", notebook: str | Pa
 
     Raises
     ------
+    ConfigError
+        ``run.max_minutes`` is not a usable budget (:func:`budget_seconds`; nothing is created).
     RunError
-        Unknown engine, the notebook is missing, or ``runs/PRODUCTION`` holds a path (nothing is created).
+        Unknown engine, the notebook is missing, or ``runs/PRODUCTION`` names no single run (nothing is created).
     LockHeldError
         Another retrain holds the lock.
     RunFailedError
@@ -287,13 +338,14 @@ def execute(config: Config, *, runs_dir: str | Path = "runs", notebook: str | Pa
     notebook = Path(notebook).resolve() if notebook else default_notebook()
     if not notebook.is_file():
         raise RunError(f"{notebook}: notebook not found (pass --notebook)")
+    budget = budget_seconds(config)
     config = _absolute_paths(config)
     runs_dir = Path(runs_dir).resolve()
-    budget = config.run.max_minutes * 60 if config.run.max_minutes > 0 else None
     if engine == "inprocess" and threading.current_thread() is not threading.main_thread():
         log.warning("execute() called outside the main thread: using the kernel engine")
         engine = "kernel"
     with RetrainLock(runs_dir, wait=wait) as lock:
+        recover(runs_dir)
         production = _production(runs_dir, notebook)
         folder = RunFolder(start(config, runs_dir, notebook=notebook, like=like, engine=engine,
                                  promote_requested=promote_if_passed))

@@ -3,7 +3,8 @@
 The notebook decided the gate (``gate.json``); nothing here recomputes it: a succeeded run without its gate file
 fails closed. Whether the run is promoted is :func:`recsys_lab.runs.outcome.decide`, applied twice: once before the
 manifest is written (so ``run.json`` says what is about to happen) and once more right before promoting, since a
-stop signal that arrives while the outcome is recorded still cancels the promotion.
+stop signal that arrives while the outcome is recorded still cancels the promotion. The promotion itself is
+:func:`recsys_lab.runs.production.point` (intent in ``run.json``, then the pointer, then the record).
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from recsys_lab.config import Config
 from recsys_lab.errors import RunError
 from recsys_lab.evaluation.gate import GateResult
 from recsys_lab.report.html import export_html, verdict_markdown
-from recsys_lab.runs import registry
 from recsys_lab.runs.outcome import Decision, decide, error_reason, phases
+from recsys_lab.runs.production import point
 from recsys_lab.store.folder import RunFolder, read_json_optional, utc_now
 
 __all__ = ["Outcome", "read_or_empty", "failing_cell", "record", "promote"]
@@ -74,9 +75,10 @@ class Outcome:
                       stopped_by=stopped_by)
 
 
-def _promotion(outcome: Outcome, decision: Decision, done: bool = False) -> dict[str, Any]:
-    """``run.json`` ``promotion``: ``requested``, ``done`` and the decision's reason (None once done)."""
-    return {"requested": outcome.requested, "done": done, "reason": None if done else decision.reason}
+def _promotion(outcome: Outcome, decision: Decision) -> dict[str, Any]:
+    """``run.json`` ``promotion`` before the promotion is carried out: ``requested``, not ``done``, and the
+    decision's reason (once done, :func:`recsys_lab.runs.production.point` records ``done`` and reason None)."""
+    return {"requested": outcome.requested, "done": False, "reason": decision.reason}
 
 
 def read_or_empty(path: Path, what: str) -> dict:
@@ -226,12 +228,12 @@ def promote(folder: RunFolder, outcome: Outcome, *, stopped_by: Callable[[], str
     Raises
     ------
     OSError
-        ``runs/PRODUCTION`` or the manifest could not be written.
+        ``runs/PRODUCTION`` or the manifest could not be written (the promotion intent in ``run.json`` is settled
+        by :func:`recsys_lab.runs.production.reconcile` at the next start).
     """
     decision = outcome.decide(stopped_by())
-    if decision.promote:
-        registry.promote(folder.runs_dir, folder.run_id)
-        outcome.manifest = folder.update(promoted=True, promotion=_promotion(outcome, decision, done=True))
+    if decision.promote:  # intent, pointer, record: a kill in between is settled by the next start
+        outcome.manifest = point(folder.runs_dir, folder.run_id)
         return True
     if outcome.manifest.get("promotion") != _promotion(outcome, decision):
         outcome.manifest = folder.update(promotion=_promotion(outcome, decision))

@@ -1,54 +1,40 @@
 """The registry: queries over the run folders (there is no server: the folders are the registry).
 
 :func:`table` is a DuckDB query over ``runs/*/run.json`` and ``metrics.json`` returning Polars;
-:func:`resolve` turns a reference (``production``, ``latest``, ``latest-any``, a run id or a unique prefix) into a
-folder directly under the runs directory (a reference is never a path: ``..``, absolute paths, separators are
-refused and glob characters are literal); :func:`show` reads one run for ``runs show``; :func:`promote` replaces ``runs/PRODUCTION``
-atomically; :func:`compare` pairs two runs. Removing old runs is :mod:`recsys_lab.runs.retention`.
+:func:`resolve` turns a reference (``production``, ``latest``, ``latest-any``, a run id or a unique prefix) into a folder directly
+under the runs directory (a reference is never a path: ``..``, absolute paths, separators are refused and glob
+characters are literal); :func:`show` reads one run for ``runs show``; :func:`promote` moves ``runs/PRODUCTION``
+(:func:`recsys_lab.runs.production.point`: intent, pointer, record); :func:`recover` puts right what a killed
+process left (promotion intents, stale temp files); :func:`compare` pairs two runs. Removing old runs is
+:mod:`recsys_lab.runs.retention`.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import polars as pl
 
-from recsys_lab._fs import atomic_write_text
+from recsys_lab._fs import remove_stale_temps
 from recsys_lab.errors import DataError, RunError
+from recsys_lab.runs.lock import RetrainLock
 from recsys_lab.runs.outcome import refusal
 from recsys_lab.evaluation import keys
-from recsys_lab.store.folder import RunFolder, effective_status, production_file, read_json_optional, read_manifest
+from recsys_lab.runs.production import check_reference, point, production_id, reconcile, run_folders
+from recsys_lab.store.folder import RunFolder, effective_status, pid_alive, read_json_optional, read_manifest
 from recsys_lab.data.warehouse import query_files
 
-__all__ = ["KEY_METRICS", "table", "resolve", "check_reference", "run_folders", "manifest_of", "production_id", "read_metrics", "show",
-           "promote", "compare", "paired_comparison"]
+__all__ = ["KEY_METRICS", "table", "resolve", "check_reference", "run_folders", "manifest_of", "production_id",
+           "read_metrics", "show", "promote", "recover", "compare", "paired_comparison"]
 
 log = logging.getLogger(__name__)
 
 KEY_METRICS = ("ndcg@k", "recall@k", "auc", "coverage@k", "ann.recall@k")
 """Metrics that :func:`table` shows as columns; ``@k`` reads each run's own ``eval.k`` (column ``k``)."""
-
-
-def production_id(runs_dir: str | Path = "runs") -> str | None:
-    """The production run id.
-
-    Parameters
-    ----------
-    runs_dir : str or Path
-        The runs directory (default ``runs``).
-
-    Returns
-    -------
-    str or None
-        The content of ``runs/PRODUCTION``; None when there is no production run.
-    """
-    p = production_file(runs_dir)
-    return p.read_text().strip() or None if p.is_file() else None
 
 
 def table(runs_dir: str | Path = "runs") -> pl.DataFrame:
@@ -102,13 +88,50 @@ def table(runs_dir: str | Path = "runs") -> pl.DataFrame:
         df = query_files(query)
     except DataError as exc:  # a hand-edited or foreign run.json: name it instead of a raw traceback
         raise RunError(f"{runs_dir}: cannot read the run manifests ({exc})") from exc
-    prod = production_id(runs_dir)
+    prod = _production_or_none(runs_dir)
     status = [effective_status(s, p, h) for s, p, h in zip(df["status"], df["pid"], df["host"])]
-    df = df.with_columns(pl.Series("status", status, pl.Utf8), (pl.col("run_id") == pl.lit(prod)).alias("production"))
+    df = df.with_columns(pl.Series("status", status, pl.Utf8), (pl.col("run_id") == pl.lit(prod) if prod else pl.lit(False)).alias("production"))
     rows = [_key_metrics(content) for content in df["metrics"]]
     df = df.with_columns(pl.Series("k", [r[0] for r in rows], pl.Int64),
                          *(pl.Series(name, [r[1][j] for r in rows], pl.Float64) for j, name in enumerate(KEY_METRICS)))
     return df.select(list(schema)).cast(schema)
+
+
+def _production_or_none(runs_dir: Path) -> str | None:
+    """The production run id for marking it in a listing; an unreadable pointer is logged, not raised (the listing
+    is how one finds the run to promote instead)."""
+    try:
+        return production_id(runs_dir)
+    except RunError as exc:
+        log.warning("%s", exc)
+        return None
+
+
+def recover(runs_dir: str | Path) -> None:
+    """What a killed process left in the runs directory, put right (at each start: retrain, ``runs`` commands).
+
+    Promotion intents are settled (:func:`recsys_lab.runs.production.reconcile`) and the temp files of killed
+    atomic writes older than a minute are removed (:func:`recsys_lab._fs.remove_stale_temps`), except in the
+    folder of the run the live holder of the retrain lock is writing.
+
+    Parameters
+    ----------
+    runs_dir : str or Path
+        The runs directory (a missing one is left alone).
+
+    Raises
+    ------
+    OSError
+        A manifest could not be rewritten.
+    """
+    runs_dir = Path(runs_dir)
+    if not runs_dir.is_dir():
+        return
+    reconcile(runs_dir)
+    holder = RetrainLock(runs_dir).holder()
+    live = holder.get("run_id") if isinstance(holder.get("run_id"), str) and pid_alive(holder.get("pid")) else None
+    for path in remove_stale_temps(runs_dir, skip=[runs_dir / live] if live else []):
+        log.warning("removed %s, left by a killed write", path)
 
 
 def _key_metrics(content: str | None) -> tuple[int, list[float | None]]:
@@ -124,52 +147,6 @@ def _key_metrics(content: str | None) -> tuple[int, list[float | None]]:
         return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
 
     return k, [number(name) for name in KEY_METRICS]
-
-
-def check_reference(runs_dir: str | Path, ref: str) -> str:
-    """A run reference as given, once it is known to name an entry directly under the runs directory.
-
-    Parameters
-    ----------
-    runs_dir : str or Path
-        The runs directory (for the message).
-    ref : str
-        A run id or prefix (also what ``runs/PRODUCTION`` holds).
-
-    Returns
-    -------
-    str
-        ``ref`` unchanged.
-
-    Raises
-    ------
-    RunError
-        ``ref`` is empty, starts with ``.`` (``..`` and hidden files included), is an absolute path or holds a path
-        separator or a NUL.
-    """
-    if (not ref or ref.startswith(".") or "/" in ref or "\\" in ref or os.sep in ref or "\0" in ref
-            or Path(ref).is_absolute()):
-        raise RunError(f"{runs_dir}: {ref!r} is not a run reference (a run id or its prefix, 'production' or "
-                       "'latest'; never a path)")
-    return ref
-
-
-def run_folders(runs_dir: Path) -> list[Path]:
-    """Entries directly under ``runs_dir`` that hold a ``run.json``.
-
-    Parameters
-    ----------
-    runs_dir : Path
-        The runs directory.
-
-    Returns
-    -------
-    list of Path
-        ``runs_dir/<name>`` sorted by name (symlinked folders included); [] when ``runs_dir`` is not a folder.
-    """
-    if not runs_dir.is_dir():
-        return []
-    return sorted(p for p in runs_dir.iterdir() if RunFolder(p).exists())
 
 
 def resolve(runs_dir: str | Path, ref: str) -> Path:
@@ -297,11 +274,15 @@ def show(runs_dir: str | Path, ref: str) -> dict[str, Any]:
     manifest = manifest_of(run_dir)
     metrics = read_metrics(run_dir) if RunFolder(run_dir).metrics.is_file() else None
     return {"run_dir": run_dir, "manifest": manifest, "metrics": metrics,
-            "production": production_id(runs_dir) == run_dir.name}
+            "production": _production_or_none(Path(runs_dir)) == run_dir.name}
 
 
 def promote(runs_dir: str | Path, ref: str, *, force: bool = False) -> str:
-    """Make a run production by replacing ``runs/PRODUCTION`` atomically.
+    """Make a run production: ``runs/PRODUCTION`` holds its full id, recorded in its ``run.json``.
+
+    The move is :func:`recsys_lab.runs.production.point` (the intent in ``run.json``, the pointer replaced
+    atomically, then ``promoted: true`` and ``promotion.done``), so a kill never leaves them disagreeing. A
+    ``runs/PRODUCTION`` that holds a prefix (older versions) or garbage is replaced.
 
     Parameters
     ----------
@@ -320,6 +301,8 @@ def promote(runs_dir: str | Path, ref: str, *, force: bool = False) -> str:
     ------
     RunError
         Unknown run, or a run that did not succeed / failed its gate without ``force``.
+    OSError
+        ``run.json`` or ``runs/PRODUCTION`` could not be written (settled at the next start).
     """
     run_dir = resolve(runs_dir, ref)
     manifest = manifest_of(run_dir)
@@ -327,8 +310,7 @@ def promote(runs_dir: str | Path, ref: str, *, force: bool = False) -> str:
     why = None if force else refusal(run_dir.name, status, manifest.get("gate"))
     if why:
         raise RunError(why)
-    atomic_write_text(production_file(runs_dir), run_dir.name + "\n")
-    log.info("promoted %s", run_dir.name)
+    point(runs_dir, run_dir.name)
     return run_dir.name
 
 

@@ -4,7 +4,8 @@ read from a manifest.
 issue 17: gc used to delete ``runs/<run_id>`` with the ``run_id`` written inside ``run.json``: ``""`` deleted the
 whole runs directory, ``"../victim"`` or an absolute path a folder outside it. Now each folder is deleted by the
 path it was listed at, after checking it is a real folder directly under the runs directory (resolved, not a
-symlink out) and not production (by resolved path, also when ``runs/PRODUCTION`` holds a unique prefix).
+symlink out) and not production (by resolved path, also when ``runs/PRODUCTION`` holds a unique prefix); a
+``runs/PRODUCTION`` that names no single run stops gc before anything is removed.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ import shutil
 from pathlib import Path
 
 from recsys_lab.errors import RunError
-from recsys_lab.runs.registry import manifest_of, production_id, resolve, run_folders
-from recsys_lab.store.folder import effective_status, production_file
+from recsys_lab.runs.production import production_id, run_folders
+from recsys_lab.runs.registry import manifest_of
+from recsys_lab.store.folder import effective_status
 
 __all__ = ["gc"]
 
@@ -23,15 +25,9 @@ log = logging.getLogger(__name__)
 
 
 def _production_folder(runs_dir: Path) -> Path | None:
-    """The production run's resolved folder (None without production); PRODUCTION may hold a unique prefix."""
+    """The production run's resolved folder (None without production); an unreadable pointer raises RunError."""
     pid = production_id(runs_dir)
-    if not pid:
-        return None
-    try:
-        return resolve(runs_dir, pid).resolve()
-    except RunError as exc:
-        raise RunError(f"{production_file(runs_dir)} holds {pid!r}, which names no single run ({exc}): "
-                       "promote a run before gc") from None
+    return (runs_dir / pid).resolve() if pid else None
 
 
 def _deletable(folder: Path, root: Path) -> bool:
@@ -63,7 +59,8 @@ def gc(runs_dir: str | Path, keep: int, *, dry_run: bool = False) -> list[str]:
     Raises
     ------
     RunError
-        ``keep`` < 0, a manifest cannot be read, or ``runs/PRODUCTION`` names no single run.
+        ``keep`` < 0, a manifest cannot be read, or ``runs/PRODUCTION`` names no single run (a path, an unknown id,
+        garbage: the message names the file).
     """
     if keep < 0:
         raise RunError(f"--keep must be >= 0, got {keep}")

@@ -14,12 +14,14 @@ import socket
 import threading
 from typing import Any, Callable
 
-__all__ = ["STOP_GRACE_S", "EXIT_TIMED_OUT", "Stop", "StopSignals"]
+__all__ = ["STOP_GRACE_S", "EXIT_TIMED_OUT", "MAX_BUDGET_S", "Stop", "StopSignals"]
 
 STOP_GRACE_S = 15.0
 """Seconds a stopped run has to record itself before the watchdog ends the process."""
 EXIT_TIMED_OUT = 4
 """Exit status of a process the watchdog ends after the time budget."""
+MAX_BUDGET_S = 60.0 * 1_000_000
+"""The longest time budget (a million minutes): the interval timer overflows on much larger ones."""
 
 
 class Stop(BaseException):

@@ -121,3 +121,14 @@ def test_runs_gc_deletes_only_what_it_lists(tmp_path, capsys):
     assert not any(p.exists() for p in planted) and keep.is_dir()
     assert (victim / "precious.txt").read_text() == "keep me" and (outside / "run.json").is_file()
 
+
+
+@pytest.mark.parametrize("args", [("--max-minutes", "inf"), ("--max-minutes", "nan"), ("--max-minutes", "-1"),
+                                  ("--max-minutes", "1e300"), ("-p", "run.max_minutes", "inf"),
+                                  ("-p", "run.max_minutes", "-inf"), ("-p", "run.max_minutes", "1e12")])
+def test_an_unusable_time_budget_is_one_line_exit_2_before_anything_is_created(tmp_path, capsys, args):
+    """issue 17: `--max-minutes inf` left a run `running`; a finite budget the interval timer cannot hold (1e300)
+    still did (OverflowError once the run folder existed)."""
+    code, _, err = run_cli(capsys, "retrain", *args, "--runs-dir", tmp_path / "runs")
+    assert code == exits.EXIT_USAGE and len(err) == 1 and err[0].startswith("error: run.max_minutes: "), err
+    assert not (tmp_path / "runs").exists()

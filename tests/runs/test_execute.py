@@ -21,6 +21,7 @@ import pytest
 from recsys_lab.cli import main as cli_module
 from recsys_lab._fs import atomic_write_json
 from recsys_lab.config import Config
+from recsys_lab.errors import RunError
 from recsys_lab.runs.execute import execute
 from recsys_lab.store.folder import RunFolder
 
@@ -307,3 +308,86 @@ def test_a_run_that_recorded_no_gate_is_never_promoted(tmp_path, monkeypatch):
     result = execute(Config.from_dict(NO_GATE), runs_dir="runs", notebook=nb, promote_if_passed=True)
     assert result.status == "succeeded" and not result.promoted and not result.gate.passed
     assert "gate.json missing" in result.gate.reason
+
+
+@pytest.mark.parametrize("signum, status, ename", [(signal.SIGALRM, "timed_out", "TimeoutError"),
+                                                   (signal.SIGTERM, "failed", "SIGTERM")])
+def test_a_stop_that_the_interrupted_code_turns_into_its_own_exception_is_still_the_stop(tmp_path, monkeypatch,
+                                                                                      signum, status, ename):
+    """issue 17: a budget expiring inside a DuckDB query was recorded `failed`: DuckDB turns the interrupt into its
+    own exception. The status comes from the stop that was requested, not from the exception type."""
+    monkeypatch.chdir(tmp_path)
+    nb = make_notebook(tmp_path / "t.ipynb", "print('started')",
+                       "import signal\ntry:\n"
+                       f"    signal.raise_signal({int(signum)})  # the stop arrives inside the query\n"
+                       "except BaseException:\n"
+                       "    raise RuntimeError('Query interrupted') from None  # what DuckDB raises instead",
+                       GATE_PASSED)
+    result = execute(Config.from_dict({**NO_GATE, "run": {"max_minutes": 10}}), runs_dir="runs", notebook=nb,
+                     promote_if_passed=True)
+    assert result.status == status and not result.promoted, result.reason
+    assert result.reason.startswith(f"cell 4 ({ename}): ") and "the cell raised RuntimeError: Query interrupted" \
+        in result.reason, result.reason
+    assert result.signal == (None if signum == signal.SIGALRM else signum)
+    assert result.manifest["status"] == status and result.manifest["error"]["ename"] == ename
+
+
+@pytest.mark.slow  # waits on a running CLI retrain
+def test_a_budget_expiring_inside_a_duckdb_query_is_timed_out_exit_4(tmp_path):
+    # one DuckDB thread: the main thread then returns to check for signals between tasks and DuckDB raises its own
+    # RuntimeError('Query interrupted'); with more threads it may not return at all (the watchdog's case, also exit 4)
+    nb = make_notebook(tmp_path / "t.ipynb", "import duckdb\ncon = duckdb.connect()\ncon.execute('SET threads = 1')\n"
+                       "print('started', flush=True)",
+                       "con.sql('SELECT sum(hash(range)) FROM range(100000000000)').pl()")
+    proc = cli("retrain", "--notebook", nb, "--max-minutes", "0.05", "--promote", cwd=tmp_path, timeout=120)
+    assert proc.returncode == 4, proc.stderr
+    (run,) = [p for p in (tmp_path / "runs").iterdir() if p.is_dir()]
+    manifest = json.loads((run / "run.json").read_text())
+    assert manifest["status"] == "timed_out" and manifest["error"]["ename"] == "TimeoutError"
+    assert "Query interrupted" in manifest["reason"] and not manifest["promotion"]["done"], manifest["reason"]
+
+
+def test_a_retrain_start_settles_what_a_kill_left_and_refuses_a_pointer_that_names_no_run(tmp_path, monkeypatch):
+    """A promotion killed after the pointer moved is recorded done, a stale temp file is removed, before the run
+    starts; a PRODUCTION holding a path or an unknown id stops the retrain before any run folder exists."""
+    from recsys_lab._fs import temp_file_for
+
+    from .conftest import plant_run
+
+    monkeypatch.chdir(tmp_path)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    a = plant_run(tmp_path / "runs", "20260101T000000Z-aaaaaa", promotion={
+        "requested": True, "done": False, "reason": "gate passed; promoting",
+        "pending": {"previous": None, "pid": dead.pid, "host": os.uname().nodename, "since": "2026-01-01"}})
+    (tmp_path / "runs" / "PRODUCTION").write_text(a.name + "\n")
+    stale = temp_file_for(a / "run.json")
+    os.utime(stale, (1e9, 1e9))
+    nb = make_notebook(tmp_path / "t.ipynb", "print(production)")
+    result = execute(Config.from_dict(NO_GATE), runs_dir="runs", notebook=nb)
+    assert result.status == "succeeded", result.reason
+    manifest = json.loads((a / "run.json").read_text())
+    assert manifest["promoted"] is True and manifest["promotion"] == {"requested": True, "done": True, "reason": None}
+    assert not stale.exists()
+    for pointer in ("../elsewhere", "20991231T000000Z-zzzzzz"):
+        (tmp_path / "runs" / "PRODUCTION").write_text(pointer + "\n")
+        before = sorted((tmp_path / "runs").iterdir())
+        with pytest.raises(RunError, match="PRODUCTION: "):
+            execute(Config.from_dict(NO_GATE), runs_dir="runs", notebook=nb)
+        assert sorted((tmp_path / "runs").iterdir()) == before
+
+
+def test_the_watchdog_leaves_a_promotion_intent_for_the_next_start(tmp_path):
+    """A run stuck while promoting has recorded its outcome: the watchdog must not overwrite it, nor the intent with
+    `done: false` (the pointer may have moved); the next start settles it."""
+    from recsys_lab.runs.execute import _on_stuck
+    from recsys_lab.runs.signals import Stop
+
+    from .conftest import plant_run
+
+    intent = {"previous": None, "pid": os.getpid(), "host": os.uname().nodename, "since": "2026-01-01"}
+    promotion = {"requested": True, "done": False, "reason": "gate passed; promoting", "pending": intent}
+    d = plant_run(tmp_path / "runs", "20260101T000000Z-aaaaaa", status="succeeded", promotion=promotion)
+    _on_stuck(RunFolder(d), True)(Stop(signal.SIGTERM))
+    manifest = json.loads((d / "run.json").read_text())
+    assert manifest["status"] == "succeeded" and manifest["promotion"] == promotion

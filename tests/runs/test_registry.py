@@ -4,6 +4,7 @@ are typed errors."""
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -64,7 +65,7 @@ def test_gc_refuses_when_production_names_no_single_run(tmp_path, victim):
     _old_and_new(runs)
     for pointer in ("2026010", "../victim"):
         (runs / "PRODUCTION").write_text(pointer + "\n")
-        with pytest.raises(RunError, match="names no single run"):
+        with pytest.raises(RunError, match="PRODUCTION: .*(names no single run|is not a run reference)"):
             retention.gc(runs, keep=0)
     assert len([p for p in runs.iterdir() if p.is_dir()]) == 4
 
@@ -128,3 +129,56 @@ def test_show_reads_a_manifest_without_git_and_refuses_one_that_is_not_an_object
     (d / "run.json").write_text("[]")
     with pytest.raises(RunError, match="not a JSON object"):
         registry.show(runs, "20260101")
+
+
+def _old(path, seconds=120):
+    """``path`` (created empty when missing) last modified ``seconds`` ago."""
+    path.touch()
+    t = path.stat().st_mtime - seconds
+    os.utime(path, (t, t))
+    return path
+
+
+def test_the_next_start_removes_stale_temp_files_of_killed_writes_and_nothing_else(tmp_path, caplog):
+    """issue 17: temp files of killed atomic writes were never cleaned. Only our temp names, older than a minute,
+    regular files, inside the runs directory; never a live retrain's run folder."""
+    from recsys_lab._fs import is_temp_name, temp_file_for
+    from recsys_lab.cli.main import main
+    from recsys_lab.runs.lock import RetrainLock
+
+    runs = tmp_path / "runs"
+    done = plant_run(runs, "20260101T000000Z-aaaaaa")
+    live = plant_run(runs, "20260102T000000Z-bbbbbb", status="running")
+    (done / "artifacts").mkdir()
+    stale = [_old(temp_file_for(p)) for p in (runs / "PRODUCTION", done / "run.json",
+                                              done / "artifacts" / "embeddings.npz")]
+    assert all(is_temp_name(p.name) for p in stale)
+    fresh = temp_file_for(done / "metrics.json")  # a write in progress
+    kept = [_old(p) for p in (temp_file_for(live / "run.json"),  # the live retrain's folder
+                              done / ".notes.tmp", done / "x.abcdefgh.tmp", done / ".a.ABCDEFGH.tmp",
+                              tmp_path / ".outside.abcdefgh.tmp")]
+    link = runs / ".PRODUCTION.zzzzzzzz.tmp"
+    link.symlink_to(tmp_path / ".outside.abcdefgh.tmp")
+    os.utime(link, (1e9, 1e9), follow_symlinks=False)  # an old symlink with our name: not ours to remove
+    with RetrainLock(runs) as lock:  # another process would hold it; its run folder is skipped
+        lock.set_run(live.name)
+        assert main(["runs", "list", "--runs-dir", str(runs)]) == 0
+    assert not any(p.exists() for p in stale)
+    assert fresh.exists() and all(p.exists() for p in kept) and link.is_symlink()
+    assert "left by a killed write" in caplog.text
+    # once the retrain is gone, its folder is cleaned too
+    assert main(["runs", "show", "20260102", "--runs-dir", str(runs)]) == 0
+    assert not kept[0].exists()
+
+
+def test_a_killed_atomic_write_leaves_a_temp_file_the_cleanup_recognises(tmp_path, monkeypatch):
+    from recsys_lab import _fs
+
+    seen = []
+
+    def killed(tmp):
+        seen.append(tmp)
+        raise KeyboardInterrupt  # the finally clause removes it; a kill -9 would not
+    with pytest.raises(KeyboardInterrupt):
+        _fs.atomic_write_with(tmp_path / "run.json", killed)
+    assert _fs.is_temp_name(seen[0].name) and seen[0].parent == tmp_path
