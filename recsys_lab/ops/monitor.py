@@ -85,7 +85,7 @@ def _chart(title: str, labels: list[str], series: list[dict[str, Any]], *, ids: 
         return f'<p class="empty">{_e(title)}: nothing measured yet.</p>'
     lo, hi = (0.0 if bars else min(values)), max(values)
     pad = (hi - lo) * 0.08 or abs(hi) * 0.1 or 1.0
-    lo, hi = (lo if bars else lo - pad), hi + pad
+    lo, hi = (lo if bars else 0.0 if lo - pad < 0 <= lo else lo - pad), hi + pad  # no axis below 0 for measures >= 0
     n, pw, ph = len(labels), _W - _L - _R, _H - _T - _B
 
     def x(i: int) -> float:
@@ -108,8 +108,8 @@ def _chart(title: str, labels: list[str], series: list[dict[str, Any]], *, ids: 
     for v, text in hlines:
         if lo <= v <= hi:
             out.append(f'<line x1="{_L}" x2="{_L + pw}" y1="{y(v):.1f}" y2="{y(v):.1f}" stroke="#b00020" '
-                       f'stroke-dasharray="5,4"/><text x="{_L + pw + 4}" y="{y(v) + 4:.1f}" fill="#b00020">'
-                       f'{_e(text)}</text>')
+                       f'stroke-dasharray="5,4"/><text x="{_L + pw - 4}" y="{y(v) - 4:.1f}" text-anchor="end" '
+                       f'fill="#b00020">{_e(text)}</text>')
     bw = pw / n * 0.6 / max(1, len(series))
     for j, s in enumerate(series):
         ys, los, his, c = s["y"], s.get("lo") or [None] * n, s.get("hi") or [None] * n, s["color"]
@@ -182,7 +182,7 @@ def _duration_chart(h: pl.DataFrame, labels: list[str], ids: list[str]) -> str:
     durations = h["duration_s"].to_list()
     colors = ["#b00020" if w is False else _PALETTE[2] for w in h["within_sla"]]
     top = max([d for d in durations if _num(d)] or [0.0])
-    note = (f"SLA {format_age(sla)}: far above" if sla is not None and sla > 3 * top else "")
+    note = (f"SLA {format_age(sla)}: far above the bars" if sla is not None and sla > 3 * top else "")
     hlines = ((sla, f"SLA {format_age(sla)}"),) if sla is not None and not note else ()
     return _chart("Duration (s) against the SLA", labels, [{"name": "duration", "color": _PALETTE[2],
                                                           "y": durations, "colors": colors}],
