@@ -94,8 +94,8 @@ def _chart(title: str, labels: list[str], series: list[dict[str, Any]], *, ids: 
     def y(v: float) -> float:
         return _T + ph * (1 - (v - lo) / (hi - lo))
 
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{_W}" height="{_H}" viewBox="0 0 {_W} {_H}" '
-           f'role="img" aria-label="{_e(title)}"><text x="{_L}" y="16" font-weight="bold">{_e(title)}</text>',
+    out = [(f'<svg xmlns="http://www.w3.org/2000/svg" width="{_W}" height="{_H}" viewBox="0 0 {_W} {_H}" '
+            f'role="img" aria-label="{_e(title)}"><text x="{_L}" y="16" font-weight="bold">{_e(title)}</text>'),
            f'<rect x="{_L}" y="{_T}" width="{pw}" height="{ph}" fill="none" stroke="#bbb"/>']
     for t in range(5):
         v = lo + (hi - lo) * t / 4
@@ -278,8 +278,8 @@ def render(h: pl.DataFrame, *, reports: set[str] | None = None, title: str = "re
                      "each with its 95 % interval band.</p>")
         parts += [_metric_chart(h, m, k_label, labels, ids) for m in ("ndcg@k", "recall@k")]
         parts.append("<h2>Per-group NDCG over time</h2>")
-        parts += _group_charts(h, k_label, labels, ids) or ['<p class="empty">No user groups evaluated '
-                                                            '(<code>eval.user_groups</code>).</p>']
+        parts += _group_charts(h, k_label, labels, ids) or [('<p class="empty">No user groups evaluated '
+                                                             '(<code>eval.user_groups</code>).</p>')]
         parts.append("<h2>Drift over time (PSI against production)</h2>")
         parts.append(_chart("Drift PSI", labels, [{"name": c[len(DRIFT_PREFIX):], "color": _PALETTE[j % 8],
                                                    "y": h[c].to_list()} for j, c in enumerate(drift)],

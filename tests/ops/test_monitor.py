@@ -104,7 +104,7 @@ class _Links(HTMLParser):
         self.urls: list[str] = []
         self.tags: set[str] = set()
 
-    def handle_starttag(self, tag, attrs):  # noqa: ANN001
+    def handle_starttag(self, tag, attrs):
         self.tags.add(tag)
         self.urls += [v for k, v in attrs if k in ("src", "href", "action", "poster", "data") and v]
 
@@ -116,7 +116,7 @@ def test_page_is_self_contained_with_relative_report_links(tmp_path):
     parser = _Links()
     parser.feed(text)
     assert not {"script", "link", "iframe", "img", "object"} & parser.tags
-    leaving = [u for u in parser.urls if re.match(r"[a-z][a-z0-9+.-]*:", u, re.I) and not u.startswith(("data:",
+    leaving = [u for u in parser.urls if re.match(r"[a-z][a-z0-9+.-]*:", u, re.IGNORECASE) and not u.startswith(("data:",
                                                                                                           "file:"))]
     assert leaving == []
     assert "20260101T000000Z-aaaaaa/report.html" in parser.urls
@@ -141,7 +141,7 @@ def _chromium(url: str, tmp_path: Path, *extra: str) -> subprocess.CompletedProc
     return subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                            "--disable-component-update", "--no-first-run", "--disable-sync",
                            f"--user-data-dir={tmp_path / 'profile'}", *extra, url],
-                          capture_output=True, text=True, timeout=120)
+                          check=False, capture_output=True, text=True, timeout=120)
 
 
 def _unused_port() -> int:
