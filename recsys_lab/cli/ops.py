@@ -126,8 +126,9 @@ def backfill(
     config: Optional[Path] = config_option("TOML config of every run (default ./config.toml when present)."),
     param: Optional[list[str]] = param_option("Override one parameter, e.g. -p model.epochs 3 (repeatable)."),
     data: Optional[Path] = data_option("MovieLens 100k directory or zip (offline machines)."),
-    promote: bool = typer.Option(False, "--promote", help="Promote each run that succeeds and passes its gate "
-                                 "(default: backfilled runs stay candidates)."),
+    promote: bool = typer.Option(False, "--promote", help="Promote each run that succeeds and passes its gate, "
+                                 "in date order (the last one stays production; default: backfilled runs stay "
+                                 "candidates)."),
     runs_dir: Path = RUNS_DIR,
     notebook: Optional[Path] = typer.Option(None, "--notebook", help="Notebook to execute (as retrain)."),
     engine: str = typer.Option("inprocess", "--engine", help="inprocess or kernel (as retrain)."),

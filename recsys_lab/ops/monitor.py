@@ -314,5 +314,5 @@ def write(runs_dir: str | Path = "runs") -> Path:
     reports = {rid for rid in h["run_id"] if RunFolder(runs_dir / rid).report.is_file()}
     runs_dir.mkdir(parents=True, exist_ok=True)
     path = page_path(runs_dir)
-    atomic_write_text(path, render(h, reports=reports, title=f"recsys_lab runs: {runs_dir.resolve().name}"))
+    atomic_write_text(path, render(h, reports=reports, title=f"recsys_lab monitoring: {runs_dir.resolve().parent.name}/{runs_dir.name}"))
     return path

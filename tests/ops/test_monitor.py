@@ -212,3 +212,25 @@ def test_render_escapes_run_text(tmp_path):
     text = render(history(runs))
     assert "<script>" not in text and "&lt;script&gt;" in text
     json.dumps(text)  # plain text, no bytes
+
+
+def test_a_page_that_cannot_be_written_is_a_warning_not_a_failed_run(tmp_path, capsys):
+    from recsys_lab.cli.ops import monitor_after_run
+
+    runs = tmp_path / "runs"
+    plant_history(runs)
+    (runs / "index.html").mkdir()  # the page's place is taken by a folder
+    monitor_after_run(runs)
+    assert "warning: monitoring page not written" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_every_retrain_rewrites_the_page(tmp_path, monkeypatch):
+    from .conftest import make_project
+
+    project = make_project(tmp_path)
+    monkeypatch.chdir(project)
+    assert main(["retrain"]) == 0
+    (run,) = history("runs")["run_id"]
+    page = (project / "runs" / "index.html").read_text()
+    assert f'href="{run}/report.html"' in page and "candidates (1)" in page
