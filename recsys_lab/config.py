@@ -57,6 +57,17 @@ CHECK_NAMES = ("null_keys", "duplicates", "weight_range", "future_ts", "old_ts",
 """Names of the data guardrails, in the order they run (:data:`recsys_lab.data.guardrails.CHECKS` derives from it)."""
 
 
+def _iso_time(text: str) -> bool:
+    """Whether ``text`` is an ISO date or datetime (``data.until``)."""
+    from datetime import datetime
+
+    try:
+        datetime.fromisoformat(text)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
 def _check(cond: bool, parameter: str, message: str) -> None:
     if not cond:
         raise ConfigError(message, parameter=parameter)
@@ -99,6 +110,9 @@ class DataConfig:
         Item title column in the items table (default None: the item id is the title).
     warehouse : str
         Warehouse directory (default ``"warehouse"``, relative to the working directory).
+    until : str or None
+        Data cut-off: only interactions before this ISO date or datetime (UTC when no offset is given) are loaded,
+        as if the run happened then (``recsys-lab backfill``). Default None: the whole log. Needs timestamps.
     """
 
     source: str = SOURCE_MOVIELENS
@@ -116,9 +130,12 @@ class DataConfig:
     positive_threshold: float | None = None
     title_col: str | None = None
     warehouse: str = "warehouse"
+    until: str | None = None
 
     def __post_init__(self) -> None:
         _check_fields(self)
+        _check(self.until is None or _iso_time(self.until), "data.until",
+               f"expected an ISO date such as 1998-01-01 (or a datetime), got {self.until!r}")
         object.__setattr__(self, "weight_range", tuple(float(v) for v in self.weight_range))
         _check(self.source in SOURCES, "data.source",
                f"unknown source {self.source!r}; expected {' or '.join(map(repr, SOURCES))}")

@@ -1,5 +1,6 @@
-"""``recsys-lab runs check`` (SLA and staleness, for cron or a scheduler's sensor), the project's own config file,
-and the alerts sent after a retrain."""
+"""``recsys-lab runs check`` (SLA and staleness, for cron or a scheduler's sensor), ``runs monitor`` (the page of
+every run over time), ``backfill`` (retrains as of past dates), the project's own config file, and what follows a
+retrain (its alerts and the monitoring page)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,12 @@ from typing import Optional
 
 import typer
 
-from recsys_lab.cli.exits import EXIT_STALE
-from recsys_lab.cli.options import RUNS_DIR, config_option
+from recsys_lab.cli.exits import EXIT_FAILED, EXIT_STALE
+from recsys_lab.cli.options import RUNS_DIR, build_config, config_option, data_option, param_option
 from recsys_lab.config import Config, load_config
 
-__all__ = ["PROJECT_CONFIG", "project_config", "check", "alert_after_run"]
+__all__ = ["PROJECT_CONFIG", "project_config", "check", "alert_after_run", "monitor", "monitor_after_run",
+           "backfill"]
 
 PROJECT_CONFIG = Path("config.toml")
 """The config file of a project folder (``recsys-lab init``), read when no ``-c`` is given."""
@@ -89,3 +91,69 @@ def check(
     for rec in records:
         typer.echo(_alert_line(rec, runs_dir / ALERTS_FILE), err=True)
     raise typer.Exit(EXIT_STALE)
+
+
+def monitor_after_run(runs_dir: Path) -> None:
+    """Rewrite ``runs/index.html`` after a retrain; a page that cannot be written is one warning line, never a failed
+    run.
+
+    Parameters
+    ----------
+    runs_dir : Path
+        The runs directory.
+    """
+    from recsys_lab.errors import RecsysLabError
+    from recsys_lab.ops.monitor import write
+
+    try:
+        write(runs_dir)
+    except (RecsysLabError, OSError) as exc:
+        typer.echo(f"warning: monitoring page not written: {str(exc).splitlines()[0] if str(exc) else exc!r}",
+                   err=True)
+
+
+def monitor(runs_dir: Path = RUNS_DIR) -> None:
+    """Write runs/index.html: every run over time (NDCG, recall, groups, drift, SLA, gate), one offline page."""
+    from recsys_lab.ops.monitor import write
+
+    typer.echo(f"monitoring page: {write(runs_dir)}")
+
+
+def backfill(
+    start: str = typer.Option(..., "--from", help="First cut-off, an ISO date such as 1998-01-01."),
+    end: str = typer.Option(..., "--to", help="Last cut-off (included when the spacing reaches it)."),
+    every: str = typer.Option("7d", "--every", help="Spacing of the cut-offs, e.g. 7d, 30d, 12h."),
+    config: Optional[Path] = config_option("TOML config of every run (default ./config.toml when present)."),
+    param: Optional[list[str]] = param_option("Override one parameter, e.g. -p model.epochs 3 (repeatable)."),
+    data: Optional[Path] = data_option("MovieLens 100k directory or zip (offline machines)."),
+    promote: bool = typer.Option(False, "--promote", help="Promote each run that succeeds and passes its gate, "
+                                 "in date order (the last one stays production; default: backfilled runs stay "
+                                 "candidates)."),
+    runs_dir: Path = RUNS_DIR,
+    notebook: Optional[Path] = typer.Option(None, "--notebook", help="Notebook to execute (as retrain)."),
+    engine: str = typer.Option("inprocess", "--engine", help="inprocess or kernel (as retrain)."),
+) -> None:
+    """Retrain as of past cut-offs (data.until: only the data before each date), then write runs/index.html."""
+    from recsys_lab.ops.backfill import backfill as run_backfill, cutoffs
+    from recsys_lab.ops.monitor import write
+
+    dates = cutoffs(start, end, every)
+    path, line = project_config(config)
+    typer.echo(line)
+    cfg = build_config(path, param, data)
+    typer.echo(f"backfill: {len(dates)} runs as of {', '.join(dates)}")
+
+    def say(date: str, result) -> None:  # noqa: ANN001
+        gate = "" if result.gate is None else "; gate passed" if result.gate.passed else "; gate refused"
+        ndcg = result.metrics.get(f"ndcg@{cfg.eval.k}")
+        shown = f"; ndcg@{cfg.eval.k} {ndcg:.4f}" if isinstance(ndcg, float) else ""
+        typer.echo(f"as of {date}: run {result.run_id} {result.status}{gate}{shown}"
+                   f"{'; promoted' if result.promoted else ''}")
+
+    results = run_backfill(cfg, dates, runs_dir=runs_dir, promote=promote, notebook=notebook, engine=engine,
+                           on_run=say)
+    typer.echo(f"monitoring page: {write(runs_dir)}")
+    failed = [r.run_id for r in results if r.status != "succeeded"]
+    if failed:
+        typer.echo(f"backfill: {len(failed)} of {len(results)} runs did not succeed: {', '.join(failed)}", err=True)
+        raise typer.Exit(EXIT_FAILED)

@@ -37,7 +37,7 @@ def retrain(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log progress."),
 ) -> None:
     """Train, index, evaluate and report: execute the retrain notebook with papermill into runs/<run_id>/."""
-    from recsys_lab.cli.ops import alert_after_run, project_config
+    from recsys_lab.cli.ops import alert_after_run, monitor_after_run, project_config
     from recsys_lab.report.text import format_summary
     from recsys_lab.runs.execute import execute
     from recsys_lab.runs.registry import resolve
@@ -60,6 +60,7 @@ def retrain(
     result = execute(cfg, runs_dir=runs_dir, notebook=notebook, promote_if_passed=promote, wait=wait,
                      like=like, engine=engine)
     alert_after_run(result.run_dir, cfg)
+    monitor_after_run(runs_dir)
     t = result.manifest.get("timings", {})
     if result.status != "succeeded":
         nb = RunFolder(result.run_dir).notebook

@@ -4,7 +4,10 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import datetime, timezone
 from pathlib import Path
+
+import polars as pl
 
 from recsys_lab.config import SOURCE_FILES, SOURCE_MOVIELENS, DataConfig, ValidateConfig
 from recsys_lab.data import movielens, weights
@@ -13,8 +16,9 @@ from recsys_lab.data.movielens import load_movielens_100k
 from recsys_lab.data.guardrails import ValidationReport, clean, validate
 from recsys_lab.data.tables import Tables
 from recsys_lab.data.warehouse import Snapshot, ingest
+from recsys_lab.errors import ConfigError
 
-__all__ = ["weight_range", "load", "update_source", "load_checked"]
+__all__ = ["weight_range", "load", "until", "update_source", "load_checked"]
 
 
 def weight_range(cfg: DataConfig) -> tuple[float, ...]:
@@ -54,9 +58,35 @@ def load(cfg: DataConfig) -> tuple[Tables, tuple[float, ...]]:
     DataFileError, DownloadError
         The source is missing, unreadable or malformed, or the download failed.
     """
-    if cfg.source == SOURCE_MOVIELENS:
-        return load_movielens_100k(cfg.path, warehouse=cfg.warehouse), weight_range(cfg)
-    return load_files(cfg), weight_range(cfg)
+    tables = load_movielens_100k(cfg.path, warehouse=cfg.warehouse) if cfg.source == SOURCE_MOVIELENS else load_files(cfg)
+    return (tables if cfg.until is None else until(tables, cfg.until)), weight_range(cfg)
+
+
+def until(tables: Tables, cutoff: str) -> Tables:
+    """The tables as of a past date: only the interactions before ``cutoff`` (``data.until``).
+
+    Parameters
+    ----------
+    tables : Tables
+        As loaded.
+    cutoff : str
+        ISO date or datetime; UTC when it carries no offset.
+
+    Returns
+    -------
+    Tables
+        The same tables with ``interactions`` filtered to ``ts < cutoff`` (users and items unchanged).
+
+    Raises
+    ------
+    ConfigError
+        The log has no timestamps (a cut-off needs them).
+    """
+    if not tables.has_time:
+        raise ConfigError("the interaction log has no time column: a cut-off needs timestamps", parameter="data.until")
+    t = datetime.fromisoformat(cutoff)
+    t = t.replace(tzinfo=timezone.utc) if t.tzinfo is None else t.astimezone(timezone.utc)
+    return replace(tables, interactions=tables.interactions.filter(pl.col("ts") < t))
 
 
 def update_source(cfg: DataConfig, path: str | Path) -> tuple[DataConfig, tuple[float, ...]]:

@@ -439,3 +439,22 @@ def compare(runs_dir: str | Path, a: str, b: str) -> dict[str, Any]:
     return {"a": da.name, "b": db.name, "metrics": metrics, "params": params, "same_data": sa == sb and sa is not None,
             "snapshots": ((ra.get("data") or {}).get("snapshot"), (rb.get("data") or {}).get("snapshot")),
             "paired": paired, "pairing": why, "paired_metrics": paired_metrics}
+
+
+
+def history(runs_dir: str | Path = "runs") -> pl.DataFrame:
+    """Every run as one row, in the order of its data cut-off (:func:`recsys_lab.runs.history.history`).
+
+    Parameters
+    ----------
+    runs_dir : str or Path
+        The runs directory; a missing or empty one gives an empty frame.
+
+    Returns
+    -------
+    pl.DataFrame
+        See :func:`recsys_lab.runs.history.history`.
+    """
+    from recsys_lab.runs.history import history as frame
+
+    return frame(runs_dir)
