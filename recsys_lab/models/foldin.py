@@ -210,7 +210,7 @@ class FoldIn:
             Wrong number of columns, an item index out of range, a negative or non-finite weight, or a
             ``base`` of the wrong shape.
         """
-        m = sp.csr_matrix(user_items, dtype=np.float64)
+        m = sp.csr_matrix(user_items, dtype=np.float64, copy=True)  # never the caller's index arrays
         if m.shape[1] != self.n_items:
             raise DataError(f"user_items: expected {self.n_items} columns (items), got {m.shape[1]}")
         m.sum_duplicates()

@@ -377,9 +377,13 @@ def probe_bars(table) -> Figure:  # noqa: ANN001
     part = table.filter(table["figure"].str.starts_with("probe"))
     fig, ax = plt.subplots(figsize=(7, 0.4 * max(part.height, 1) + 1))
     names = part["figure"].to_list()
-    ax.barh(names, part["value"].to_list(), label="probe")
-    ax.scatter([v if v is not None else float("nan") for v in part["reference"].to_list()], names, color="black",
-               marker="|", s=200, label="majority baseline")
+    nan = float("nan")
+    ax.barh(names, [nan if v is None else v for v in part["value"].to_list()], label="probe")
+    refs = [nan if v is None else v for v in part["reference"].to_list()]
+    known = [(r, n) for r, n in zip(refs, names) if r == r]  # a probe without a reference gets no tick
+    if known:
+        ax.scatter([r for r, _ in known], [n for _, n in known], color="black", marker="|", s=200,
+                   label="majority baseline")
     ax.axvline(0.5, color="grey", lw=0.5)
     ax.set_xlim(0.4, 1.0)
     ax.set_xlabel("cross-validated AUC")

@@ -155,6 +155,23 @@ def _inline_matplotlib(shell: _Shell) -> None:
         shell.enable_matplotlib("inline")
 
 
+def _hide_figures() -> dict:
+    """Detach the figures the host process has open (e.g. a notebook that calls ``execute()``) from pyplot, so the
+    inline backend does not show them in this run's cells; :func:`_show_figures` gives them back."""
+    helpers = sys.modules.get("matplotlib._pylab_helpers")
+    if helpers is None:
+        return {}
+    figs = dict(helpers.Gcf.figs)
+    helpers.Gcf.figs.clear()
+    return figs
+
+
+def _show_figures(figs: dict) -> None:
+    helpers = sys.modules.get("matplotlib._pylab_helpers")
+    if helpers is not None and figs:
+        helpers.Gcf.figs.update(figs)
+
+
 def _run_cell(shell: _Shell, cell: nbformat.NotebookNode) -> BaseException | None:
     """Execute one code cell, filling ``cell.outputs``; returns the exception raised in it, if any."""
     shell._outputs = _Outputs()
@@ -220,6 +237,7 @@ class InProcessEngine(Engine):
         outer = InteractiveShell._instance  # e.g. the kernel of a notebook that called execute()
         shell = _Shell(user_ns={"__name__": "__main__"})
         saved_hooks = sys.displayhook, sys.excepthook
+        hosts_figures = _hide_figures()  # the inline backend shows every open figure: only this run's belong here
         try:
             _inline_matplotlib(shell)
             for index, cell in enumerate(nb_man.nb.cells):
@@ -240,6 +258,7 @@ class InProcessEngine(Engine):
             pyplot = sys.modules.get("matplotlib.pyplot")
             if pyplot is not None:
                 pyplot.close("all")  # figures of this notebook must not leak into the next one
+            _show_figures(hosts_figures)
             shell.cleanup()
             _Shell.clear_instance()
             InteractiveShell.clear_instance()

@@ -72,6 +72,22 @@ def test_inprocess_engine_records_outputs_like_a_kernel(tmp_path, monkeypatch):
     assert {"compile", "overhead", "report", "total"} <= set(result.manifest["timings"])
 
 
+def test_figures_the_host_has_open_stay_out_of_the_run_and_stay_open(tmp_path, monkeypatch):
+    """The in-process engine showed every open pyplot figure after each cell, including the host's own (a notebook
+    that drew a figure, then called execute()): they landed in the run's notebook and were closed at its end."""
+    import matplotlib.pyplot as plt
+
+    monkeypatch.chdir(tmp_path)
+    host = plt.figure()
+    nb = make_notebook(tmp_path / "t.ipynb", "import matplotlib.pyplot as plt\nfig, ax = plt.subplots()\nax.plot([1, 2]);")
+    result = execute(Config.from_dict(NO_GATE), runs_dir="runs", notebook=nb)
+    assert result.status == "succeeded", result.reason
+    cells = [c for c in nbformat.read(RunFolder(result.run_dir).notebook, as_version=4).cells if c.cell_type == "code"]
+    assert [o.output_type for o in cells[-1].outputs] == ["display_data"]  # this run's figure only
+    assert plt.fignum_exists(host.number)
+    plt.close(host)
+
+
 def test_the_notebook_is_saved_once_per_cell_and_completed_cells_keep_their_state(tmp_path, monkeypatch):
     """papermill saves at each cell's start and end; the engine skips the end's save (the next start saves
     microseconds later): one save per code cell plus papermill's own at start and end (3), every state complete."""
