@@ -167,6 +167,11 @@ def check_gate(metrics: dict[str, float], gate: GateConfig, *, k: int | None = N
                                f"{metric}: no paired comparison with production"))
             continue
         prod, new = d["production"], d["value"]
+        if not (_number(d.get("ci_low")) and _number(d.get("ci_high"))):  # e.g. one user: no interval, no decision
+            checks.append(_row(metric, "regression", new, tol, prod, False,
+                               f"{metric} = {new:.4f} vs production {prod:.4f}: the paired 95% interval is undefined "
+                               f"({d.get('n_users')} users): too few users to tell, so the gate fails closed"))
+            continue
         drop = (prod - new) / prod if prod > 0 else 0.0
         worse = d["ci_high"] < 0
         ok = not (worse and drop > tol)
@@ -181,6 +186,11 @@ def check_gate(metrics: dict[str, float], gate: GateConfig, *, k: int | None = N
         key = keys.vs(name, metric)
         low, high = keys.ci(key)
         delta, high = metrics.get(key), metrics.get(high)
+        if _number(delta) and not (_number(high) and _number(metrics.get(low))):
+            checks.append(_row(metric, "baseline", None, None, None, False,
+                               f"{metric} vs baseline {name}: {delta:+.4f}, but the paired 95% interval is undefined "
+                               "(too few users to tell), so the gate fails closed"))
+            continue
         if not (_number(delta) and _number(high)):
             checks.append(_row(metric, "baseline", None, None, None, False,
                                f"{metric}: baseline {name} was not evaluated (add it to eval.baselines or drop it "

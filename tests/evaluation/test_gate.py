@@ -61,3 +61,16 @@ def test_metric_names_follow_eval_k():
     assert g.passed, g.reason
     assert {c["metric"] for c in g.checks} == {"ndcg@20", "ann.recall@20", "recall@20"}
     assert GateResult.from_dict(g.to_dict()) == g
+
+
+def test_an_undefined_interval_fails_closed_with_its_reason():
+    """A one-user log passed a -53 % regression: the interval over one user is NaN and `NaN < 0` is False."""
+    nan = float("nan")
+    cfg = GateConfig(min={}, max_regression={"ndcg@k": 0.10}, not_worse_than=())
+    g = check_gate(BASE, cfg, production={"ndcg@10": _diff(-0.106, nan, nan, n=1)}, production_error=None)
+    assert not g.passed
+    assert g.reason == ("ndcg@10 = 0.0940 vs production 0.2000: the paired 95% interval is undefined (1 users): too "
+                        "few users to tell, so the gate fails closed")
+    g = check_gate({**BASE, "vs.popularity.ndcg@10.ci_low": nan, "vs.popularity.ndcg@10.ci_high": nan},
+                   GateConfig(min={}, max_regression={}, not_worse_than=("popularity",)))
+    assert not g.passed and "the paired 95% interval is undefined" in g.reason
