@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 from typing import Any, Iterable, Mapping
 
-__all__ = ["MODEL", "BASELINES", "HEADLINE", "CI_LOW", "CI_HIGH", "DEFAULT_K", "at", "split_at", "resolve",
+__all__ = ["generic", "MODEL", "BASELINES", "HEADLINE", "CI_LOW", "CI_HIGH", "DEFAULT_K", "at", "split_at", "resolve",
            "resolve_all", "ci", "prefix", "model_key", "vs", "production", "onboarded", "baselines", "k_of", "flatten"]
 
 MODEL = "model"
@@ -99,6 +99,24 @@ def resolve(key: str, k: int) -> str:
         The key at that cut-off.
     """
     return _AT_K.sub(f"@{k}", key)
+
+
+def generic(key: str, k: int) -> str:
+    """The inverse of :func:`resolve`: ``ndcg@10`` -> ``ndcg@k``, ``ndcg@10.ci_low`` -> ``ndcg@k.ci_low`` at ``k = 10``.
+
+    Parameters
+    ----------
+    key : str
+        A ``metrics.json`` key.
+    k : int
+        The run's ``eval.k``.
+
+    Returns
+    -------
+    str
+        The key with its cut-off written ``@k`` (other cut-offs and keys unchanged), to line runs of different ``k`` up.
+    """
+    return re.sub(rf"@{int(k)}(?=\.|$)", "@k", key)
 
 
 def resolve_all(bounds: Mapping[str, Any], k: int) -> dict[str, Any]:

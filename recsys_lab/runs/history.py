@@ -1,12 +1,11 @@
 """The registry over time: one row per run, for the monitoring page (``recsys-lab runs monitor``) and notebooks.
 
 :func:`history` reads every run folder once (manifest and metrics); the metric keys it keeps are named in one place
-(:data:`HEAD`, :data:`GROUP_PREFIX`, :data:`DRIFT_PREFIX`). A damaged run is a row with a ``note``, never an error.
+(:data:`HEAD`, :data:`GROUP_PREFIX`, :data:`DRIFT_PREFIX`), built and parsed with :mod:`recsys_lab.evaluation.keys`. A damaged run is a row with a ``note``, never an error.
 """
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
@@ -14,18 +13,18 @@ import polars as pl
 
 from recsys_lab.config import parse_duration
 from recsys_lab.errors import ConfigError, RunError
+from recsys_lab.evaluation import keys
 from recsys_lab.runs.registry import manifest_of, production_id, read_metrics, run_folders
 from recsys_lab.store.folder import RunFolder, effective_status
 
 __all__ = ["HEAD", "GROUP_PREFIX", "GROUP_METRIC", "DRIFT_PREFIX", "history"]
 
-HEAD = ("ndcg@k", "recall@k", "ndcg@k.ci_low", "ndcg@k.ci_high", "recall@k.ci_low", "recall@k.ci_high")
+HEAD = tuple(key for m in ("ndcg", "recall") for key in (keys.at(m, "k"), *keys.ci(keys.at(m, "k"))))
 """Headline metrics and their 95 % intervals, ``@k`` at each run's own ``eval.k``."""
 GROUP_PREFIX, GROUP_METRIC = "fairness.user.", ".ndcg@k."
 """Per-group NDCG: ``fairness.user.<attribute>.ndcg@k.<group>`` (the ``eval.user_groups`` cross-sections)."""
 DRIFT_PREFIX = "drift.psi."
 """Drift PSI of the run's data against production's."""
-_K_KEY, _DEFAULT_K = "eval.k", 10
 
 
 def history(runs_dir: str | Path = "runs") -> pl.DataFrame:
@@ -53,7 +52,7 @@ def history(runs_dir: str | Path = "runs") -> pl.DataFrame:
         try:
             man, met = manifest_of(d), read_metrics(d) if RunFolder(d).metrics.is_file() else {}
             cfg, gate = man.get("config") or {}, man.get("gate") or {}
-            k = int(met.get(_K_KEY, _DEFAULT_K))
+            k = keys.k_of(met)
             sla = float((cfg.get("run") or {}).get("max_minutes") or 0) * 60 or parse_duration(
                 str((cfg.get("alerts") or {}).get("sla", "0h")), "alerts.sla") or None
             row.update(status=effective_status(man.get("status"), man.get("pid"), man.get("host")),
@@ -64,7 +63,7 @@ def history(runs_dir: str | Path = "runs") -> pl.DataFrame:
                        duration_s=(man.get("timings") or {}).get("total"))
             row["within_sla"] = None if sla is None or row["duration_s"] is None else row["duration_s"] <= sla
             for key, v in met.items():
-                name = re.sub(rf"@{k}(?=\.|$)", "@k", key)
+                name = keys.generic(key, k)
                 if isinstance(v, (int, float)) and not isinstance(v, bool) and (name in head or name.startswith(
                         DRIFT_PREFIX) or (name.startswith(GROUP_PREFIX) and GROUP_METRIC in name
                                           and not name.endswith((".n_users", ".gap")))):
