@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from recsys_lab.features import align
 from recsys_lab.evaluation import embedding_quality as embedding
 from recsys_lab.evaluation import keys
 from recsys_lab.evaluation.intervals import paired_difference
@@ -103,13 +104,13 @@ def production_vectors(prod: RunVectors, user_ids: np.ndarray, item_ids: np.ndar
         Items production knows.
     """
     d = prod.item_vecs.shape[1]
-    ours_i, theirs_i = embedding.align(item_ids, prod.item_ids)  # ids compared as text if types differ
+    ours_i, theirs_i = align(item_ids, prod.item_ids)  # ids compared as text if types differ
     ifound = np.zeros(len(item_ids), bool)
     ifound[ours_i] = True
     items = np.zeros((len(item_ids), d), np.float32)
     items[ours_i] = prod.item_vecs[theirs_i]
     items[~ifound, -1] = -1e9
-    ours_u, theirs_u = embedding.align(user_ids, prod.user_ids)
+    ours_u, theirs_u = align(user_ids, prod.user_ids)
     ufound = np.zeros(len(user_ids), bool)
     ufound[ours_u] = True
     users = np.zeros((len(user_ids), prod.user_vecs.shape[1]), np.float32)
@@ -197,7 +198,7 @@ def stability(prod: RunVectors, item_vecs: np.ndarray, recommended: np.ndarray, 
         shared users, ``recs.stability@k``, ``recs.churn@k`` and ``recs.shared_users``; empty with too few shared
         items.
     """
-    ours, theirs = embedding.align(item_ids, prod.item_ids)
+    ours, theirs = align(item_ids, prod.item_ids)
     if len(ours) <= k:
         if notes is not None:
             notes.append(f"stability skipped: only {len(ours)} items shared with production")
@@ -208,7 +209,7 @@ def stability(prod: RunVectors, item_vecs: np.ndarray, recommended: np.ndarray, 
     b = embedding.inner_product_neighbours(prod.item_vecs[theirs], q, k)[0]
     item_j = embedding.jaccard_overlap(item_ids[ours][a], item_ids[ours][b])
     out = {keys.at("embedding.stability", k): float(np.nanmean(item_j)), "embedding.shared_items": int(len(ours))}
-    u_ours, u_theirs = embedding.align(user_ids[eval_users], prod.user_ids)
+    u_ours, u_theirs = align(user_ids[eval_users], prod.user_ids)
     if len(u_ours):
         pu, pi, _, _ = production_vectors(prod, user_ids, item_ids, train, eval_users)
         prod_lists, _ = top_k(pu, pi, k, users=eval_users[u_ours], exclude=exclude)

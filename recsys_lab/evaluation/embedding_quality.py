@@ -17,7 +17,7 @@ import scipy.sparse as sp
 
 from recsys_lab.retrieval.topk import top_k
 
-__all__ = ["project_2d", "cosine_neighbours", "inner_product_neighbours", "coherence", "jaccard_overlap", "align", "probe", "multilabel_probe"]
+__all__ = ["project_2d", "cosine_neighbours", "inner_product_neighbours", "coherence", "jaccard_overlap", "probe", "multilabel_probe"]
 
 
 def project_2d(vecs: np.ndarray, *, seed: int = 0) -> np.ndarray:
@@ -173,7 +173,7 @@ def jaccard_overlap(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     Parameters
     ----------
     a, b : ndarray of shape (n, k_a), (n, k_b), int
-        Lists in a shared id space (external ids, or indices mapped by :func:`align`), row for row.
+        Lists in a shared id space (external ids, or indices mapped by :func:`recsys_lab.features.align`), row for row.
 
     Returns
     -------
@@ -194,27 +194,6 @@ def jaccard_overlap(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         if x or y:
             out[r] = len(x & y) / len(x | y)
     return out
-
-
-def align(ids_a: np.ndarray, ids_b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Positions of the ids both sides know: ``(ia, ib)`` with ``ids_a[ia] == ids_b[ib]``, in ``ids_a`` order.
-
-    Parameters
-    ----------
-    ids_a, ids_b : ndarray of shape (n_a,) and (n_b,)
-        External ids, each without duplicates; compared as str when their dtype kinds differ.
-
-    Returns
-    -------
-    ia, ib : ndarray of shape (n_common,), int64
-        Positions in ``ids_a`` (ascending) and the matching positions in ``ids_b``.
-    """
-    ids_a, ids_b = np.asarray(ids_a), np.asarray(ids_b)
-    if ids_a.dtype.kind != ids_b.dtype.kind:
-        ids_a, ids_b = ids_a.astype(str), ids_b.astype(str)
-    _, ia, ib = np.intersect1d(ids_a, ids_b, assume_unique=True, return_indices=True)
-    order = np.argsort(ia, kind="stable")
-    return ia[order].astype(np.int64), ib[order].astype(np.int64)
 
 
 def _cv(n_splits: int, seed: int):  # noqa: ANN202
