@@ -1,4 +1,5 @@
-"""Operations around the retrains: alerts (:mod:`recsys_lab.ops.alerts`) and the SLA / staleness check
+"""Operations around the retrains: alerts (:mod:`recsys_lab.ops.alerts`), the monitoring page over time
+(:mod:`recsys_lab.ops.monitor`), backfills over past cut-offs (:mod:`recsys_lab.ops.backfill`) and the SLA / staleness check
 (:mod:`recsys_lab.ops.sla`, ``recsys-lab runs check``).
 
 ``ops`` reads the run registry (:mod:`recsys_lab.runs.registry`) and so sits above ``runs``; the CLI calls it after
