@@ -148,14 +148,6 @@ class DataConfig:
                                                      self.weight_range[0] <= self.weight_range[1]),
                "data.weight_range", f"expected [] or [min, max], got {list(self.weight_range)}")
 
-    @property
-    def threshold(self) -> float:
-        """Compatibility alias of :func:`recsys_lab.data.weights.positive_threshold`, the owner of the rule (config
-        sits below ``data`` and cannot import it); to be removed once pipeline and serving call it."""
-        if self.positive_threshold is not None:
-            return float(self.positive_threshold)
-        return 4.0 if self.source == SOURCE_MOVIELENS else 0.0
-
 
 @dataclass(frozen=True, kw_only=True)
 class FeatureConfig:

@@ -13,7 +13,7 @@ from their most recent training positives and compared with the full retrain's v
 Example::
 
     result = cold_start.evaluate_cold_start(job.dataset.interactions, job.split, *job.vectors["hybrid"],
-                                            positive_threshold=job.config.data.threshold, k=job.config.eval.k)
+                                            positive_threshold=weights.positive_threshold(job.config.data), k=job.config.eval.k)
     result.metrics     # cold.foldin.ndcg@10@n5, cold.diff.ndcg@10@n5.ci_low, warm.retrain.ndcg@10, ...
     plots.onboarding_curve(result.onboarding)
 """
@@ -386,7 +386,7 @@ def cold_start_from_split(interactions, split, user_vecs: np.ndarray, item_vecs:
     user_vecs, item_vecs : ndarray
         The retrain's folded vectors (``Retrain.vectors["hybrid"]``).
     positive_threshold : float
-        ``config.data.threshold``.
+        The positive threshold in force (:func:`recsys_lab.data.weights.positive_threshold`).
     ns, k, last, foldin
         As in :func:`cold_start_metrics`.
 
@@ -451,7 +451,7 @@ def evaluate_cold_start(interactions, split, user_vecs: np.ndarray, item_vecs: n
     user_vecs, item_vecs : ndarray of shape (n_users, d + 1) and (n_items, d + 1), float32
         The retrain's folded vectors.
     positive_threshold : float
-        ``config.data.threshold``.
+        The positive threshold in force (:func:`recsys_lab.data.weights.positive_threshold`).
     warm_users : ndarray of int64, optional
         Warm users to sample from (default ``split.warm_test_users``; a retrain passes its evaluation users).
     max_users : int

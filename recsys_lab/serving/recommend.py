@@ -173,7 +173,7 @@ def recommend(runs_dir: str | Path, user_id: int | str, *, run: str = "latest", 
     else:  # a run saved before artifacts/split.npz: its training side is "before the cut-off"
         cut_us = int(datetime.fromisoformat(m.cutoff).timestamp() * 1_000_000) if m.cutoff else None
         before = rows.filter(pl.col("ts").dt.epoch("us") < cut_us) if cut_us is not None else rows
-        if len(hit) and before.filter(m.weight() >= m.threshold).height:
+        if len(hit) and before.filter(m.positive()).height:
             seen = m.items.lookup(before["item_id"].to_numpy())[0]
             return _served(m, m.user_vecs[hit[0]], np.r_[seen, extra_seen], k, "model")
     history = rows if extra is None else pl.concat([rows, extra.select(rows.columns)], how="vertical_relaxed")

@@ -145,6 +145,26 @@ class ServedRun:
         """
         return weights.transform_sql(self.data_config.weight_transform)
 
+    def positive(self) -> pl.Expr:
+        """The run's positive rule over column ``weight`` (:func:`recsys_lab.data.weights.is_positive`).
+
+        Returns
+        -------
+        pl.Expr
+            True where the transformed weight reaches :attr:`threshold`.
+        """
+        return weights.is_positive(self.threshold, transform_name=self.data_config.weight_transform)
+
+    def positive_sql(self) -> str:
+        """The run's positive rule as DuckDB SQL with the threshold as a bound parameter ``?``.
+
+        Returns
+        -------
+        str
+            :func:`recsys_lab.data.weights.is_positive_sql` with ``?`` for the threshold.
+        """
+        return weights.is_positive_sql("?", transform_name=self.data_config.weight_transform)
+
     @property
     def threshold(self) -> float:
         """The positive threshold in force for this run (:func:`recsys_lab.data.weights.positive_threshold`)."""
@@ -234,7 +254,7 @@ class ServedRun:
             self._popularity = np.asarray(self.positives.sum(axis=0), dtype=np.float32).ravel()
         if self._popularity is None:
             df = self.sql(f"SELECT item_id, count(DISTINCT user_id) AS n FROM interactions WHERE ts < ?::TIMESTAMPTZ "
-                          f"AND {self.weight_sql()} >= ? GROUP BY item_id", [self.cutoff, self.threshold])
+                          f"AND {self.positive_sql()} GROUP BY item_id", [self.cutoff, self.threshold])
             pop = np.zeros(len(self.item_ids), np.float32)
             idx, ok = self.items.lookup(df["item_id"].to_numpy())
             pop[idx[ok]] = df["n"].to_numpy()[ok]
@@ -254,7 +274,7 @@ class ServedRun:
                 ok = np.ones(len(idx), bool)
             else:  # a run saved before artifacts/split.npz: trained users are those with positives before the cut-off
                 trained = self.sql(f"SELECT DISTINCT user_id FROM interactions WHERE ts < ?::TIMESTAMPTZ AND "
-                                   f"{self.weight_sql()} >= ?", [self.cutoff, self.threshold])
+                                   f"{self.positive_sql()}", [self.cutoff, self.threshold])
                 idx, ok = self.users.lookup(trained["user_id"].to_numpy())
             prior = foldin.average_user(self.user_vecs, idx[ok]) if ok.any() else None
             self._foldin = foldin.FoldIn(self.item_vecs, prior=prior)
@@ -277,7 +297,7 @@ class ServedRun:
         """
         idx, ok = self.items.lookup(rows["item_id"].to_numpy())
         return (rows.with_columns(pl.Series("item_idx", idx), pl.Series("_ok", ok))
-                .filter(pl.col("_ok") & (self.weight() >= self.threshold))
+                .filter(pl.col("_ok") & self.positive())
                 .sort("ts").unique(["user_id", "item_idx"], keep="last", maintain_order=True)
                 .group_by("user_id", maintain_order=True).tail(window)
                 .select("user_id", "item_idx"))

@@ -40,8 +40,6 @@ def test_positive_threshold_defaults_by_source():
     files = Config().replace({"data.source": "files", "data.interactions": "log.csv"}).data
     assert positive_threshold(files) == 0.0
     assert positive_threshold(Config().replace({"data.positive_threshold": 3}).data) == 3.0
-    for cfg in (Config().data, files):  # the compatibility alias in config says the same
-        assert cfg.threshold == positive_threshold(cfg)
 
 
 def test_an_unknown_transform_is_a_config_error():

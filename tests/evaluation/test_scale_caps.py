@@ -4,6 +4,7 @@ one-setting ALS grid, and item neighbours / coherence on query subsets that agre
 import numpy as np
 import pytest
 
+from recsys_lab.data.weights import positive_threshold
 from recsys_lab.evaluation import embedding_quality as embedding
 from recsys_lab.config import Config, EvalConfig
 from recsys_lab.errors import ConfigError
@@ -66,7 +67,7 @@ def test_cold_start_reads_only_the_sampled_users_rows_and_agrees_with_a_pass_ove
     full, _, _ = cold_start.cold_start_metrics(
         i, u, np.asarray(sp_.train.sum(axis=0)).ravel(), user_idx=inter["user_idx"].to_numpy(),
         item_idx=inter["item_idx"].to_numpy(), ts=inter["ts"].to_numpy(),
-        positive=(inter["weight"] >= job.config.data.threshold).to_numpy(),
+        positive=(inter["weight"] >= positive_threshold(job.config.data)).to_numpy(),
         is_test=~np.isin(codes, seen.row.astype(np.int64) * n_items + seen.col),
         cold_users=evaluation.sample_users(sp_.cold_users, 15, seed),
         warm_users=evaluation.sample_users(job.eval_users, 15, seed), test=sp_.test, exclude=sp_.train_seen,
