@@ -63,7 +63,8 @@ def alert_after_run(run_dir: Path, config: Config) -> None:
     from recsys_lab.ops.alerts import ALERTS_FILE, after_run
 
     for rec in after_run(run_dir, config):
-        typer.echo(_alert_line(rec, Path(run_dir) / ALERTS_FILE), err=True)
+        if rec["deliveries"]:  # with no channel the alert is only recorded: a failure stays one line on stderr
+            typer.echo(_alert_line(rec, Path(run_dir) / ALERTS_FILE), err=True)
 
 
 def check(

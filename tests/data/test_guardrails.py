@@ -93,12 +93,13 @@ def test_retrain_on_corrupted_data_fails_before_training(ml100k_source, tmp_path
     lines[5] = "298\t474\t9\t884182806"         # rating 9
     lines += lines[10:13]                       # duplicates
     (bad / "u.data").write_text("\n".join(lines) + "\n")
-    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "20260101T000000Z-prod00").mkdir(parents=True)  # a production run to leave untouched
+    (tmp_path / "runs" / "20260101T000000Z-prod00" / "run.json").write_text('{"run_id": "20260101T000000Z-prod00"}')
     (tmp_path / "runs" / "PRODUCTION").write_text("20260101T000000Z-prod00\n")
     proc = cli("retrain", "--data", bad, "--promote", cwd=tmp_path)
     assert proc.returncode == 1
     assert "DataValidationError" in proc.stderr
-    (run,) = [p for p in (tmp_path / "runs").iterdir() if p.is_dir()]
+    (run,) = [p for p in (tmp_path / "runs").iterdir() if p.is_dir() and p.name != "20260101T000000Z-prod00"]
     manifest = json.loads((run / "run.json").read_text())
     assert manifest["status"] == "failed" and manifest["error"]["ename"] == "DataValidationError"
     message = manifest["error"]["evalue"]

@@ -155,6 +155,7 @@ def test_users_production_never_saw_take_its_fold_in_path(production_run, tmp_pa
     """Production trained without half of today's users: they are scored through production's fold-in, the gate
     still compares every evaluation user (paired), and unknown ids never crash it."""
     import numpy as np
+    import scipy.sparse as sp
 
     cfg, prod_job, prod_dir = production_run
     copy = tmp_path / "prod"
@@ -163,6 +164,13 @@ def test_users_production_never_saw_take_its_fold_in_path(production_run, tmp_pa
     keep = np.arange(0, len(ids["user_ids"]), 2)
     np.savez(copy / "artifacts" / "id_maps.npz", user_ids=ids["user_ids"][keep], item_ids=ids["item_ids"])
     np.savez(copy / "artifacts" / "embeddings.npz", user_vecs=emb["user_vecs"][keep], item_vecs=emb["item_vecs"])
+    split = dict(np.load(copy / "artifacts" / "split.npz"))  # production's own split covers its own users only
+    rows = {}
+    for part in ("seen", "pos"):
+        m = sp.csr_matrix((np.ones(len(split[f"{part}_indices"]), np.float32), split[f"{part}_indices"],
+                           split[f"{part}_indptr"]), shape=(len(ids["user_ids"]), len(ids["item_ids"])))[keep]
+        rows.update({f"{part}_indptr": m.indptr, f"{part}_indices": m.indices})
+    np.savez(copy / "artifacts" / "split.npz", **rows)
     g = prod_job.check_gate(copy)
     m = prod_job.metrics
     assert 0 < m["production.known_users"] < m["eval.n_users"]
