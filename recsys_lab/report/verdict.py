@@ -156,11 +156,9 @@ class Verdict:
     @property
     def kind(self) -> str:
         """``promoted``, ``held`` (passed but not promoted) or ``refused`` (did not succeed or failed its gate)."""
-        if self.promotion.get("done"):
-            return "promoted"
         if self.status != "succeeded" or (self.gate or {}).get("passed") is False:
             return "refused"
-        return "held"
+        return "promoted" if self.promotion.get("done") else "held"
 
     def sentence(self) -> str:
         """Promoted or not, and why, in one sentence.
@@ -240,8 +238,8 @@ class Verdict:
         gate = self.gate
         if gate is not None:
             n = len(gate.get("checks") or [])
-            out.append(("Gate", f"passed ({n} check{'s' * (n != 1)})." if gate.get("passed")
-                        else f"failed: {gate.get('reason')}."))
+            checks = f"{n} check{'s' * (n != 1)}" if n else "no check configured"
+            out.append(("Gate", f"passed ({checks})." if gate.get("passed") else f"failed: {gate.get('reason')}."))
         out.append(("Data checks", self._data_checks()))
         if _number(self.duration_s):
             took = f"took {format_duration(self.duration_s)}"
