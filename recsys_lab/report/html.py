@@ -37,27 +37,31 @@ PACKAGES = ("recsys_lab", "rectools-lightfm", "pynndescent", "numba", "numpy", "
 """Packages whose versions go into every run manifest."""
 
 CSS = """
-body.jp-Notebook { max-width: 72rem; margin: 0 auto; }
-table.rl-table { border-collapse: collapse; margin: 0.4em 0 1em; font-size: 0.9em; table-layout: auto; }
-table.rl-table th, table.rl-table td { padding: 0.25em 0.7em; border-bottom: 1px solid #ddd; text-align: left;
-  vertical-align: top; white-space: normal; max-width: 40rem; }
-table.rl-table th { border-bottom: 2px solid #888; font-weight: 600; background: #f6f6f6; }
-table.rl-table td.num, table.rl-table th.num { text-align: right; font-variant-numeric: tabular-nums;
-  white-space: nowrap; }
-table.rl-table tr:nth-child(even) td { background: #fafafa; }
-table.rl-table td.passed { color: #1b6e20; font-weight: 600; }
-table.rl-table td.failed { color: #b00020; font-weight: 600; }
-table.rl-table td.warning { color: #8a5a00; font-weight: 600; }
-section.rl-verdict { border: 1px solid #ccc; border-left: 0.5em solid #888; border-radius: 4px;
-  padding: 0.8em 1.2em; margin: 1em 0 1.5em; background: #fbfbfb; font-size: 1.05em; line-height: 1.5; }
+body.jp-Notebook { max-width: 76rem; margin: 0 auto; }
+.jp-OutputArea-output table.rl-table { border-collapse: collapse; margin: 0.4em 0 1em; font-size: 0.9em; }
+.jp-OutputArea-output table.rl-table th, .jp-OutputArea-output table.rl-table td { padding: 0.25em 0.7em;
+  border: none; border-bottom: 1px solid #ddd; text-align: left; vertical-align: top; white-space: normal;
+  max-width: 40rem; }
+.jp-OutputArea-output table.rl-table th { border-bottom: 2px solid #888; font-weight: 600; background: #f3f3f3; }
+.jp-OutputArea-output table.rl-table td.num, .jp-OutputArea-output table.rl-table th.num { text-align: right;
+  font-variant-numeric: tabular-nums; white-space: nowrap; }
+.jp-OutputArea-output table.rl-table tbody tr:nth-child(even) { background: #fafafa; }
+.jp-OutputArea-output table.rl-table tbody tr:hover { background: #eef4fb; }
+.jp-OutputArea-output pre { white-space: pre-wrap; overflow-wrap: anywhere; }
+.jp-OutputArea-output table.rl-table td.passed { color: #1b6e20; font-weight: 600; }
+.jp-OutputArea-output table.rl-table td.failed { color: #b00020; font-weight: 600; }
+.jp-OutputArea-output table.rl-table td.warning { color: #8a5a00; font-weight: 600; }
+section.rl-verdict { font-family: var(--jp-content-font-family, system-ui, sans-serif); color: #1a1a1a;
+  border: 1px solid #ccc; border-left: 0.5em solid #888; border-radius: 4px; padding: 0.8em 1.2em;
+  margin: 1em 0 1.5em; background: #fbfbfb; font-size: 0.95rem; line-height: 1.5; }
 section.rl-verdict.rl-promoted { border-left-color: #1b6e20; }
 section.rl-verdict.rl-held { border-left-color: #c98a00; }
 section.rl-verdict.rl-refused { border-left-color: #b00020; }
-section.rl-verdict p.rl-sentence { font-size: 1.3em; font-weight: 600; margin: 0 0 0.6em; }
+section.rl-verdict p.rl-sentence { font-size: 1.25em; font-weight: 600; margin: 0 0 0.6em; }
 section.rl-verdict dl { display: grid; grid-template-columns: max-content 1fr; gap: 0.25em 1em; margin: 0; }
 section.rl-verdict dt { font-weight: 600; color: #444; }
 section.rl-verdict dd { margin: 0; }
-section.rl-verdict p.rl-note { color: #555; font-size: 0.9em; margin: 0.8em 0 0; }
+section.rl-verdict p.rl-note { color: #555; font-size: 0.85em; margin: 0.8em 0 0; }
 """
 """Style of the report's tables and verdict card (inlined in the page, nothing fetched)."""
 

@@ -114,14 +114,16 @@ def split_table(stats: dict) -> pl.DataFrame:
     Returns
     -------
     pl.DataFrame
-        ``statistic, value``, both Utf8 (shares and other fractions with 3 decimals, the rest with ``str``).
+        ``statistic, value``, both Utf8 (fractions with 3 decimals, counts with thousands separators, the rest
+        with ``str``).
     """
     return pl.DataFrame({"statistic": list(stats),
-                         "value": [f"{v:.3f}" if isinstance(v, float) else str(v) for v in stats.values()]})
+                         "value": [f"{v:.3f}" if isinstance(v, float) else f"{v:,}" if isinstance(v, int)
+                                   and not isinstance(v, bool) else str(v) for v in stats.values()]})
 
 
 def public_text(text: str) -> str:
-    """``text`` with every absolute path of this machine cut to its last part (``/home/a/data/u.data`` -> ``u.data``).
+    """``text`` with every absolute path of this machine cut to its last part (``/a/data/u.data`` -> ``u.data``).
 
     Parameters
     ----------

@@ -43,7 +43,7 @@ def significance(lo: float | None, hi: float | None) -> str:
 
 
 def format_duration(seconds: float) -> str:
-    """``42 s``, ``3 min 5 s``, ``2 h 10 min`` or ``1 d 4 h``.
+    """``42.0 s``, ``3 min 5 s``, ``26 h``, ``2 h 10 min`` or ``3 d 4 h`` (hours up to two days).
 
     Parameters
     ----------
@@ -53,14 +53,20 @@ def format_duration(seconds: float) -> str:
     Returns
     -------
     str
-        The two largest units (seconds with one decimal below a minute).
+        The two largest units, a zero second one left out (seconds with one decimal below a minute).
     """
     s = max(float(seconds), 0.0)
     if s < 60:
         return f"{s:.1f} s"
     s = int(round(s))
     d, h, m, sec = s // 86400, s % 86400 // 3600, s % 3600 // 60, s % 60
-    return f"{d} d {h} h" if d else f"{h} h {m} min" if h else f"{m} min {sec} s"
+    if d >= 2:
+        big, small = f"{d} d", f" {h} h" if h else ""
+    elif s >= 3600:
+        big, small = f"{d * 24 + h} h", f" {m} min" if m else ""
+    else:
+        big, small = f"{m} min", f" {sec} s" if sec else ""
+    return big + small
 
 
 def _n(value: float | None) -> str:
@@ -198,7 +204,7 @@ class Verdict:
         other = self.metrics.get(keys.production(ndcg) if name == "production" else keys.model_key(name, ndcg))
         diff = self.metrics[key]
         interval = f"95% interval [{lo:+.3f}, {hi:+.3f}]" if _number(lo) and _number(hi) else "no interval"
-        return (f"NDCG@{self.k} {_n(self.metrics.get(ndcg))} against {_n(other)}: {significance(lo, hi)} "
+        return (f"NDCG@{self.k} {_n(self.metrics.get(ndcg))} against {name}'s {_n(other)}: {significance(lo, hi)} "
                 f"({diff:+.3f}, {interval}, paired over the same users)")
 
     def facts(self) -> list[tuple[str, str]]:
@@ -223,8 +229,9 @@ class Verdict:
             scored = [b for b in keys.baselines(m) if _number(m.get(keys.model_key(b, ndcg)))]
             if scored:
                 best = max(scored, key=lambda b: m[keys.model_key(b, ndcg)])
-                line = self._vs(best) or f"NDCG@{self.k} {_n(m.get(ndcg))} against {_n(m[keys.model_key(best, ndcg)])}"
-                out.append(("Best baseline", f"{best}: {line}."))
+                line = self._vs(best) or (f"NDCG@{self.k} {_n(m.get(ndcg))} against {best}'s "
+                                          f"{_n(m[keys.model_key(best, ndcg)])}")
+                out.append(("Best baseline", f"{line}."))
             recall = keys.at("recall", self.k)
             figures = "; ".join(
                 f"{name}@{self.k} {_n(m[key])}" + (f" [{_n(m.get(keys.ci(key)[0]))}, {_n(m.get(keys.ci(key)[1]))}]"

@@ -4,7 +4,8 @@ The notebook decided the gate (``gate.json``); nothing here recomputes it: a suc
 fails closed. Whether the run is promoted is :func:`recsys_lab.runs.outcome.decide`, applied twice: once before the
 manifest is written (so ``run.json`` says what is about to happen) and once more right before promoting, since a
 stop signal that arrives while the outcome is recorded still cancels the promotion. The promotion itself is
-:func:`recsys_lab.runs.production.point` (intent in ``run.json``, then the pointer, then the record).
+:func:`recsys_lab.runs.production.point` (intent in ``run.json``, then the pointer, then the record); once it is
+done, the verdict card of ``report.html`` is replaced so the report says the run was promoted.
 """
 
 from __future__ import annotations

@@ -22,7 +22,8 @@ def test_format_value_rounds_and_never_quotes():
 
 
 def test_frame_html_shows_every_row_without_shape_dtypes_or_elision():
-    long = "production is significantly better: ndcg@10 regressed by 12.5 % (more than 10 %), paired interval [-0.04, -0.01]"
+    long = ("production is significantly better: ndcg@10 regressed by 12.5 % (more than 10 %), paired interval "
+            "[-0.04, -0.01]")
     df = pl.DataFrame({"persona": [f"persona-{i // 10}" for i in range(50)], "rank": list(range(50)),
                        "score": [i / 7 for i in range(50)], "message": [long] * 50})
     out = html.frame_html(df)

@@ -53,8 +53,8 @@ def test_public_text_cuts_absolute_paths_only():
 
 
 def test_split_table_rounds_shares():
-    table = tables.split_table({"method": "time_per_user", "n_test": 967, "cold_user_share": 0.10204081632653061})
-    assert table["value"].to_list() == ["time_per_user", "967", "0.102"]
+    table = tables.split_table({"method": "time_per_user", "n_train": 72234, "cold_user_share": 0.10204081632653061})
+    assert table["value"].to_list() == ["time_per_user", "72,234", "0.102"]
 
 
 def test_gate_view_is_a_sentence_without_checks_and_the_table_otherwise():

@@ -62,15 +62,15 @@ def test_the_sentence_says_whether_the_run_was_promoted_and_why(kwargs, sentence
 
 def test_facts_put_the_model_against_production_and_the_best_baseline_in_words():
     facts = dict(_verdict().facts())
-    assert facts["Against production"] == ("NDCG@10 0.234 against 0.260: significantly worse (-0.026, 95% interval "
-                                           "[-0.041, -0.012], paired over the same users).")
-    assert facts["Best baseline"] == ("ease: NDCG@10 0.234 against 0.230: not significantly different (+0.004, "
+    assert facts["Against production"] == ("NDCG@10 0.234 against production's 0.260: significantly worse (-0.026, "
+                                           "95% interval [-0.041, -0.012], paired over the same users).")
+    assert facts["Best baseline"] == ("NDCG@10 0.234 against ease's 0.230: not significantly different (+0.004, "
                                       "95% interval [-0.010, +0.018], paired over the same users).")
     assert facts["Evaluation"] == ("943 users, time_per_user split; NDCG@10 0.234 [0.210, 0.256]; recall@10 0.366 "
                                    "[0.340, 0.390] (95% intervals over users).")
     assert facts["Gate"] == "passed (3 checks)."
     assert facts["Data checks"].startswith("all 3 passed")
-    assert facts["Duration"] == "Took 5 min 12 s, within the SLA of 1 d 2 h (alerts.sla)."
+    assert facts["Duration"] == "Took 5 min 12 s, within the SLA of 26 h (alerts.sla)."
 
 
 def test_without_production_or_with_findings_the_facts_say_so():
@@ -82,7 +82,7 @@ def test_without_production_or_with_findings_the_facts_say_so():
     assert got["Against production"] == "No production run yet: nothing to compare with."
     assert got["Data checks"] == "1 of 2 passed; found: duplicates (1,200 rows) (warn-level: the run went on)."
     assert ("Warning", "too few users") in facts
-    assert got["Duration"] == "Took 5 min 12 s, OVER the SLA of 5 min 0 s (run.max_minutes)."
+    assert got["Duration"] == "Took 5 min 12 s, OVER the SLA of 5 min (run.max_minutes)."
 
 
 def test_a_failed_run_has_no_metric_lines():
@@ -97,4 +97,4 @@ def test_the_card_is_escaped_and_has_no_local_path():
 
 
 def test_format_duration():
-    assert [format_duration(s) for s in (4.26, 312, 7800, 93600)] == ["4.3 s", "5 min 12 s", "2 h 10 min", "1 d 2 h"]
+    assert [format_duration(s) for s in (4.26, 312, 7800, 93600)] == ["4.3 s", "5 min 12 s", "2 h 10 min", "26 h"]
