@@ -185,7 +185,7 @@ class Verdict:
         if gate.get("passed") is False:
             return f"Not promoted: {run} failed its gate: {gate.get('reason')}."
         if self.promotion.get("done"):
-            return f"Promoted: {run} {passed} and is now production."
+            return f"Promoted: {run} {passed} and became production."
         if not self.promotion.get("requested"):
             return f"Not promoted: {run} {passed}; promotion was not requested (retrain without --promote)."
         why = str(self.promotion.get("reason") or "")

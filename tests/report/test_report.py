@@ -62,7 +62,7 @@ def test_the_first_visible_text_is_the_verdict_naming_the_promotion(runs):
     first, _ = runs
     page = (first / "report.html").read_text()
     text = _visible(page)
-    assert text[0] == f"Promoted: run {first.name} passed its gate (no check configured) and is now production."
+    assert text[0] == f"Promoted: run {first.name} passed its gate (no check configured) and became production."
     assert f"<title>recsys_lab run {first.name}</title>" in page
     assert "No production run yet: nothing to compare with." in text
     assert any(t.startswith("Took ") and "within the SLA" in t for t in text)

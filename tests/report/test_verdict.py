@@ -38,7 +38,7 @@ def test_significance_only_when_the_interval_excludes_zero():
 
 
 @pytest.mark.parametrize("kwargs, sentence", [
-    ({}, f"Promoted: run {RUN} passed all 3 gate checks and is now production."),
+    ({}, f"Promoted: run {RUN} passed all 3 gate checks and became production."),
     ({"promotion": {"requested": False, "done": False, "reason": "not requested"}},
      f"Not promoted: run {RUN} passed all 3 gate checks; promotion was not requested (retrain without --promote)."),
     ({"gate": {"passed": False, "reason": REASON, "checks": [{"passed": False}]},
