@@ -26,8 +26,8 @@ import polars as pl
 from recsys_lab._fs import atomic_write_text
 from recsys_lab.errors import RunError
 
-__all__ = ['PACKAGES', 'CSS', 'package_versions', 'show_versions', 'format_value', 'frame_html', 'use_html_tables',
-           'export_html', 'replace_verdict']
+__all__ = ['PACKAGES', 'MAX_ROWS', 'CSS', 'package_versions', 'show_versions', 'format_value', 'frame_html',
+           'use_html_tables', 'export_html', 'replace_verdict']
 
 
 _EXPORTER = None
@@ -35,6 +35,8 @@ _EXPORTER = None
 PACKAGES = ("recsys_lab", "rectools-lightfm", "pynndescent", "numba", "numpy", "scipy", "polars", "duckdb",
             "papermill", "nbformat", "nbconvert")
 """Packages whose versions go into every run manifest."""
+MAX_ROWS = 1000
+"""Rows :func:`frame_html` shows at most (the report's tables are far shorter: every row is shown)."""
 
 CSS = """
 body.jp-Notebook { max-width: 76rem; margin: 0 auto; }
@@ -47,6 +49,7 @@ body.jp-Notebook { max-width: 76rem; margin: 0 auto; }
   font-variant-numeric: tabular-nums; white-space: nowrap; }
 .jp-OutputArea-output table.rl-table tbody tr:nth-child(even) { background: #fafafa; }
 .jp-OutputArea-output table.rl-table tbody tr:hover { background: #eef4fb; }
+.jp-OutputArea-output table.rl-table caption { caption-side: bottom; text-align: left; color: #555; }
 .jp-OutputArea-output pre { white-space: pre-wrap; overflow-wrap: anywhere; }
 .jp-OutputArea-output table.rl-table td.passed { color: #1b6e20; font-weight: 600; }
 .jp-OutputArea-output table.rl-table td.failed { color: #b00020; font-weight: 600; }
@@ -162,13 +165,16 @@ def _interval(lo: Any, hi: Any) -> str:
     return f"[{format_value(lo)}, {format_value(hi)}]"
 
 
-def frame_html(df: pl.DataFrame) -> str:
+def frame_html(df: pl.DataFrame, *, max_rows: int = MAX_ROWS) -> str:
     """A frame as a plain HTML table a reviewer reads (every row, rounded numbers, intervals as ``[lo, hi]``).
 
     Parameters
     ----------
     df : pl.DataFrame
         Any frame; its column names are shown with ``_`` as a space.
+    max_rows : int
+        Rows shown at most (default :data:`MAX_ROWS`): a longer frame shows its first ``max_rows`` and says so in
+        a caption (never a silent ``…``).
 
     Returns
     -------
@@ -179,6 +185,7 @@ def frame_html(df: pl.DataFrame) -> str:
         coloured by its value; numeric columns are right-aligned. An empty frame gives its header and one row
         ``none``.
     """
+    total, df = df.height, df.head(max_rows)
     pairs = _interval_pairs(df.columns)
     highs = {high for high, _ in pairs.values()}
     shown = [c for c in df.columns if c not in highs]
@@ -206,8 +213,9 @@ def frame_html(df: pl.DataFrame) -> str:
         rows.append("<tr>" + "".join(cells) + "</tr>")
     if not rows:
         rows.append(f'<tr><td colspan="{len(shown) or 1}">none</td></tr>')
-    return ('<table class="rl-table"><thead><tr>' + "".join(head(c) for c in shown) + "</tr></thead><tbody>"
-            + "".join(rows) + "</tbody></table>")
+    caption = f"<caption>first {df.height:,} of {total:,} rows</caption>" if total > df.height else ""
+    return (f'<table class="rl-table">{caption}<thead><tr>' + "".join(head(c) for c in shown)
+            + "</tr></thead><tbody>" + "".join(rows) + "</tbody></table>")
 
 
 def use_html_tables() -> bool:

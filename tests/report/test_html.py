@@ -46,6 +46,11 @@ def test_frame_html_joins_interval_columns_and_reads_passed():
     assert cells == ["passed", "failed"]
 
 
+def test_a_frame_longer_than_max_rows_says_how_many_are_shown():
+    out = html.frame_html(pl.DataFrame({"i": list(range(30))}), max_rows=20)
+    assert out.count("<tr>") == 21 and "<caption>first 20 of 30 rows</caption>" in out
+
+
 def test_an_empty_frame_says_none():
     assert ">none</td>" in html.frame_html(pl.DataFrame(schema={"a": pl.Utf8}))
 
