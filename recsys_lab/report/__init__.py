@@ -1,16 +1,17 @@
 """What a run shows a person: tables (:mod:`.tables`), the terminal summary (:mod:`.text`), the HTML report
-(:mod:`.html`), figures (:mod:`.plots`) and exploration queries (:mod:`.explore`).
+(:mod:`.html`) and its verdict card (:mod:`.verdict`), figures (:mod:`.plots`) and exploration queries
+(:mod:`.explore`).
 
 Notebooks write ``from recsys_lab import report`` and call ``report.evaluation_table(...)``: the public names of
-:mod:`.tables`, :mod:`.text` and :mod:`.html` are served from here, each imported on first use (the HTML exporter
-is not loaded by a CLI that only prints a summary).
+:mod:`.tables`, :mod:`.text`, :mod:`.html` and :mod:`.verdict` are served from here, each imported on first use
+(the HTML exporter is not loaded by a CLI that only prints a summary).
 """
 
 from __future__ import annotations
 
 from importlib import import_module
 
-_SOURCES = ("tables", "text", "html")
+_SOURCES = ("tables", "text", "html", "verdict")
 
 
 def __getattr__(name: str):  # noqa: ANN202 - PEP 562 lazy re-export

@@ -372,17 +372,16 @@ def probe_bars(table) -> Figure:  # noqa: ANN001
     Returns
     -------
     matplotlib.figure.Figure
-        One bar per probe (cross-validated AUC), its majority-baseline AUC as a tick; x axis from 0.4 to 1.
+        One bar per probe (cross-validated AUC), its majority-baseline AUC as a tick where there is one; x axis
+        from 0.4 to 1.
     """
     part = table.filter(table["figure"].str.starts_with("probe"))
     fig, ax = plt.subplots(figsize=(7, 0.4 * max(part.height, 1) + 1))
     names = part["figure"].to_list()
-    nan = float("nan")
-    ax.barh(names, [nan if v is None else v for v in part["value"].to_list()], label="probe")
-    refs = [nan if v is None else v for v in part["reference"].to_list()]
-    known = [(r, n) for r, n in zip(refs, names) if r == r]  # a probe without a reference gets no tick
-    if known:
-        ax.scatter([r for r, _ in known], [n for _, n in known], color="black", marker="|", s=200,
+    ax.barh(names, part["value"].to_list(), label="probe")
+    refs = [(v, n) for v, n in zip(part["reference"].to_list(), names) if v is not None and v == v]
+    if refs:  # a probe without reference (too few items per class) gets no tick; all-NaN points break the legend
+        ax.scatter([v for v, _ in refs], [n for _, n in refs], color="black", marker="|", s=200,
                    label="majority baseline")
     ax.axvline(0.5, color="grey", lw=0.5)
     ax.set_xlim(0.4, 1.0)

@@ -1,13 +1,24 @@
-"""Tables of a run's metrics for notebooks, the report and the CLI (Polars frames)."""
+"""Tables of a run's metrics and data for notebooks, the report and the CLI (Polars frames)."""
 
 from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
 from recsys_lab.evaluation import keys
 
+if TYPE_CHECKING:
+    from recsys_lab.data.guardrails import ValidationReport
+    from recsys_lab.evaluation.gate import GateResult
+
 __all__ = ["metrics_table", "evaluation_table", "drift_table", "split_table", "timings_table", "drift_view",
+           "snapshot_table", "guardrail_table", "gate_view", "public_text",
            "beyond_table", "user_fairness_table", "item_exposure_table", "embedding_table", "persona_table"]
+
+_ABSOLUTE_PATH = re.compile(r"(?<![\w./~])/(?!/)(?:[^\s/'\"]+/)+([^\s/'\"]+)")
 
 
 
@@ -103,9 +114,102 @@ def split_table(stats: dict) -> pl.DataFrame:
     Returns
     -------
     pl.DataFrame
-        ``statistic, value``, both Utf8 (values formatted with ``str``).
+        ``statistic, value``, both Utf8 (fractions with 3 decimals, counts with thousands separators, the rest
+        with ``str``).
     """
-    return pl.DataFrame({"statistic": list(stats), "value": [str(v) for v in stats.values()]})
+    return pl.DataFrame({"statistic": list(stats),
+                         "value": [f"{v:.3f}" if isinstance(v, float) else f"{v:,}" if isinstance(v, int)
+                                   and not isinstance(v, bool) else str(v) for v in stats.values()]})
+
+
+def public_text(text: str) -> str:
+    """``text`` with every absolute path of this machine cut to its last part (``/a/data/u.data`` -> ``u.data``).
+
+    Parameters
+    ----------
+    text : str
+        E.g. a snapshot's ``source``.
+
+    Returns
+    -------
+    str
+        The same text; a URL's ``//`` is left alone.
+    """
+    return _ABSOLUTE_PATH.sub(r"\1", text)
+
+
+def snapshot_table(info: dict[str, Any]) -> pl.DataFrame:
+    """A snapshot's metadata row (``Snapshot.info()``) as a two-column frame a reviewer reads.
+
+    Parameters
+    ----------
+    info : dict
+        ``id, hash, source, created_at`` and the row counts.
+
+    Returns
+    -------
+    pl.DataFrame
+        ``field, value`` (Utf8): times as ``YYYY-MM-DD HH:MM:SS UTC``, counts with thousands separators, the
+        source without this machine's folders (:func:`public_text`).
+    """
+    def shown(value: Any) -> str:
+        if isinstance(value, datetime):
+            from datetime import timezone
+
+            utc = value.astimezone(timezone.utc) if value.tzinfo else value
+            return utc.strftime("%Y-%m-%d %H:%M:%S") + (" UTC" if value.tzinfo else "")
+        if isinstance(value, int) and not isinstance(value, bool):
+            return f"{value:,}"
+        return public_text(str(value)) if value is not None else ""
+
+    return pl.DataFrame({"field": [k.replace("_", " ") for k in info], "value": [shown(v) for v in info.values()]},
+                        schema={"field": pl.Utf8, "value": pl.Utf8})
+
+
+def guardrail_table(report: "ValidationReport") -> pl.DataFrame:
+    """The data guardrails, one row per check, with its result.
+
+    ``ValidationReport.table()`` shows each check's configured ``severity`` (``fail`` or ``warn``: what a finding
+    would do), which reads as ``fail`` on every row of a clean snapshot; this table says what happened.
+
+    Parameters
+    ----------
+    report : ValidationReport
+        :func:`recsys_lab.data.guardrails.validate`'s result.
+
+    Returns
+    -------
+    pl.DataFrame
+        ``check, table, rows_found`` (Int64), ``result`` (``passed`` when nothing was found, ``failed`` for a
+        finding of a fail-level check, ``warning`` for a warn-level one) and ``description``.
+    """
+    rows = [{"check": r["check"], "table": r["table"], "rows_found": int(r["count"] or 0),
+             "result": "passed" if not r["count"] else "failed" if r["severity"] == "fail" else "warning",
+             "description": r["description"]} for r in report.results]
+    return pl.DataFrame(rows, schema={"check": pl.Utf8, "table": pl.Utf8, "rows_found": pl.Int64, "result": pl.Utf8,
+                                      "description": pl.Utf8})
+
+
+def gate_view(gate: "GateResult"):  # noqa: ANN201 - a frame or an IPython Markdown
+    """The gate's checks (``GateResult.table()``), or a sentence when no check is configured.
+
+    Parameters
+    ----------
+    gate : GateResult
+        The run's gate.
+
+    Returns
+    -------
+    pl.DataFrame or IPython.display.Markdown
+        ``metric, kind, value, bound, production, passed, message`` with every check, else a Markdown sentence.
+    """
+    table = gate.table()
+    if table.height:
+        return table
+    from IPython.display import Markdown
+
+    return Markdown("No gate check is configured (`gate.min`, `gate.max`, `gate.max_regression`, "
+                    "`gate.not_worse_than` are empty): the gate passes.")
 
 
 def timings_table(timings: dict[str, float]) -> pl.DataFrame:

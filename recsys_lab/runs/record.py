@@ -4,7 +4,8 @@ The notebook decided the gate (``gate.json``); nothing here recomputes it: a suc
 fails closed. Whether the run is promoted is :func:`recsys_lab.runs.outcome.decide`, applied twice: once before the
 manifest is written (so ``run.json`` says what is about to happen) and once more right before promoting, since a
 stop signal that arrives while the outcome is recorded still cancels the promotion. The promotion itself is
-:func:`recsys_lab.runs.production.point` (intent in ``run.json``, then the pointer, then the record).
+:func:`recsys_lab.runs.production.point` (intent in ``run.json``, then the pointer, then the record); once it is
+done, the verdict card of ``report.html`` is replaced so the report says the run was promoted.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from typing import Any, Callable
 from recsys_lab.config import Config
 from recsys_lab.errors import RunError
 from recsys_lab.evaluation.gate import GateResult
-from recsys_lab.report.html import export_html, verdict_markdown
+from recsys_lab.report.html import export_html, replace_verdict
+from recsys_lab.report.verdict import Verdict
 from recsys_lab.runs.outcome import Decision, decide, error_reason, phases
 from recsys_lab.runs.production import point
 from recsys_lab.store.folder import RunFolder, read_json_optional, utc_now
@@ -48,6 +50,8 @@ class Outcome:
         ``metrics.json`` ({} when the run did not succeed).
     manifest : dict
         ``run.json`` as written.
+    config : Config or None
+        The run's configuration (for the report's verdict once promoted).
     """
 
     status: str
@@ -57,6 +61,7 @@ class Outcome:
     gate: GateResult | None = None
     metrics: dict = field(default_factory=dict)
     manifest: dict = field(default_factory=dict)
+    config: Config | None = None
 
     def decide(self, stopped_by: str | None) -> Decision:
         """The promotion decision for this outcome (:func:`recsys_lab.runs.outcome.decide`).
@@ -140,19 +145,21 @@ def _gate(folder: RunFolder) -> GateResult:
                                                         "its gate"}])
 
 
-def _report(folder: RunFolder, outcome: Outcome, config: Config, data: dict | None, decision: Decision) -> None:
+def _verdict(folder: RunFolder, outcome: Outcome, config: Config, data: dict | None, promotion: dict,
+             duration_s: float | None) -> Verdict:
+    return Verdict.from_run(folder.run_id, outcome.status, config=config, reason=outcome.reason,
+                            gate=outcome.gate.to_dict() if outcome.gate else None, promotion=promotion,
+                            metrics=outcome.metrics, data=data, duration_s=duration_s)
+
+
+def _report(folder: RunFolder, outcome: Outcome, config: Config, data: dict | None, decision: Decision,
+            duration_s: float) -> None:
     """``report.html``: the executed notebook with the verdict first (logged, not raised, when it fails)."""
     if not folder.notebook.is_file():
         return
-    gate = outcome.gate
-    reason = {"status": "the run did not succeed", "gate": gate.reason if gate else None,
-              "stopped": decision.reason}.get(decision.kind)
     try:
-        export_html(folder.notebook, folder.report, verdict=verdict_markdown(
-            folder.run_id, outcome.status, reason=outcome.reason, gate=gate.to_dict() if gate else None,
-            metrics=outcome.metrics, k=config.eval.k, warnings=(data or {}).get("warnings"),
-            protocol=((data or {}).get("split") or {}).get("method"),
-            promotion={"requested": outcome.requested, "done": decision.promote, "reason": reason}))
+        export_html(folder.notebook, folder.report, title=f"recsys_lab run {folder.run_id}",
+                    verdict=_verdict(folder, outcome, config, data, _promotion(outcome, decision), duration_s).html())
     except (RunError, OSError) as exc:
         log.warning("no report.html: %s", exc)
 
@@ -196,8 +203,9 @@ def record(folder: RunFolder, config: Config, result: dict, *, wall: float, t0: 
         outcome.metrics = read_or_empty(folder.metrics, "metrics file")
         outcome.gate = _gate(folder)
     data = read_or_empty(folder.data, "data file") or None
+    outcome.config = config
     t_report = time.perf_counter()
-    _report(folder, outcome, config, data, outcome.decide(stopped_by()))
+    _report(folder, outcome, config, data, outcome.decide(stopped_by()), t_report - t0)
     timings, details = phases(read_or_empty(folder.timings, "timings file"), wall)
     timings["report"] = round(time.perf_counter() - t_report, 4)
     timings["total"] = round(time.perf_counter() - t0, 4)
@@ -234,6 +242,13 @@ def promote(folder: RunFolder, outcome: Outcome, *, stopped_by: Callable[[], str
     decision = outcome.decide(stopped_by())
     if decision.promote:  # intent, pointer, record: a kill in between is settled by the next start
         outcome.manifest = point(folder.runs_dir, folder.run_id)
+        if outcome.config is not None and folder.report.is_file():  # the report says what happened
+            try:
+                replace_verdict(folder.report, _verdict(folder, outcome, outcome.config, outcome.manifest.get("data"),
+                                                        outcome.manifest.get("promotion") or {},
+                                                        (outcome.manifest.get("timings") or {}).get("total")).html())
+            except OSError as exc:
+                log.warning("report.html not updated after the promotion: %s", exc)
         return True
     if outcome.manifest.get("promotion") != _promotion(outcome, decision):
         outcome.manifest = folder.update(promotion=_promotion(outcome, decision))

@@ -101,8 +101,8 @@ def test_every_notebook_is_run_here():
 
 
 def test_a_probe_without_reference_can_be_drawn():
-    """report.plots.probe_bars raised TypeError for a probe without a majority-baseline reference (too few items per
-    category, e.g. a generated log with 50 categories): the retrain notebook failed in its probe cell."""
+    """A probe without a majority-baseline reference (too few items per category, e.g. a generated log with 50
+    categories) used to break the legend (TypeError), and the retrain notebook failed in its probe cell."""
     import polars as pl
 
     from recsys_lab.report import plots

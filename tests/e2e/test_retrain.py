@@ -78,8 +78,8 @@ def test_report_shows_metrics_table_and_training_curve(retrain_run):
     assert html.count("data:image/png") >= 2  # training curve and metrics comparison
     # a reviewer reads the verdict first; code and stderr boxes are hidden (the .ipynb keeps the code)
     top = html[html.index("<body"):]
-    assert top.index(f"Run {run.name}: succeeded") < top.index("Retrain: LightFM hybrid")
-    assert "Gate: passed" in top and "814 users, time_per_user split" in top
+    assert top.index(f"Promoted: run {run.name} passed all ") < top.index("Retrain: LightFM hybrid")
+    assert "<dt>Gate</dt><dd>passed (" in top and "814 users, time_per_user split" in top
     assert "job.fit()" not in html and "config = {" not in html and "TqdmWarning" not in html
     assert "No production run to compare with" in html  # a sentence, not an empty drift table
     nb = nbformat.read(run / "retrain.ipynb", as_version=4)
