@@ -86,8 +86,8 @@ def ease_route(n_users: int, n_items: int) -> str:
 class _Ease:
     """EASE of one binary matrix ``X``, factorised once and evaluated for any lambda.
 
-    Item space (``n_users >= n_items``): ``P = (X^T X + lambda I)^-1`` by LU in place (scipy's ``getri``), one per
-    lambda; user vectors are the rows of ``X``, item vectors ``B^T = I - P / diag(P)`` by rows, diagonal zero.
+    Item space (``n_users >= n_items``): ``P = (X^T X + lambda I)^-1`` by Cholesky in place (LAPACK ``potrf`` +
+    ``potri``), one per lambda; user vectors are the rows of ``X``, item vectors ``B^T = I - P / diag(P)`` by rows, diagonal zero.
 
     User space (``n_users < n_items``, Woodbury): with ``X X^T = U diag(t) U^T`` and ``Y = U^T X``,
     ``X P = (X X^T + lambda I)^-1 X = U diag(1 / (t + lambda)) Y`` and
@@ -123,17 +123,33 @@ class _Ease:
         return self._item_space(lam)
 
     def _item_space(self, lam: float) -> tuple[np.ndarray, np.ndarray]:
-        import scipy.linalg as sl
+        from scipy.linalg import lapack
+        from threadpoolctl import threadpool_limits
 
         n_items = self.shape[1]
         g = (self.x.T @ self.x).toarray()
         g[np.diag_indices(n_items)] += lam
-        p = sl.inv(g, overwrite_a=True, check_finite=False)  # in place: one n x n float64 matrix
+        with threadpool_limits(1, "blas"):  # measured: 1 thread used 2.4x less CPU than 2 on a shared 2-core box
+            # g is symmetric: its C-ordered buffer is the Fortran-ordered g, so LAPACK works in place
+            c, info = lapack.dpotrf(g.T, lower=0, overwrite_a=1, clean=0)
+            if info == 0:
+                c, info = lapack.dpotri(c, lower=0, overwrite_c=1)  # upper triangle of P = (X^T X + lambda I)^-1
+        if info != 0:
+            raise ModelError(f"EASE: X^T X + {lam} I is not positive definite (LAPACK info {info})")
         del g
-        p /= -np.diag(p).copy()  # B = -P / diag(P) by columns, in place
-        p[np.diag_indices(n_items)] = 0.0
-        item = np.ascontiguousarray(p.T, dtype=np.float32)
-        del p
+        d = np.diag(c).copy()
+        item = np.empty((n_items, n_items), dtype=np.float32)
+        for lo in range(0, n_items, _BLOCK):  # rows lo:hi of B^T = -P[lo:hi] / diag(P)[lo:hi], P mirrored
+            hi = min(lo + _BLOCK, n_items)
+            rows = np.empty((hi - lo, n_items))
+            rows[:, :lo] = c[:lo, lo:hi].T
+            block = c[lo:hi, lo:hi]
+            rows[:, lo:hi] = np.triu(block) + np.triu(block, 1).T
+            rows[:, hi:] = c[lo:hi, hi:]
+            rows /= -d[lo:hi, None]
+            rows[np.arange(hi - lo), np.arange(lo, hi)] = 0.0
+            item[lo:hi] = rows
+        del c
         if self.dense is None:  # the same user vectors for every lambda
             self.dense = self.x.astype(np.float32).toarray()
         return self.dense, item
