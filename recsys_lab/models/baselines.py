@@ -27,7 +27,8 @@ import scipy.sparse as sp
 from recsys_lab.config import ALS_GRID
 from recsys_lab.errors import ModelError
 
-__all__ = ["BaselineFit", "EASE_LAMBDAS", "ALS_GRID", "ease_route", "ease_vectors", "fit_ease", "fit_als"]
+__all__ = ["BaselineFit", "EASE_LAMBDAS", "ALS_GRID", "ease_route", "ease_size", "ease_skip_reason", "ease_vectors",
+           "fit_ease", "fit_als"]
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,12 @@ class BaselineFit:
 
 
 _MAX_DENSE_CELLS = 400_000_000  # EASE keeps users x items dense (1.6 GB of float32 at most)
-_BLOCK = 4096  # item columns per block when forming user-space vectors
+_BUDGET_CELLS = 70_000_000  # users x items above which EASE is skipped: ~1.1 GiB of working set (16 bytes a cell)
+_BLOCK = 4096  # columns per block when forming EASE's item vectors
+_USER_ROUTE = 0.73
+"""The user route is cheaper below ``0.73 * n_items`` users: its two eigendecompositions (the validation grid's and
+the refit's) cost 8.7 Cholesky inversions each (measured at 4,000: 9.5 vs 1.09 CPU-s), the item route inverts seven
+times (six lambdas and the refit), and ``(7 / (2 * 8.7)) ** (1 / 3) = 0.73``."""
 
 
 def ease_route(n_users: int, n_items: int) -> str:
@@ -76,21 +82,64 @@ def ease_route(n_users: int, n_items: int) -> str:
     Returns
     -------
     str
-        ``"users"`` (the Woodbury form: an eigendecomposition of the users x users matrix ``X X^T``, shared by
-        every lambda) when there are fewer users than items, else ``"items"`` (one inversion of the items x items
+        ``"users"`` (the Woodbury form: one eigendecomposition of the users x users matrix ``X X^T`` shared by
+        every lambda) below ``0.73 * n_items`` users, else ``"items"`` (one Cholesky inversion of the items x items
         matrix ``X^T X + lambda I`` per lambda).
     """
-    return "users" if n_users < n_items else "items"
+    return "users" if n_users < _USER_ROUTE * n_items else "items"
+
+
+def ease_size(n_users: int, n_items: int) -> int:
+    """EASE's cost as a catalogue size: the item count whose item route costs what the cheaper route costs.
+
+    The cost is cubic in it (measured on a loaded 2-core box, six lambdas and the refit: 44 CPU-s at 6,000,
+    93 CPU-s at 8,000); ``eval.ease_max_items`` bounds it.
+
+    Parameters
+    ----------
+    n_users, n_items : int
+        Shape of the training matrix.
+
+    Returns
+    -------
+    int
+        ``n_items`` on the item route, ``n_users / 0.73`` on the user route.
+    """
+    return int(n_items) if ease_route(n_users, n_items) == "items" else int(np.ceil(n_users / _USER_ROUTE))
+
+
+def ease_skip_reason(n_users: int, n_items: int, max_items: int) -> str | None:
+    """Why EASE should not run on a users x items matrix (None: it fits in about a minute and 2 GiB).
+
+    Parameters
+    ----------
+    n_users, n_items : int
+        Shape of the training matrix.
+    max_items : int
+        Bound on :func:`ease_size` (``eval.ease_max_items``).
+
+    Returns
+    -------
+    str or None
+        The reason, naming the sizes and the setting, or None.
+    """
+    size = ease_size(n_users, n_items)
+    if size > max_items:
+        return (f"{n_users} users x {n_items} items cost as much as {size} items > eval.ease_max_items {max_items}"
+                if size != n_items else f"{n_items} items > eval.ease_max_items {max_items}")
+    if n_users * n_items > _BUDGET_CELLS:
+        return f"{n_users} users x {n_items} items > {_BUDGET_CELLS:,} dense cells"
+    return None
 
 
 class _Ease:
     """EASE of one binary matrix ``X``, factorised once and evaluated for any lambda.
 
-    Item space (``n_users >= n_items``): ``P = (X^T X + lambda I)^-1`` by Cholesky in place (LAPACK ``potrf`` +
-    ``potri``), one per lambda; user vectors are the rows of ``X``, item vectors ``B^T = I - P / diag(P)`` by rows, diagonal zero.
+    Item space: ``P = (X^T X + lambda I)^-1`` by Cholesky in place (LAPACK ``potrf`` + ``potri``), one per lambda;
+    user vectors are the rows of ``X``, item vectors ``B^T = I - P / diag(P)`` by rows, diagonal zero.
 
-    User space (``n_users < n_items``, Woodbury): with ``X X^T = U diag(t) U^T`` and ``Y = U^T X``,
-    ``X P = (X X^T + lambda I)^-1 X = U diag(1 / (t + lambda)) Y`` and
+    User space (fewer users than items, see :func:`ease_route`; Woodbury): with ``X X^T = U diag(t) U^T`` and
+    ``Y = U^T X``, ``X P = (X X^T + lambda I)^-1 X = U diag(1 / (t + lambda)) Y`` and
     ``diag(P)_j = (1 - sum_k Y_kj^2 / (t_k + lambda)) / lambda``. The scores ``X B = X - X P / diag(P)`` are then
     ``U Z`` with ``Z_kj = Y_kj (1 - 1 / ((t_k + lambda) diag(P)_j))`` (``X = U Y``): user vectors are the rows of
     ``U``, item vectors the columns of ``Z``. One eigendecomposition of the users x users matrix serves every
@@ -113,7 +162,7 @@ class _Ease:
             with threadpool_limits(1, "blas"):  # measured: 2 BLAS threads made syevd 2-9x slower on a loaded box
                 self.t, self.u = sl.eigh(k, overwrite_a=True, check_finite=False)
             del k
-            self.y = np.ascontiguousarray((self.x.T @ self.u).T)  # U^T X, users x items
+            self.y = (self.x.T @ self.u).T  # U^T X, users x items (Fortran order: item blocks are contiguous)
             self.u32 = np.ascontiguousarray(self.u, dtype=np.float32)
 
     def vectors(self, lam: float) -> tuple[np.ndarray, np.ndarray]:

@@ -5,7 +5,7 @@ import pytest
 import scipy.sparse as sp
 
 from recsys_lab.data.synthetic import generate
-from recsys_lab.models.baselines import ease_route, ease_vectors, fit_als, fit_ease
+from recsys_lab.models.baselines import ease_route, ease_size, ease_skip_reason, ease_vectors, fit_als, fit_ease
 
 
 @pytest.fixture(autouse=True)
@@ -118,8 +118,8 @@ def test_fast_ease_scores_equal_the_slow_reference_on_movielens(ml100k_positives
     _assert_same_scores(ml100k_positives, lam)
 
 
-@pytest.mark.parametrize("shape", [(943, 1682, 50_000), (300, 2_000, 6_000), (1_200, 500, 20_000)],
-                         ids=["ml100k-sized", "few-users", "few-items"])
+@pytest.mark.parametrize("shape", [(943, 1682, 50_000), (300, 2_000, 6_000), (900, 1_000, 8_000), (1_200, 500, 20_000)],
+                         ids=["ml100k-sized", "few-users", "near-square", "few-items"])
 def test_fast_ease_scores_equal_the_slow_reference_on_generated_logs(shape):
     n_users, n_items, n = shape
     train = _generated(n_users, n_items, n, seed=n_users)
@@ -132,6 +132,7 @@ def test_fast_ease_scores_equal_the_slow_reference_on_generated_logs(shape):
 
 def test_ease_routes_by_shape():
     assert ease_route(10, 20) == "users" and ease_route(20, 10) == "items" and ease_route(10, 10) == "items"
+    assert ease_route(943, 1682) == "users" and ease_route(900, 1_000) == "items"  # two eighs cost 2.5x 7 inversions
     u, i = ease_vectors(_generated(40, 100, 400), 100.0)
     assert u.shape == (40, 40) and i.shape == (100, 40)  # users x users, not items x items
     u, i = ease_vectors(_generated(100, 40, 400), 100.0)
@@ -155,3 +156,12 @@ def test_fit_ease_chooses_the_lambda_the_slow_reference_would(shape):
     assert res.params["lambda"] == lambdas[int(np.argmax(ref))]
     np.testing.assert_allclose(res.user_vecs.astype(np.float64) @ res.item_vecs.T.astype(np.float64),
                                _slow_ease(train, res.params["lambda"]), atol=1e-5)
+
+
+def test_ease_size_and_skip_reason():
+    assert ease_size(20_000, 17_000) == 17_000 and ease_size(1_900, 17_000) == 2_603  # 1,900 / 0.73
+    assert ease_skip_reason(943, 1_682, 6_000) is None and ease_skip_reason(1_900, 17_000, 6_000) is None
+    assert ease_skip_reason(20_000, 17_000, 6_000) == "17000 items > eval.ease_max_items 6000"
+    assert "cost as much as 6850 items" in ease_skip_reason(5_000, 17_000, 6_000)
+    assert "dense cells" in ease_skip_reason(30_000, 5_000, 6_000)  # cheap to factorise, too large to keep dense
+    assert ease_skip_reason(20_000, 17_000, 20_000) is not None  # the cells bound holds whatever the setting
