@@ -165,3 +165,12 @@ def test_ease_size_and_skip_reason():
     assert "cost as much as 6850 items" in ease_skip_reason(5_000, 17_000, 6_000)
     assert "dense cells" in ease_skip_reason(30_000, 5_000, 6_000)  # cheap to factorise, too large to keep dense
     assert ease_skip_reason(20_000, 17_000, 20_000) is not None  # the cells bound holds whatever the setting
+
+
+@pytest.mark.parametrize("shape", [(150, 700, 3_000), (700, 150, 3_000)], ids=["users-route", "items-route"])
+def test_fast_ease_in_many_blocks_equals_the_slow_reference(shape, monkeypatch):
+    """Item vectors are formed in blocks of columns (user route) or of mirrored rows of P (item route): 64 here."""
+    from recsys_lab.models import baselines
+
+    monkeypatch.setattr(baselines, "_BLOCK_CELLS", 1)
+    _assert_same_scores(_generated(*shape, seed=4), 300.0)
