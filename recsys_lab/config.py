@@ -429,7 +429,8 @@ class EvalConfig:
         64 factors, regularization 0.01 / 0.1 / 1, alpha 1 / 10 / 40); one setting skips the search (ALS costs
         one fit per setting plus the refit: on large logs, e.g. ``[[64, 0.1, 10.0]]``).
     ease_max_items : int
-        EASE needs an items x items inverse: skipped (with a note) above this catalogue size (default 20000).
+        EASE's bound: skipped (with a note) above this catalogue size (default 6000: its six lambdas and refit
+        took 44 CPU-s and 0.9 GiB at 6,000 items, 93 CPU-s at 8,000; see ``models.baselines.ease_size``).
     item_category : str
         Item-table column used as the category of embedding coherence, category diversity, the item probe and
         item-side fairness (default ``"genre"``; a list column is multi-label). Skipped, with a note, when the
@@ -453,7 +454,7 @@ class EvalConfig:
     cold_max_users: int = 10_000
     embedding_max_items: int = 20_000
     als_grid: tuple[tuple[int, float, float], ...] = ALS_GRID
-    ease_max_items: int = 20_000
+    ease_max_items: int = 6_000
     item_category: str = "genre"
     user_groups: tuple[str, ...] = ("gender",)
     probe_user: tuple[str, ...] | None = None
