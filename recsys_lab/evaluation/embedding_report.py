@@ -97,7 +97,7 @@ def _item_quality(vectors: dict, served: np.ndarray, sample: np.ndarray, cats: n
                      "feature back; the factor baselines (baseline.<name>.embedding.*, .probe.*) show "
                      "what interactions alone teach")
     for name, (_, bi) in vectors.items():  # factor baselines: what interactions alone teach
-        if name == "hybrid" or bi.shape[1] > 1024:
+        if name in ("hybrid", "ease") or bi.shape[1] > 1024:  # EASE's vectors are a factored score matrix, not an embedding
             continue
         bcoh, _ = embedding.coherence(embedding.cosine_neighbours(bi, k, sample), cats, sample)
         out[keys.model_key(name, keys.at("embedding.item_coherence.cosine", k))] = bcoh

@@ -104,8 +104,9 @@ def fit_candidates(split: Any, variants: dict[str, Variant], config: Config, *,
         log.info("%s: %d epochs in %.2f s", name, res.best_epoch, res.fit_seconds)
     validate = score if cfg.split.validation_fraction > 0 else None
     wanted, n_items = set(cfg.eval.baselines), split.train.shape[1]
-    if "ease" in wanted and n_items > cfg.eval.ease_max_items:
-        out.warnings.append(f"baseline ease skipped: {n_items} items > eval.ease_max_items {cfg.eval.ease_max_items}")
+    skip = baselines.ease_skip_reason(split.train.shape[0], n_items, cfg.eval.ease_max_items) if "ease" in wanted else None
+    if skip:
+        out.warnings.append(f"baseline ease skipped: {skip}")
     elif "ease" in wanted:
         progress.info(" EASE (lambda chosen on validation)")
         out.baseline_fits["ease"] = baselines.fit_ease(split.fit, split.train, validate)
