@@ -551,7 +551,8 @@ class GateConfig:
         ``{"ndcg@k": 0.10, "recall@k": 0.10}``).
     not_worse_than : list of str
         Baselines the model must not be significantly worse than on NDCG@k (paired 95 % interval), default
-        ``["popularity"]``.
+        ``["popularity"]``. ``"best_single"`` names whichever evaluated baseline has the highest NDCG@k in this run
+        (EASE on MovieLens): use it when the model should ship only if it holds up against the strongest baseline.
     """
 
     min: dict[str, float] = field(default_factory=_default_floors)
@@ -569,7 +570,8 @@ class GateConfig:
         for metric, bound in self.max_regression.items():
             _check(0 <= bound, f"gate.max_regression.{metric}", f"must be >= 0, got {bound}")
         for name in self.not_worse_than:
-            _check(name in BASELINES, "gate.not_worse_than", f"unknown baseline {name!r}; expected some of {BASELINES}")
+            _check(name in BASELINES or name == "best_single", "gate.not_worse_than",
+                   f"unknown baseline {name!r}; expected some of {BASELINES} or 'best_single'")
 
 
 RANK_GENERATORS = ("model", "popularity", "ease", "als")

@@ -15,8 +15,8 @@ import itertools
 import numpy as np
 import scipy.sparse as sp
 
-from recsys_lab.evaluation.ranking import ranking_metrics
 from recsys_lab.evaluation import keys
+from recsys_lab.evaluation.ranking import ranking_metrics
 
 __all__ = ["user_scale", "blend_vectors", "weight_grid", "choose_weights"]
 

@@ -20,7 +20,7 @@ from recsys_lab.models import baselines
 from recsys_lab.models import lightfm as models
 from recsys_lab.retrieval.topk import top_k
 
-__all__ = ["CandidateSet", "generate", "recall_ceiling", "pair_scores", "as_of_validation"]
+__all__ = ["CandidateSet", "generate", "labels", "recall_ceiling", "pair_scores", "as_of_validation"]
 
 
 @dataclass

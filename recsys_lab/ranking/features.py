@@ -35,7 +35,8 @@ class AsOf:
     positives : csr_matrix of shape (n_users, n_items)
         Its positives.
     item_counts : dict of str to ndarray of shape (n_items,), float32
-        ``all`` and ``<w>d`` per window: interactions per item (windows need timestamps).
+        ``all`` and ``<w>d`` per window: users per item (seen pairs; in a window: first seen in it; windows need
+        timestamps).
     item_age : ndarray of shape (n_items,), float32
         Days from the item's first seen interaction to the latest seen timestamp (NaN: unseen or no timestamps).
     side : csr_matrix of shape (n_items, n_side) or None
@@ -51,15 +52,17 @@ class AsOf:
 
 def as_of(seen: sp.csr_matrix, positives: sp.csr_matrix, interactions: pl.DataFrame | None = None, *,
           item_features: sp.csr_matrix | None = None, item_tokens: list[str] | None = None) -> AsOf:
-    """The :class:`AsOf` of one cut-off: interaction timestamps are kept only for pairs stored in ``seen``.
+    """The :class:`AsOf` of one cut-off: timestamps are read only for pairs stored in ``seen``, at each pair's first
+    interaction (under the time protocols it is before the cut-off; under ``random`` a repeated pair's first
+    interaction may be a held-out one: only its timestamp is read, never its existence).
 
     Parameters
     ----------
     seen, positives : csr_matrix of shape (n_users, n_items)
         Interactions and positives before the cut-off (e.g. the split's ``fit_seen`` and ``fit``).
     interactions : pl.DataFrame, optional
-        ``user_idx, item_idx, ts`` of the whole log; rows whose pair is not in ``seen`` are dropped first (so the
-        validation and test periods are never read).
+        ``user_idx, item_idx, ts`` of the whole log; rows whose pair is not in ``seen`` are dropped first, and of
+        the others only each pair's earliest timestamp is kept (so the validation and test periods are never read).
     item_features : csr_matrix of shape (n_items, n_tokens), optional
         The dataset's item features.
     item_tokens : list of str, optional
@@ -75,9 +78,12 @@ def as_of(seen: sp.csr_matrix, positives: sp.csr_matrix, interactions: pl.DataFr
     if interactions is not None and interactions.height and interactions["ts"].null_count() < interactions.height:
         coo = seen.tocoo()
         codes = pl.Series("code", coo.row.astype(np.int64) * n_items + coo.col)
+        # one row per pair, at its first interaction: a pair seen before the cut-off may repeat after it (a
+        # replay in the validation or test period), and its later timestamps must not be read
         log = (interactions.select(pl.col("user_idx").cast(pl.Int64) * n_items + pl.col("item_idx").cast(pl.Int64),
                                    "item_idx", "ts")
-               .rename({"user_idx": "code"}).filter(pl.col("code").is_in(codes.implode()) & pl.col("ts").is_not_null()))
+               .rename({"user_idx": "code"}).filter(pl.col("code").is_in(codes.implode()) & pl.col("ts").is_not_null())
+               .group_by("code").agg(pl.col("item_idx").first(), pl.col("ts").min()))
         if log.height:
             now = log["ts"].max()
             for w in WINDOWS:

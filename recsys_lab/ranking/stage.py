@@ -22,10 +22,22 @@ import scipy.sparse as sp
 
 from recsys_lab.config import Config
 from recsys_lab.evaluation import keys
+from recsys_lab.evaluation.gate import BEST_SINGLE
 from recsys_lab.evaluation.intervals import bootstrap_ci, paired_difference
-from recsys_lab.evaluation.ranking import candidates as single_models, per_user_metrics, ranking_metrics, sample_users
+from recsys_lab.evaluation.ranking import candidates as single_models
+from recsys_lab.evaluation.ranking import (
+    per_user_metrics,
+    ranking_metrics,
+    sample_users,
+)
 from recsys_lab.ranking.blend import blend_vectors, choose_weights
-from recsys_lab.ranking.candidates import CandidateSet, as_of_validation, generate, labels, recall_ceiling
+from recsys_lab.ranking.candidates import (
+    CandidateSet,
+    as_of_validation,
+    generate,
+    labels,
+    recall_ceiling,
+)
 from recsys_lab.ranking.features import AsOf, as_of, pair_features
 from recsys_lab.ranking.ranker import Ranker, fit_ranker
 
@@ -34,8 +46,8 @@ __all__ = ["RankingResult", "PREFIXES", "BEST_SINGLE", "run_stage", "rank_users"
 PREFIXES = ("blend", "ranker")
 """Key prefixes of the stage's two second stages."""
 
-BEST_SINGLE = "best_single"
-"""Name, in ``vs.`` keys, of the single model (the model or a baseline) with the highest test NDCG@k."""
+# BEST_SINGLE ("best_single"): in ``vs.`` keys of the stage, the single model (the model or a baseline) with the
+# highest test NDCG@k; the gate's ``not_worse_than`` uses the same name for the best baseline.
 
 
 @dataclass
