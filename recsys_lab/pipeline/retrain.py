@@ -350,10 +350,8 @@ class Retrain(RetrainResults):
             :attr:`metrics` after every step.
         """
         for step in (self.ingest, self.build_features, self.fit, self.build_index, self.evaluate,
-                     self.evaluate_cold_start):
+                     *((self.rank,) if self.config.rank.enabled else ()), self.evaluate_cold_start):
             step()
-        if self.config.rank.enabled:
-            self.rank()
         for step in (self.evaluate_embeddings, self.evaluate_personas, self.check_drift, self.check_gate):
             step(production)
         self.save()

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import polars as pl
 import scipy.sparse as sp
 
 from recsys_lab.config import Config
@@ -78,6 +79,29 @@ class RankingResult:
     best_single: str = ""
     ranker: Ranker | None = None
     notes: list[str] = field(default_factory=list)
+
+    def table(self) -> pl.DataFrame:
+        """The best single model, the blend and the ranker side by side (the notebook's and the report's view).
+
+        Returns
+        -------
+        pl.DataFrame
+            ``stage`` (Utf8), ``ndcg@k``, ``ci_low``, ``ci_high``, ``vs_best_single``, ``vs_ci_low``, ``vs_ci_high``
+            (Float64; the paired difference with :attr:`best_single`, 0 on its own row) and ``recall_ceiling``
+            (the candidates', on the ranker's row); one row per stage that ran.
+        """
+        m, rows = self.metrics, []
+        metric = next((key.removeprefix("blend.") for key in m if key.startswith("blend.ndcg@")
+                       and key.count(".") == 1), "ndcg@10")
+        for stage in PREFIXES:
+            key, vs = f"{stage}.{metric}", f"{stage}." + keys.vs(BEST_SINGLE, metric)
+            if key in m:
+                rows.append({"stage": stage, metric: m[key], "ci_low": m[keys.ci(key)[0]], "ci_high": m[keys.ci(key)[1]],
+                             "vs_best_single": m[vs], "vs_ci_low": m[keys.ci(vs)[0]], "vs_ci_high": m[keys.ci(vs)[1]],
+                             "recall_ceiling": m.get("rank.recall_ceiling") if stage == "ranker" else None})
+        return pl.DataFrame(rows, schema={"stage": pl.Utf8, metric: pl.Float64, "ci_low": pl.Float64,
+                                          "ci_high": pl.Float64, "vs_best_single": pl.Float64, "vs_ci_low": pl.Float64,
+                                          "vs_ci_high": pl.Float64, "recall_ceiling": pl.Float64})
 
 
 def _blend_feature(X: np.ndarray, names: list[str], weights: dict[str, float]) -> np.ndarray:

@@ -75,3 +75,25 @@ def test_a_test_only_signal_changes_nothing_the_stage_learns(job):
     assert a.ranker.best_iteration == b.ranker.best_iteration and a.ranker.importance == b.ranker.importance
     # the planted signal is real: ALS is perfect on it
     assert b.metrics["rank.recall_ceiling.als"] == pytest.approx(1.0)
+
+
+@pytest.mark.slow  # executes the retrain notebook
+def test_the_notebook_runs_the_stage_like_the_pipeline(tmp_path, monkeypatch):
+    import json
+
+    from recsys_lab.pipeline import run
+    from recsys_lab.runs.execute import execute
+    from recsys_lab.store.folder import RunFolder
+
+    monkeypatch.chdir(tmp_path)
+    cfg = generated_config(tmp_path, 60, 50, 1_200, seed=1, categories=4,
+                           **{"eval.bootstrap": 100, "eval.baselines": ["popularity", "ease"], **RANK,
+                              "rank.candidates": {"model": 10, "ease": 10}, "rank.blend": ["model", "ease"],
+                              "rank.enabled": True, "rank.latency_users": 0, "gate.min": {}})
+    result = execute(cfg, runs_dir="runs")
+    assert result.status == "succeeded", result.reason
+    saved = json.loads(RunFolder(result.run_dir).metrics.read_text())
+    job = run(cfg)
+    stage = {k: v for k, v in job.metrics.items() if k.startswith(("blend.", "ranker.", "rank."))
+             and "seconds" not in k}
+    assert stage and {k: saved[k] for k in stage} == pytest.approx(stage, nan_ok=True)
