@@ -606,6 +606,8 @@ class RankConfig:
         LightGBM settings (defaults 15, 0.05, 300, 30, 50).
     holdout : float
         Share of validation users held out for the ranker's early stopping (default 0.2).
+    refit : bool
+        Refit the ranker's chosen number of trees on every validation user (default True).
     max_users : int
         At most this many validation users (seeded sample) train the blend and the ranker (default 5000; 0: all).
     latency_users : int
@@ -623,6 +625,7 @@ class RankConfig:
     early_stopping: int = 30
     min_child_samples: int = 50
     holdout: float = 0.2
+    refit: bool = True
     max_users: int = 5000
     latency_users: int = 200
 

@@ -2,7 +2,8 @@
 
 Trained on the validation slice: each validation user is a query group, its candidates the documents, its
 validation positives among them the relevant ones. A seeded share of the users is held out for early stopping on
-NDCG@k; groups without a positive carry no gradient and are dropped from training.
+NDCG@k; groups without a positive carry no gradient and are dropped from training. With ``rank.refit`` the chosen
+number of trees is then refit on every validation user (as the model is refit after early stopping).
 """
 
 from __future__ import annotations
@@ -79,7 +80,7 @@ def fit_ranker(X: np.ndarray, y: np.ndarray, sizes: np.ndarray, names: list[str]
         Feature names.
     settings : RankConfig
         ``num_leaves``, ``learning_rate``, ``n_estimators``, ``early_stopping``, ``min_child_samples``,
-        ``holdout``.
+        ``holdout``, ``refit``.
     k : int
         NDCG@k of early stopping.
     seed : int
@@ -121,6 +122,10 @@ def fit_ranker(X: np.ndarray, y: np.ndarray, sizes: np.ndarray, names: list[str]
     booster = lgb.train(params, train, num_boost_round=settings.n_estimators, valid_sets=sets, callbacks=callbacks)
     best = int(booster.best_iteration or booster.current_iteration())
     curve = next(iter(record.values()), {}).get(f"ndcg@{k}", []) if record else []
+    if settings.refit and len(held):  # the chosen number of trees, refit on every validation user
+        um = _groups(sizes, useful)
+        booster = lgb.train(params, lgb.Dataset(X[um], y[um], group=sizes[useful], feature_name=names),
+                            num_boost_round=best)
     gain = booster.feature_importance(importance_type="gain", iteration=best)
     importance = dict(sorted(zip(names, map(float, gain)), key=lambda kv: -kv[1]))
     return Ranker(booster, list(names), best, float(curve[best - 1]) if len(curve) >= best else float("nan"),

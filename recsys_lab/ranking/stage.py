@@ -22,6 +22,7 @@ import polars as pl
 import scipy.sparse as sp
 
 from recsys_lab.config import Config
+from recsys_lab.errors import ModelError
 from recsys_lab.evaluation import keys
 from recsys_lab.evaluation.gate import BEST_SINGLE
 from recsys_lab.evaluation.intervals import bootstrap_ci, paired_difference
@@ -206,49 +207,62 @@ def run_stage(split: Any, dataset: Any, fits: dict, baseline_fits: dict, vectors
     -------
     RankingResult
     """
-    rc, k, seed, boot = config.rank, config.eval.k, config.model.seed, config.eval.bootstrap
-    res = RankingResult()
+    rc, k, seed = config.rank, config.eval.k, config.model.seed
+    res, metric = RankingResult(), keys.at("ndcg", k)
     wanted = tuple(dict.fromkeys([*rc.candidates, *rc.blend]))
     final = {g: v for g, v in single_models(vectors, split.train, popularity=True).items() if g in wanted}
     missing = [g for g in wanted if g not in final]
     if missing:
         res.notes.append(f"rank: generators {missing} not fitted (add them to eval.baselines): left out")
-    uf = dataset.user_features_at(split.validation_cutoff).matrix if split.validation_cutoff else \
-        dataset.user_features.matrix
-    t0 = time.perf_counter()
-    val = as_of_validation(split, vectors, fits, baseline_fits, config, features=(uf, dataset.item_features.matrix),
-                           names=tuple(final))
-    users_val = sample_users(split.validation_users, rc.max_users, seed)
-    blend_gens = [g for g in rc.blend if g in val]
-    res.weights, res.grid = choose_weights({g: val[g] for g in blend_gens}, split.validation, users_val,
-                                           exclude=split.fit_seen, k=k, step=rc.blend_step)
-    users = evaluation.users
-    singles = evaluation.per_user
-    metric = keys.at("ndcg", k)
-    res.best_single = max(singles, key=lambda m: float(np.nanmean(singles[m][metric])))
-    values, _ = per_user_metrics(*blend_vectors(final, res.weights), split.test, users=users,
-                                 exclude=split.train_seen, k=k)
-    res.per_user["blend"] = values
-    m = res.metrics
-    m.update({f"blend.weight.{g}": float(w) for g, w in res.weights.items()})
-    m[f"blend.validation.{metric}"] = max(r["validation"] for r in res.grid)
-    m["blend.fit_seconds"] = time.perf_counter() - t0
-    m.update(stage_metrics("blend", values, singles, k=k, best=res.best_single, n_resamples=boot, seed=seed))
     n = {g: size for g, size in rc.candidates.items() if g in final}
-    test_cands = generate(final, n, users, exclude=split.train_seen)
-    res.ceiling = recall_ceiling(test_cands, split.test)
-    m["rank.candidates_per_user"] = float(len(test_cands.row) / max(len(users), 1))
-    m.update({"rank.recall_ceiling" + ("" if g == "total" else f".{g}"): v for g, v in res.ceiling.items()})
-    if not rc.ranker:
+    users, singles, m = evaluation.users, evaluation.per_user, res.metrics
+    res.best_single = max(singles, key=lambda name: float(np.nanmean(singles[name][metric])))
+    if n:
+        test_cands = generate(final, n, users, exclude=split.train_seen)
+        res.ceiling = recall_ceiling(test_cands, split.test)
+        m["rank.candidates_per_user"] = float(len(test_cands.row) / max(len(users), 1))
+        m.update({"rank.recall_ceiling" + ("" if g == "total" else f".{g}"): v for g, v in res.ceiling.items()})
+    users_val = sample_users(split.validation_users, rc.max_users, seed)
+    if len(users_val) == 0:
+        res.notes.append("rank: no validation user (split.validation_fraction = 0?): no blend and no ranker")
         return res
     t0 = time.perf_counter()
+    uf = (dataset.user_features_at(split.validation_cutoff) if split.validation_cutoff else dataset.user_features).matrix
+    val = as_of_validation(split, vectors, fits, baseline_fits, config, features=(uf, dataset.item_features.matrix),
+                           names=tuple(final))
+    blend_gens = [g for g in rc.blend if g in val]
+    if blend_gens:
+        res.weights, res.grid = choose_weights({g: val[g] for g in blend_gens}, split.validation, users_val,
+                                               exclude=split.fit_seen, k=k, step=rc.blend_step)
+        values, _ = per_user_metrics(*blend_vectors(final, res.weights), split.test, users=users,
+                                     exclude=split.train_seen, k=k)
+        res.per_user["blend"] = values
+        m.update({f"blend.weight.{g}": float(w) for g, w in res.weights.items()})
+        m[f"blend.validation.{metric}"] = max(r["validation"] for r in res.grid)
+        m["blend.fit_seconds"] = time.perf_counter() - t0
+        m.update(stage_metrics("blend", values, singles, k=k, best=res.best_single, n_resamples=config.eval.bootstrap,
+                               seed=seed))
+    if rc.ranker and n:
+        _learn_ranker(res, split, dataset, final, val, n, users_val, evaluation, config)
+    return res
+
+
+def _learn_ranker(res: RankingResult, split: Any, dataset: Any, final: dict, val: dict, n: dict[str, int],
+                  users_val: np.ndarray, evaluation: Any, config: Config) -> None:
+    """Fit the ranker on the validation candidates, evaluate it on the test users, time it per user (in ``res``)."""
+    rc, k, seed, m = config.rank, config.eval.k, config.model.seed, res.metrics
+    users, metric, t0 = evaluation.users, keys.at("ndcg", k), time.perf_counter()
     text = dataset.interactions.select("user_idx", "item_idx", "ts")
-    side = dict(item_features=dataset.item_features.matrix, item_tokens=dataset.item_features.tokens)
-    at_val = as_of(split.fit_seen, split.fit, text, **side)
+    side = {"item_features": dataset.item_features.matrix, "item_tokens": dataset.item_features.tokens}
     val_cands = generate(val, n, users_val, exclude=split.fit_seen)
     m["rank.validation.recall_ceiling"] = recall_ceiling(val_cands, split.validation)["total"]
-    X, names = _features(val_cands, val, at_val, res.weights)
-    res.ranker = fit_ranker(X, labels(val_cands, split.validation), val_cands.group_sizes, names, rc, k=k, seed=seed)
+    X, names = _features(val_cands, val, as_of(split.fit_seen, split.fit, text, **side), res.weights)
+    try:
+        res.ranker = fit_ranker(X, labels(val_cands, split.validation), val_cands.group_sizes, names, rc, k=k,
+                                seed=seed)
+    except ModelError as exc:
+        res.notes.append(f"rank: no ranker: {exc}")
+        return
     at_test = as_of(split.train_seen, split.train, text, **side)
     top = rank_users(users, final, n, at_test, res.ranker, res.weights, k=k)
     padded = sp.hstack([split.test, sp.csr_matrix((split.test.shape[0], 1), dtype=split.test.dtype)]).tocsr()
@@ -256,13 +270,12 @@ def run_stage(split: Any, dataset: Any, fits: dict, baseline_fits: dict, vectors
     res.per_user["ranker"] = values
     m.update({f"ranker.validation.{metric}": res.ranker.validation, "ranker.best_iteration": res.ranker.best_iteration,
               "ranker.fit_seconds": time.perf_counter() - t0})
-    m.update(stage_metrics("ranker", values, singles, k=k, best=res.best_single, n_resamples=boot, seed=seed))
+    m.update(stage_metrics("ranker", values, evaluation.per_user, k=k, best=res.best_single,
+                           n_resamples=config.eval.bootstrap, seed=seed))
     if rc.latency_users:
-        sample = sample_users(users, rc.latency_users, seed)
         took = []
-        for u in sample:
+        for u in sample_users(users, rc.latency_users, seed):
             t = time.perf_counter()
             rank_users(np.array([u]), final, n, at_test, res.ranker, res.weights, k=k)
             took.append((time.perf_counter() - t) * 1000)
         m["ranker.latency_ms.p50"], m["ranker.latency_ms.p99"] = map(float, np.percentile(took, [50, 99]))
-    return res

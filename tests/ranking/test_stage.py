@@ -77,6 +77,18 @@ def test_a_test_only_signal_changes_nothing_the_stage_learns(job):
     assert b.metrics["rank.recall_ceiling.als"] == pytest.approx(1.0)
 
 
+def test_without_a_validation_slice_the_stage_says_so_and_learns_nothing(tmp_path):
+    cfg = generated_config(tmp_path, 60, 50, 1_200, seed=1, categories=4,
+                           **{"eval.bootstrap": 100, "eval.baselines": ["popularity"], **RANK,
+                              "rank.candidates": {"model": 10, "popularity": 5}, "rank.blend": ["model", "popularity"],
+                              "split.validation_fraction": 0.0})
+    j = Retrain(cfg)
+    for step in (j.ingest, j.build_features, j.fit, j.evaluate, j.rank):
+        step()
+    assert "rank.recall_ceiling" in j.metrics and not any(k.startswith(("blend.", "ranker.")) for k in j.metrics)
+    assert any("no validation user" in w for w in j.warnings)
+
+
 @pytest.mark.slow  # executes the retrain notebook
 def test_the_notebook_runs_the_stage_like_the_pipeline(tmp_path, monkeypatch):
     import json
