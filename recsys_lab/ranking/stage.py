@@ -5,8 +5,8 @@ Learning happens on the validation slice only: the generators are refit on the f
 validation positives, features are built as of the fit part. The test phase uses the final generators (fit on all
 training data) and features as of the training cut-off. Keys (:data:`PREFIXES`): ``blend.<metric>`` and
 ``ranker.<metric>`` with ``.ci_low`` / ``.ci_high``; ``blend.vs.<name>.<metric>`` / ``ranker.vs.<name>.<metric>``:
-the paired difference stage - ``<name>`` for the model, every baseline and ``best_single`` (the single model with
-the highest test NDCG@k); ``rank.recall_ceiling[.<generator>]``, ``rank.candidates_per_user``,
+the paired difference stage - ``<name>`` for the model, every baseline, ``best_single`` (the single model with
+the highest test NDCG@k) and, for the ranker, ``blend`` (the ranker must beat it to be worth its cost); ``rank.recall_ceiling[.<generator>]``, ``rank.candidates_per_user``,
 ``blend.weight.<generator>``, ``blend.validation.ndcg@k``, ``ranker.validation.ndcg@k``, ``ranker.best_iteration``,
 ``ranker.fit_seconds``, ``ranker.latency_ms.p50`` / ``p99``.
 """
@@ -162,7 +162,8 @@ def stage_metrics(name: str, values: dict[str, np.ndarray], singles: dict[str, d
     values : dict of str to ndarray
         Per-user metrics of the stage.
     singles : dict of str to dict of str to ndarray
-        Per-user metrics of the model and every baseline (same users, same order).
+        Per-user metrics of what the stage is compared with: the model, every baseline (and for the ranker the
+        blend); same users, same order.
     k : int
     best : str
         The best single model (also compared with under :data:`BEST_SINGLE`).
@@ -270,7 +271,8 @@ def _learn_ranker(res: RankingResult, split: Any, dataset: Any, final: dict, val
     res.per_user["ranker"] = values
     m.update({f"ranker.validation.{metric}": res.ranker.validation, "ranker.best_iteration": res.ranker.best_iteration,
               "ranker.fit_seconds": time.perf_counter() - t0})
-    m.update(stage_metrics("ranker", values, evaluation.per_user, k=k, best=res.best_single,
+    others = {**evaluation.per_user, **({"blend": res.per_user["blend"]} if "blend" in res.per_user else {})}
+    m.update(stage_metrics("ranker", values, others, k=k, best=res.best_single,
                            n_resamples=config.eval.bootstrap, seed=seed))
     if rc.latency_users:
         took = []

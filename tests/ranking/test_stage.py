@@ -39,6 +39,7 @@ def test_keys_appear_only_when_the_stage_runs(job):
     assert 0 < metrics["rank.recall_ceiling"] <= 1 and metrics["ranker.latency_ms.p99"] > 0
     assert metrics["rank.recall_ceiling"] >= max(metrics[f"rank.recall_ceiling.{g}"] for g in ("model", "ease"))
     assert abs(sum(job.ranking.weights.values()) - 1) < 1e-9
+    assert np.isfinite(metrics["ranker." + keys.vs("blend", ndcg)]) and "blend." + keys.vs("blend", ndcg) not in metrics
     best = job.ranking.best_single
     d = job.ranking.per_user["blend"][ndcg] - job.evaluation.per_user[best][ndcg]
     assert metrics["blend." + keys.vs("best_single", ndcg)] == pytest.approx(d.mean())
