@@ -7,8 +7,10 @@ training data) and features as of the training cut-off. Keys (:data:`PREFIXES`):
 ``ranker.<metric>`` with ``.ci_low`` / ``.ci_high``; ``blend.vs.<name>.<metric>`` / ``ranker.vs.<name>.<metric>``:
 the paired difference stage - ``<name>`` for the model, every baseline, ``best_single`` (the single model with
 the highest test NDCG@k) and, for the ranker, ``blend`` (the ranker must beat it to be worth its cost); ``rank.recall_ceiling[.<generator>]``, ``rank.candidates_per_user``,
-``blend.weight.<generator>``, ``blend.validation.ndcg@k``, ``ranker.validation.ndcg@k``, ``ranker.best_iteration``,
-``ranker.fit_seconds``, ``ranker.latency_ms.p50`` / ``p99``.
+``rank.validation_fit_seconds`` (the generators refit before the validation slice), ``blend.weight.<generator>``,
+``blend.validation.ndcg@k``, ``blend.fit_seconds`` (the weight search), ``ranker.validation.ndcg@k``,
+``ranker.best_iteration``, ``ranker.fit_seconds`` (candidates, features and LightGBM on validation),
+``ranker.latency_ms.p50`` / ``p99`` (candidates + features + ranker for one user at a time).
 """
 
 from __future__ import annotations
@@ -107,7 +109,8 @@ class RankingResult:
 
 def _blend_feature(X: np.ndarray, names: list[str], weights: dict[str, float]) -> np.ndarray:
     """The blend's score of every pair from the features' z-scores."""
-    return sum(w * X[:, names.index(f"{g}.z")] for g, w in weights.items() if w and f"{g}.z" in names)
+    return np.zeros(len(X), np.float32) + sum(w * X[:, names.index(f"{g}.z")] for g, w in weights.items()
+                                               if w and f"{g}.z" in names)
 
 
 def _features(cands: CandidateSet, gens: dict, at: AsOf, weights: dict[str, float]) -> tuple[np.ndarray, list[str]]:
@@ -214,7 +217,8 @@ def run_stage(split: Any, dataset: Any, fits: dict, baseline_fits: dict, vectors
     final = {g: v for g, v in single_models(vectors, split.train, popularity=True).items() if g in wanted}
     missing = [g for g in wanted if g not in final]
     if missing:
-        res.notes.append(f"rank: generators {missing} not fitted (add them to eval.baselines): left out")
+        res.notes.append(f"rank: generators {missing} were not fitted (not in eval.baselines, or skipped: see the "
+                         "other warnings): left out")
     n = {g: size for g, size in rc.candidates.items() if g in final}
     users, singles, m = evaluation.users, evaluation.per_user, res.metrics
     res.best_single = max(singles, key=lambda name: float(np.nanmean(singles[name][metric])))
@@ -231,6 +235,7 @@ def run_stage(split: Any, dataset: Any, fits: dict, baseline_fits: dict, vectors
     uf = (dataset.user_features_at(split.validation_cutoff) if split.validation_cutoff else dataset.user_features).matrix
     val = as_of_validation(split, vectors, fits, baseline_fits, config, features=(uf, dataset.item_features.matrix),
                            names=tuple(final))
+    m["rank.validation_fit_seconds"], t0 = time.perf_counter() - t0, time.perf_counter()
     blend_gens = [g for g in rc.blend if g in val]
     if blend_gens:
         res.weights, res.grid = choose_weights({g: val[g] for g in blend_gens}, split.validation, users_val,
@@ -264,13 +269,13 @@ def _learn_ranker(res: RankingResult, split: Any, dataset: Any, final: dict, val
     except ModelError as exc:
         res.notes.append(f"rank: no ranker: {exc}")
         return
+    m["ranker.fit_seconds"] = time.perf_counter() - t0
     at_test = as_of(split.train_seen, split.train, text, **side)
     top = rank_users(users, final, n, at_test, res.ranker, res.weights, k=k)
     padded = sp.hstack([split.test, sp.csr_matrix((split.test.shape[0], 1), dtype=split.test.dtype)]).tocsr()
     values = ranking_metrics(top, users, padded, k, per_user=True)
     res.per_user["ranker"] = values
-    m.update({f"ranker.validation.{metric}": res.ranker.validation, "ranker.best_iteration": res.ranker.best_iteration,
-              "ranker.fit_seconds": time.perf_counter() - t0})
+    m.update({f"ranker.validation.{metric}": res.ranker.validation, "ranker.best_iteration": res.ranker.best_iteration})
     others = {**evaluation.per_user, **({"blend": res.per_user["blend"]} if "blend" in res.per_user else {})}
     m.update(stage_metrics("ranker", values, others, k=k, best=res.best_single,
                            n_resamples=config.eval.bootstrap, seed=seed))

@@ -110,3 +110,10 @@ def test_the_notebook_runs_the_stage_like_the_pipeline(tmp_path, monkeypatch):
     stage = {k: v for k, v in job.metrics.items() if k.startswith(("blend.", "ranker.", "rank."))
              and "seconds" not in k}
     assert stage and {k: saved[k] for k in stage} == pytest.approx(stage, nan_ok=True)
+
+
+def test_a_ranker_without_a_blend_still_ranks(job):
+    cfg = job.config.replace({"rank.blend": [], "rank.latency_users": 0})
+    r = run_stage(job.split, job.dataset, job.fits, job.baseline_fits, job.vectors, job.evaluation, cfg)
+    assert r.weights == {} and "ranker.ndcg@10" in r.metrics and not any(k.startswith("blend.") for k in r.metrics)
+    assert list(r.table()["stage"]) == ["ranker"]
