@@ -100,3 +100,19 @@ def test_from_dict_messages_and_accepted_values_are_unchanged():
     assert cfg.model.learning_rate == 1 and cfg.data.weight_range == (0.0, float("inf"))
     assert cfg.features.windows == (7, 28) and cfg.eval.als_grid == ((32, 0.5, 1.0),)
     assert Config.from_dict(cfg.to_dict()) == cfg
+
+
+def test_rank_section_is_validated():
+    from recsys_lab.config import RankConfig
+
+    assert Config().rank == RankConfig() and Config().rank.enabled is False
+    c = Config.from_dict({"rank": {"enabled": True, "candidates": {"model": 50, "ease": 200}, "blend": ["model"]}})
+    assert c.rank.candidates == {"model": 50, "ease": 200} and c.rank.blend == ("model",)
+    assert Config.from_dict(c.to_dict()) == c
+    for bad, where in (({"candidates": {"lightgbm": 5}}, "rank.candidates.lightgbm"),
+                       ({"candidates": {"model": 0}}, "rank.candidates.model"), ({"candidates": {}}, "rank.candidates"),
+                       ({"blend": ["model", "model"]}, "rank.blend"), ({"blend_step": 0.0}, "rank.blend_step"),
+                       ({"holdout": 1.0}, "rank.holdout"), ({"learning_rate": 2.0}, "rank.learning_rate")):
+        with pytest.raises(ConfigError) as info:
+            Config.from_dict({"rank": bad})
+        assert info.value.parameter == where, bad

@@ -18,10 +18,34 @@ import polars as pl
 from recsys_lab.config import GateConfig
 from recsys_lab.evaluation import keys
 
-__all__ = ["GateResult", "check_gate", "resolved", "NO_PRODUCTION"]
+__all__ = ["GateResult", "check_gate", "resolved", "best_baseline", "NO_PRODUCTION", "BEST_SINGLE"]
 
 NO_PRODUCTION = "no production run"
 """``production_error`` value meaning there is nothing to compare with (regression checks are skipped)."""
+
+BEST_SINGLE = "best_single"
+"""``gate.not_worse_than`` entry standing for the baseline with the highest NDCG@k in the run (:func:`best_baseline`)."""
+
+
+def best_baseline(metrics: dict[str, float], k: int) -> str | None:
+    """The evaluated baseline with the highest ``baseline.<name>.ndcg@k`` (ties: report order), or None.
+
+    Parameters
+    ----------
+    metrics : dict
+        ``metrics.json`` of a run.
+    k : int
+        ``eval.k``.
+
+    Returns
+    -------
+    str or None
+        Only baselines with a paired difference ``vs.<name>.ndcg@k`` count.
+    """
+    metric = keys.at("ndcg", k)
+    found = [(metrics[keys.model_key(b, metric)], -j, b) for j, b in enumerate(keys.baselines(metrics))
+             if _number(metrics.get(keys.model_key(b, metric))) and _number(metrics.get(keys.vs(b, metric)))]
+    return max(found)[2] if found else None
 
 
 @dataclass(frozen=True)
@@ -182,7 +206,12 @@ def check_gate(metrics: dict[str, float], gate: GateConfig, *, k: int | None = N
                f"{verdict}; {'within' if ok else 'exceeds'} max regression {tol:.0%}")
         checks.append(_row(metric, "regression", new, tol, prod, ok, msg))
     metric = keys.at("ndcg", k)
-    for name in gate.not_worse_than:
+    for wanted in gate.not_worse_than:
+        name = best_baseline(metrics, k) if wanted == BEST_SINGLE else wanted
+        if name is None:
+            checks.append(_row(metric, "baseline", None, None, None, False,
+                               f"{metric}: {BEST_SINGLE}: no baseline was evaluated (add some to eval.baselines)"))
+            continue
         key = keys.vs(name, metric)
         low, high = keys.ci(key)
         delta, high = metrics.get(key), metrics.get(high)
@@ -197,7 +226,8 @@ def check_gate(metrics: dict[str, float], gate: GateConfig, *, k: int | None = N
                                "from gate.not_worse_than)"))
             continue
         ok = high >= 0
-        msg = (f"{metric} vs baseline {name}: {delta:+.4f}, paired 95% CI [{metrics.get(low):+.4f}, "
+        named = f"{BEST_SINGLE} ({name})" if wanted == BEST_SINGLE else name
+        msg = (f"{metric} vs baseline {named}: {delta:+.4f}, paired 95% CI [{metrics.get(low):+.4f}, "
                f"{high:+.4f}]: {'not significantly worse' if ok else 'significantly worse'}")
         checks.append(_row(metric, "baseline", metrics.get(metric), 0.0, None, ok, msg))
     return GateResult(passed=all(c["passed"] for c in checks), checks=checks)

@@ -15,6 +15,9 @@ A run's metrics are one flat JSON object. Its keys follow a small grammar, writt
 ``cold.*``, ``warm.*``, ``fairness.*``, ``embedding.*``, ``probe.*``, ``horizon.*``, ``recs.*``, ``drift.*``,
 ``split.*``, ``eval.*``, ``ann.*``
     The families of the other steps (see :mod:`recsys_lab.evaluation.cold_start` and its siblings).
+``blend.<key>``, ``ranker.<key>``, ``blend.vs.<name>.<key>``, ``rank.*``
+    The ranking stage (:mod:`recsys_lab.ranking.stage`): each second stage's figures, and its paired difference
+    stage - ``<name>`` (``<name>`` also ``model`` and ``best_single``).
 
 :data:`BASELINES` is the list of model names in report order; :func:`flatten` is how a retrain's result
 objects become ``metrics.json``.

@@ -23,6 +23,7 @@ from recsys_lab.evaluation.ranking import EvaluationResult, per_user_table
 from recsys_lab.features import Dataset
 from recsys_lab.models import baselines
 from recsys_lab.models import lightfm as models
+from recsys_lab.ranking.stage import RankingResult
 from recsys_lab.retrieval import ann
 from recsys_lab.split import Split
 from recsys_lab.store.artifacts import SavedRun
@@ -95,6 +96,8 @@ class RetrainResults:
         :meth:`Retrain.build_index`.
     evaluation, cold_start, embeddings, drift, champion, gate, personas, production_personas
         The evaluation steps' results.
+    ranking : RankingResult or None
+        :meth:`Retrain.rank` (``rank.enabled``): the ``blend.*``, ``ranker.*`` and ``rank.*`` keys.
     warnings : list of str
         Evaluation warnings (``data.json``, CLI summary, report).
     """
@@ -109,6 +112,7 @@ class RetrainResults:
     index: ann.MipsIndex | None = None
     recall: dict[str, float] = field(default_factory=dict)
     evaluation: EvaluationResult | None = None
+    ranking: RankingResult | None = None
     cold_start: ColdStartResult | None = None
     embeddings: EmbeddingReport | None = None
     drift: dict[str, float] = field(default_factory=dict)
@@ -126,7 +130,7 @@ class RetrainResults:
     @property
     def metrics(self) -> dict[str, float]:
         """``metrics.json`` so far: the steps' figures in step order (index, evaluation, cold start, ...)."""
-        return keys.flatten([self.recall, self.evaluation, self.cold_start, self.embeddings, self.drift,
+        return keys.flatten([self.recall, self.evaluation, self.ranking, self.cold_start, self.embeddings, self.drift,
                              self.champion])
 
     @property

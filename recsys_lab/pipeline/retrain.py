@@ -37,6 +37,7 @@ from recsys_lab.models import lightfm as models
 from recsys_lab.models.candidates import Variant, fit_candidates
 from recsys_lab.prepare import dataset_and_split
 from recsys_lab.pipeline.results import ProductionRef, Productions, RetrainResults
+from recsys_lab.ranking.stage import run_stage
 from recsys_lab.retrieval import ann
 from recsys_lab.store.artifacts import save_artifacts
 from recsys_lab.store.folder import RunFolder
@@ -195,6 +196,23 @@ class Retrain(RetrainResults):
             self._warn(message)
         return self.metrics
 
+    def rank(self) -> dict[str, float]:
+        """The ranking stage: a score blend and a LightGBM ranker over the candidates, learned on the validation
+        slice and evaluated on the same test users (:func:`recsys_lab.ranking.stage.run_stage`).
+
+        Returns
+        -------
+        dict of str to float
+            The ``blend.*``, ``ranker.*`` and ``rank.*`` keys (the result in :attr:`ranking`).
+        """
+        self._need("evaluation", "evaluate")
+        with self._phases.phase("rank", "ranking stage (blend, ranker)"):
+            self.ranking = run_stage(self.split, self.dataset, self.fits, self.baseline_fits, self.vectors,
+                                     self.evaluation, self.config)
+        for message in self.ranking.notes:
+            self._warn(message)
+        return self.ranking.metrics
+
     def evaluate_cold_start(self, ns: tuple[int, ...] = NS, *, last: int = 10) -> dict[str, float]:
         """Onboarding and fold-in (:func:`recsys_lab.evaluation.cold_start.evaluate_cold_start`).
 
@@ -332,7 +350,7 @@ class Retrain(RetrainResults):
             :attr:`metrics` after every step.
         """
         for step in (self.ingest, self.build_features, self.fit, self.build_index, self.evaluate,
-                     self.evaluate_cold_start):
+                     *((self.rank,) if self.config.rank.enabled else ()), self.evaluate_cold_start):
             step()
         for step in (self.evaluate_embeddings, self.evaluate_personas, self.check_drift, self.check_gate):
             step(production)

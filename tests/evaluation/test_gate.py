@@ -1,6 +1,9 @@
 """The metric gate on hand-made comparisons: floors, paired champion/challenger, baselines, fail closed, @k."""
 
+import pytest
+
 from recsys_lab.config import GateConfig
+from recsys_lab.errors import ConfigError
 from recsys_lab.evaluation.gate import NO_PRODUCTION, GateResult, check_gate
 
 
@@ -74,3 +77,19 @@ def test_an_undefined_interval_fails_closed_with_its_reason():
     g = check_gate({**BASE, "vs.popularity.ndcg@10.ci_low": nan, "vs.popularity.ndcg@10.ci_high": nan},
                    GateConfig(min={}, max_regression={}, not_worse_than=("popularity",)))
     assert not g.passed and "the paired 95% interval is undefined" in g.reason
+
+
+def test_not_worse_than_best_single_names_the_strongest_baseline():
+    metrics = {"eval.k": 10, "ndcg@10": 0.30,
+               "baseline.popularity.ndcg@10": 0.10, "vs.popularity.ndcg@10": 0.20,
+               "vs.popularity.ndcg@10.ci_low": 0.18, "vs.popularity.ndcg@10.ci_high": 0.22,
+               "baseline.ease.ndcg@10": 0.33, "vs.ease.ndcg@10": -0.03,
+               "vs.ease.ndcg@10.ci_low": -0.05, "vs.ease.ndcg@10.ci_high": -0.01}
+    g = check_gate(metrics, GateConfig(min={}, max_regression={}, not_worse_than=("best_single",)))
+    assert not g.passed and "best_single (ease)" in g.reason and "significantly worse" in g.reason
+    metrics["vs.ease.ndcg@10.ci_high"] = 0.01
+    assert check_gate(metrics, GateConfig(min={}, max_regression={}, not_worse_than=("best_single",))).passed
+    g = check_gate({"eval.k": 10}, GateConfig(min={}, max_regression={}, not_worse_than=("best_single",)))
+    assert not g.passed and "no baseline was evaluated" in g.reason
+    with pytest.raises(ConfigError, match="best_single"):
+        GateConfig(not_worse_than=("best",))
