@@ -10,7 +10,10 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-__all__ = ["psi", "psi_band", "drift"]
+from recsys_lab.config import FeatureConfig
+from recsys_lab.data.warehouse import Snapshot
+
+__all__ = ["psi", "psi_band", "drift", "snapshot_drift"]
 
 
 def psi(reference: np.ndarray, new: np.ndarray, *, eps: float = 1e-4) -> float:
@@ -135,3 +138,22 @@ def drift(reference: dict[str, pl.DataFrame], new: dict[str, pl.DataFrame], *, u
     union = len(ref_items) + len(new_items) - shared
     out["drift.catalog_churn"] = float(1 - shared / union) if union else 0.0
     return out
+
+
+def snapshot_drift(new: Snapshot, reference: Snapshot, features: FeatureConfig) -> dict[str, float]:
+    """:func:`drift` of two warehouse snapshots over the columns the model uses as side features.
+
+    Parameters
+    ----------
+    new, reference : Snapshot
+        This run's snapshot and production's.
+    features : FeatureConfig
+        ``user`` columns and the item columns (:meth:`FeatureConfig.item_columns`) whose PSI is measured.
+
+    Returns
+    -------
+    dict of str to float
+        See :func:`drift`.
+    """
+    tables, ref = ({t: s.table(t) for t in ("interactions", "users", "items")} for s in (new, reference))
+    return drift(ref, tables, user_columns=features.user, item_columns=features.item_columns(tables["items"].columns))

@@ -122,10 +122,11 @@ class RetrainResults:
     production_personas: dict[str, dict] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
 
-    def _warn(self, message: str) -> None:
-        """An evaluation warning: logged and kept in :attr:`warnings` (``data.json``, CLI summary, report)."""
-        self.warnings.append(message)
-        log.warning("%s", message)
+    def _warn(self, *messages: str) -> None:
+        """Evaluation warnings: logged and kept in :attr:`warnings` (``data.json``, CLI summary, report)."""
+        for message in messages:
+            self.warnings.append(message)
+            log.warning("%s", message)
 
     @property
     def metrics(self) -> dict[str, float]:

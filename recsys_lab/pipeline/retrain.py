@@ -23,7 +23,7 @@ import polars as pl
 from recsys_lab._fs import atomic_write_json
 from recsys_lab.config import Config
 from recsys_lab.data import weights
-from recsys_lab.data.drift import drift
+from recsys_lab.data.drift import snapshot_drift
 from recsys_lab.data.sources import load_checked
 from recsys_lab.data.warehouse import Snapshot
 from recsys_lab.errors import RunError
@@ -69,9 +69,8 @@ class Retrain(RetrainResults):
         super().__init__()
         self.config = config if isinstance(config, Config) else Config.from_dict(config)
         self.run_dir, self.show_progress = Path(run_dir) if run_dir else None, show_progress
-        self._phases = Phases()
+        self._phases, self._productions = Phases(), Productions()  # timings per phase; production loaded once
         self.timings = self._phases.timings
-        self._productions = Productions()
 
     def _need(self, attr: str, step: str) -> Any:
         value = getattr(self, attr)
@@ -123,9 +122,7 @@ class Retrain(RetrainResults):
         self.drift = {}
         if reference is not None:
             with self._phases.phase("evaluate", "drift"):
-                tables, ref = ({t: s.table(t) for t in ("interactions", "users", "items")} for s in (snap, reference))
-                self.drift = drift(ref, tables, user_columns=self.config.features.user,
-                                   item_columns=self.config.features.item_columns(tables["items"].columns))
+                self.drift = snapshot_drift(snap, reference, self.config.features)
         return self.drift
 
     def fit(self) -> models.FitResult:
@@ -151,8 +148,7 @@ class Retrain(RetrainResults):
                                                                   cfg.model.seed), exclude=sp_.fit_seen, k=cfg.eval.k)
             fitted = fit_candidates(sp_, variants, cfg, score=score, show_progress=self.show_progress)
             self.fits, self.baseline_fits, self.vectors = fitted.fits, fitted.baseline_fits, fitted.vectors
-        for message in fitted.warnings:
-            self._warn(message)
+        self._warn(*fitted.warnings)
         return self.fits["hybrid"]
 
     def build_index(self) -> ann.MipsIndex | None:
@@ -192,13 +188,11 @@ class Retrain(RetrainResults):
                 users=sample_users(sp_.warm_test_users, cfg.eval.max_users, cfg.model.seed), exclude=sp_.train_seen,
                 k=cfg.eval.k, n_resamples=cfg.eval.bootstrap, seed=cfg.model.seed, split_stats=sp_.stats,
                 best_epoch=self.fits["hybrid"].best_epoch, protocol=sp_.method, max_ci_width=cfg.eval.max_ci_width)
-        for message in self.evaluation.warnings:
-            self._warn(message)
+        self._warn(*self.evaluation.warnings)
         return self.metrics
 
     def rank(self) -> dict[str, float]:
-        """The ranking stage: a score blend and a LightGBM ranker over the candidates, learned on the validation
-        slice and evaluated on the same test users (:func:`recsys_lab.ranking.stage.run_stage`).
+        """The ranking stage: blend and ranker learnt on validation (:func:`recsys_lab.ranking.stage.run_stage`).
 
         Returns
         -------
@@ -209,8 +203,7 @@ class Retrain(RetrainResults):
         with self._phases.phase("rank", "ranking stage (blend, ranker)"):
             self.ranking = run_stage(self.split, self.dataset, self.fits, self.baseline_fits, self.vectors,
                                      self.evaluation, self.config)
-        for message in self.ranking.notes:
-            self._warn(message)
+        self._warn(*self.ranking.notes)
         return self.ranking.metrics
 
     def evaluate_cold_start(self, ns: tuple[int, ...] = NS, *, last: int = 10) -> dict[str, float]:
