@@ -85,7 +85,7 @@ async def _json_body(request: Request, limit: int) -> Any:
         raise _invalid(["body"], f"malformed JSON: {exc}") from None
 
 
-def create_app(runs_dir: str | Path, *, run: str = "production", config: ServeConfig | None = None) -> FastAPI:
+def create_app(runs_dir: str | Path, *, run: str = "production", config: ServeConfig | None = None) -> Any:
     """The service as an ASGI app (run it with uvicorn: :func:`serve`).
 
     Parameters
@@ -99,8 +99,9 @@ def create_app(runs_dir: str | Path, *, run: str = "production", config: ServeCo
 
     Returns
     -------
-    FastAPI
-        Its background threads (pointer polling, event folding) start and stop with the app's lifespan.
+    ASGI application
+        The FastAPI app (``.app``) wrapped to measure every request; its background threads (pointer polling,
+        event folding) start and stop with the lifespan.
 
     Raises
     ------
@@ -135,19 +136,6 @@ def create_app(runs_dir: str | Path, *, run: str = "production", config: ServeCo
     app = FastAPI(title="recsys-lab", lifespan=lifespan)
     app.state.live, app.state.folder = live, folder
 
-    @app.middleware("http")
-    async def measure(request: Request, call_next: Callable) -> Response:
-        route = request.scope.get("route")
-        t0 = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route") or route
-        endpoint = getattr(route, "path", "other")
-        latency.labels(endpoint).observe(time.perf_counter() - t0)
-        requests.labels(endpoint, str(response.status_code)).inc()
-        if response.status_code >= 400:
-            errors.labels(endpoint, str(response.status_code)).inc()
-        return response
-
     def user_list(user_id: str, k: int) -> dict[str, Any]:
         m = live.current  # read once: a swap does not change the run under this request
         try:
@@ -163,9 +151,9 @@ def create_app(runs_dir: str | Path, *, run: str = "production", config: ServeCo
         return _frame(df, m.run_id, k, note, user_id=key)
 
     @app.get("/recommendations/{user_id}")
-    def get_recommendations(user_id: str, k: int = Query(10, ge=1, le=K_MAX)) -> dict[str, Any]:
+    def get_recommendations(user_id: str, k: int = Query(10, ge=1, le=K_MAX)) -> JSONResponse:
         """Top-k for a user."""
-        return user_list(user_id, k)
+        return JSONResponse(user_list(user_id, k))
 
     @app.post("/recommendations")
     async def post_recommendations(request: Request) -> dict[str, Any]:
@@ -286,7 +274,40 @@ def create_app(runs_dir: str | Path, *, run: str = "production", config: ServeCo
         log.error("%s %s: %s", request.method, request.url.path, exc)
         return JSONResponse({"detail": str(exc)}, status_code=503 if isinstance(exc, RunError) else 500)
 
-    return app
+    return _Measured(app, requests, errors, latency)
+
+
+class _Measured:
+    """The app wrapped in a plain ASGI middleware counting requests, errors and latency per route (Starlette's
+    ``BaseHTTPMiddleware`` costs about a millisecond per request). Attribute access is passed to the app."""
+
+    def __init__(self, app: FastAPI, requests: Any, errors: Any, latency: Any) -> None:
+        self.app, self._requests, self._errors, self._latency = app, requests, errors, latency
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.app, name)
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        t0 = time.perf_counter()
+        status = [500]
+
+        async def sending(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            route = scope.get("route")
+            endpoint = getattr(route, "path", "other")
+            self._latency.labels(endpoint).observe(time.perf_counter() - t0)
+            self._requests.labels(endpoint, str(status[0])).inc()
+            if status[0] >= 400:
+                self._errors.labels(endpoint, str(status[0])).inc()
 
 
 def serve(runs_dir: str | Path, *, run: str = "production", config: ServeConfig | None = None,

@@ -30,7 +30,7 @@ from typing import Any, Callable
 import numpy as np
 import polars as pl
 
-from recsys_lab.data.sources import update_source, weight_range
+from recsys_lab.data.sources import update_source
 from recsys_lab.errors import RecsysLabError, RunError
 from recsys_lab.runs.registry import resolve
 from recsys_lab.serving.saved_run import ServedRun
