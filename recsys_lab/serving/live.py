@@ -130,7 +130,8 @@ class Live:
         run_id = "?"
         try:
             run_id = production_id(self.runs_dir) or "?"
-            if run_id == self.current.run_id:
+            if run_id == self.current.run_id:  # pointed back at the served run: nothing refused any more
+                self.refused = None
                 return False
             new = load_for_serving(self.runs_dir, run_id)
         except (RecsysLabError, OSError) as exc:

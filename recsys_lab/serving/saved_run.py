@@ -120,7 +120,8 @@ class ServedRun:
         self._foldin: foldin.FoldIn | None = None
         self._snapshot: Snapshot | None = None
         self._rows: pl.DataFrame | None = None  # interactions sorted by user (preload)
-        self._titles: pl.DataFrame | None = None  # item_id, title (preload)
+        self._row_users: np.ndarray | None = None  # their user ids, for a binary search
+        self._titles: np.ndarray | None = None  # title by internal item index (preload)
 
     def preload(self) -> ServedRun:
         """Keep the snapshot's interactions (sorted by user) and item titles in memory, for a long-lived process.
@@ -139,9 +140,13 @@ class ServedRun:
             The snapshot is gone from the warehouse.
         """
         if self._rows is None:
-            rows = utc(self.sql("SELECT user_id, item_id, weight, ts FROM interactions", []))
-            self._titles = self.sql("SELECT item_id, title FROM items", [])
-            self._rows = rows.sort("user_id", "ts", maintain_order=True)
+            rows = utc(self.sql("SELECT user_id, item_id, weight, ts FROM interactions", [])).sort("user_id", "ts")
+            items = self.sql("SELECT item_id, title FROM items", [])
+            titles = np.full(len(self.item_ids), None, dtype=object)
+            idx, ok = self.items.lookup(items["item_id"].to_numpy())
+            titles[idx[ok]] = np.asarray(items["title"].to_list(), dtype=object)[ok]
+            self._row_users = rows["user_id"].to_numpy()
+            self._titles, self._rows = titles, rows
         return self
 
     @property
@@ -214,8 +219,9 @@ class ServedRun:
         pl.DataFrame
         """
         if self._titles is not None:
-            return self._titles.filter(pl.col("item_id").is_in(pl.Series(ids).cast(self._titles["item_id"].dtype)
-                                                               .implode()))
+            idx, ok = self.items.lookup(ids)
+            return pl.DataFrame({"item_id": ids[ok], "title": self._titles[idx[ok]]},
+                                schema_overrides={"title": pl.Utf8})
         return self.sql("SELECT item_id, title FROM items WHERE item_id IN (SELECT unnest(?))", [ids.tolist()])
 
     def user_key(self, user_id: int | str) -> int | str:
@@ -325,13 +331,11 @@ class ServedRun:
         pl.DataFrame
             ``user_id, item_id, weight, ts`` (``ts`` UTC).
         """
-        if self._rows is not None:
-            col = self._rows["user_id"]
-            try:
-                key = pl.Series([user_id]).cast(col.dtype, strict=True)
-            except pl.exceptions.PolarsError:
+        if self._rows is not None and self._row_users is not None:
+            col = self._row_users
+            if (col.dtype.kind in "iu") != isinstance(user_id, (int, np.integer)):
                 return self._rows.clear()
-            lo, hi = (int(col.search_sorted(key[0], side=side)) for side in ("left", "right"))
+            lo, hi = (int(np.searchsorted(col, user_id, side=side)) for side in ("left", "right"))
             return self._rows.slice(lo, hi - lo)
         return utc(self.sql("SELECT user_id, item_id, weight, ts FROM interactions WHERE user_id = ?", [user_id]))
 

@@ -162,6 +162,9 @@ def _bench_one(name: str, runs_dir: Path, run_id: str, clients: tuple[int, ...],
     from recsys_lab.serving.live import load_for_serving
     from recsys_lab.serving.recommend import recommend
 
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1, user_api="blas")  # as the service runs each request: one BLAS thread
     m = load_for_serving(runs_dir, run_id)
     trained = np.flatnonzero(m.positives.getnnz(axis=1) > 0)
     users = m.user_ids[trained]

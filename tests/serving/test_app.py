@@ -242,3 +242,27 @@ def test_the_comparison_page_in_headless_chromium(server, runs, tmp_path):
     finally:
         browser.terminate()
         browser.wait(10)
+
+
+def test_a_preloaded_run_answers_as_the_snapshot_does(runs, tmp_path):
+    """ServedRun.preload (what the service uses) keeps rows and titles in memory: same answers as the SQL path."""
+    from recsys_lab.serving import saved_run
+    from recsys_lab.serving.recommend import recommend
+    from recsys_lab.store.artifacts import load_run
+
+    copy = tmp_path / "runs"
+    shutil.copytree(runs[0], copy, ignore=shutil.ignore_patterns(".events", "updates"))
+    path = copy / runs[1]
+    plain = saved_run.ServedRun(load_run(path))
+    warm = saved_run.ServedRun(load_run(path)).preload()
+    for user in (1, 4, 8, 99):
+        assert plain.user_rows(user).sort("item_id").equals(warm.user_rows(user).sort("item_id"))
+    assert warm.user_rows("x").height == 0
+    ids = plain.item_ids[[4, 0, 2]]
+    assert plain.titles(ids).sort("item_id").equals(warm.titles(ids).sort("item_id"))
+    answers = {}
+    for m in (plain, warm):
+        saved_run._CACHE[path] = m
+        answers[id(m)] = [recommend(copy, u, run=runs[1], k=4) for u in (1, 4, 8, 99)]
+    saved_run._CACHE.pop(path)
+    assert all(a.equals(b) for a, b in zip(*answers.values()))
