@@ -37,7 +37,8 @@ from recsys_lab.errors import ConfigError
 
 __all__ = [
     "DataConfig", "FeatureConfig", "SplitConfig", "ModelConfig", "AnnConfig", "EvalConfig", "ValidateConfig",
-    "GateConfig", "RankConfig", "RunConfig", "AlertsConfig", "Config", "RANK_GENERATORS", "ALERT_RULES", "ALERT_METRICS", "SEVERITIES",
+    "GateConfig", "RankConfig", "RunConfig", "AlertsConfig", "ServeConfig", "Config", "RANK_GENERATORS", "ALERT_RULES",
+    "ALERT_METRICS", "SEVERITIES",
     "APPRISE_SCHEMES", "parse_duration", "alert_url", "CHECK_NAMES", "SOURCES", "SOURCE_MOVIELENS", "SOURCE_FILES",
     "WEIGHT_TRANSFORMS", "SPLIT_METHODS", "BASELINES", "ALS_GRID", "load_config", "parse_value",
 ]
@@ -666,6 +667,44 @@ class RunConfig:
         _check(self.max_minutes >= 0, "run.max_minutes", f"must be >= 0, got {self.max_minutes}")
 
 
+@dataclass(frozen=True, kw_only=True)
+class ServeConfig:
+    """The scoring service (``recsys-lab serve``, :mod:`recsys_lab.serving.app`).
+
+    Parameters
+    ----------
+    host : str
+        Address to bind (default ``127.0.0.1``: this machine only; another address must be asked for).
+    port : int
+        TCP port (default 8000; 0 picks a free one).
+    update_seconds : float
+        Posted events are folded into an update version every this many seconds (default 60).
+    token : str
+        When set, ``POST /events`` requires ``Authorization: Bearer <token>`` (``RECSYS_LAB_SERVE_TOKEN``
+        overrides it; prefer the variable: the configuration is recorded in every run's ``run.json``).
+    max_body_bytes : int
+        Request bodies above this size are refused with 413 (default 1 MiB).
+    poll_seconds : float
+        How often ``runs/PRODUCTION`` is checked for a promotion (default 2).
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    update_seconds: float = 60.0
+    token: str = ""
+    max_body_bytes: int = 1 << 20
+    poll_seconds: float = 2.0
+
+    def __post_init__(self) -> None:
+        _check_fields(self)
+        _check(bool(self.host.strip()), "serve.host", "must not be empty")
+        _check(0 <= self.port <= 65535, "serve.port", f"must be in [0, 65535], got {self.port}")
+        _check(0 < self.update_seconds <= 86400, "serve.update_seconds",
+               f"must be > 0 and <= 86400, got {self.update_seconds}")
+        _check(self.max_body_bytes >= 1024, "serve.max_body_bytes", f"must be >= 1024, got {self.max_body_bytes}")
+        _check(0 < self.poll_seconds <= 3600, "serve.poll_seconds", f"must be > 0 and <= 3600, got {self.poll_seconds}")
+
+
 APPRISE_SCHEMES = frozenset((
     "46elks acs amqp amqps apprise apprises aprs atalk awswhatsapp azure bale bark barks betterstack bluesky "
     "brevo bsky bulksms bulkvs burstsms chanify clickatell clicksend cliq cm d7sms dapnet deltachat deltachats "
@@ -909,6 +948,7 @@ class Config:
     rank: RankConfig = field(default_factory=RankConfig)
     run: RunConfig = field(default_factory=RunConfig)
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
+    serve: ServeConfig = field(default_factory=ServeConfig)
 
     def __post_init__(self) -> None:
         for name, sec_cls in _section_types().items():
@@ -1013,8 +1053,7 @@ class Config:
 def _section_types() -> dict[str, type]:
     return {"data": DataConfig, "features": FeatureConfig, "split": SplitConfig, "model": ModelConfig,
             "ann": AnnConfig, "eval": EvalConfig, "validate": ValidateConfig, "gate": GateConfig,
-            "rank": RankConfig, "run": RunConfig,
-            "alerts": AlertsConfig}
+            "rank": RankConfig, "run": RunConfig, "alerts": AlertsConfig, "serve": ServeConfig}
 
 
 @functools.cache
@@ -1102,7 +1141,7 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
     Parameters
     ----------
     path : str or Path, optional
-        TOML file with sections ``data, features, split, model, ann, eval, validate, gate, run, alerts``.
+        TOML file with sections ``data, features, split, model, ann, eval, validate, gate, run, alerts, serve``.
     overrides : dict, optional
         ``{"model.epochs": 5, ...}`` applied after the file.
 

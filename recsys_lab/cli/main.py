@@ -49,6 +49,7 @@ app.command()(ops.backfill)
 app.add_typer(tools.study_app, name="study")
 app.command()(serve.similar)
 app.command()(serve.personas)
+app.command()(serve.serve)
 
 WORK_FAILED = {"ingest": EXIT_FAILED}
 """Commands whose work (not their usage) failed when they raise a recsys_lab error other than a ConfigError."""

@@ -1,4 +1,5 @@
-"""Serving from a run's saved vectors: ``recommend``, ``update`` (fold-in versions), ``similar``, ``personas``."""
+"""Serving from a run's saved vectors: ``recommend``, ``update`` (fold-in versions), ``similar``, ``personas``, and
+``serve`` (the HTTP service, :mod:`recsys_lab.serving.app`)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,10 @@ from typing import Optional
 import typer
 
 from recsys_lab.cli.exits import UsageError
-from recsys_lab.cli.options import RUNS_DIR, k_option, run_option
+from recsys_lab.cli.options import RUNS_DIR, build_config, config_option, k_option, param_option, run_option
 from recsys_lab.cli.output import noted, print_frame
 
-__all__ = ["recommend", "update", "similar", "personas"]
+__all__ = ["recommend", "update", "similar", "personas", "serve"]
 
 VS = typer.Option(None, "--vs", help="Second run to compare with, e.g. production.")
 """``--vs REF``: a second run shown next to the first."""
@@ -109,3 +110,29 @@ def personas(
                    + (f"; unknown: {', '.join(map(str, entry['unknown']))}" if entry["unknown"] else "") + ")")
         part = table.filter(table["persona"] == name).drop("persona")
         print_frame(part if vs else part.drop("rank_vs", "move"))
+
+
+def serve(
+    run: str = run_option("production", "Run to serve: 'production' (default) follows promotions; an id or "
+                                        "'latest' serves that run only."),
+    host: Optional[str] = typer.Option(None, "--host", help="Address to bind (default serve.host: 127.0.0.1, this "
+                                       "machine only)."),
+    port: Optional[int] = typer.Option(None, "--port", help="TCP port (default serve.port: 8000)."),
+    config: Optional[Path] = config_option("TOML config (its [serve] section)."),
+    param: Optional[list[str]] = param_option("Override, e.g. -p serve.update_seconds 10."),
+    runs_dir: Path = RUNS_DIR,
+) -> None:
+    """The scoring service over HTTP: recommendations, similar items, events (folded every serve.update_seconds),
+    /health, /metrics and the comparison page at /. Follows runs/PRODUCTION. POST /events needs a token when
+    serve.token or RECSYS_LAB_SERVE_TOKEN is set."""
+    import logging
+    from dataclasses import replace
+
+    from recsys_lab.serving.app import serve as run_service
+
+    cfg = build_config(config, param, None).serve
+    overrides = {key: value for key, value in (("host", host), ("port", port)) if value is not None}
+    cfg = replace(cfg, **overrides) if overrides else cfg
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    typer.echo(f"serving {run} from {runs_dir} on http://{cfg.host}:{cfg.port}/ (Ctrl-C stops)")
+    run_service(runs_dir, run=run, config=cfg)

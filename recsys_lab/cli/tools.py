@@ -36,12 +36,21 @@ def bench(
     as_json: bool = json_option("Also print the figures as JSON."),
     foldin: bool = typer.Option(False, "--foldin", help="Fold-in benchmarks instead: onboarding latency "
                                 "(fold-in + top-10, p50/p99) and update throughput (users/s)."),
+    serve_bench: bool = typer.Option(False, "--serve", help="The HTTP service instead: GET /recommendations "
+                                     "p50/p99 and requests/s with 1, 8 and 32 clients at ML-100k and at "
+                                     "--large-items items, against the in-process call."),
+    serve_seconds: float = typer.Option(10.0, "--serve-seconds", help="--serve: seconds per load level."),
 ) -> None:
     """Benchmarks against baselines measured in the same run (top-k vs GEMM, metrics, ANN vs exact; or fold-in)."""
     from recsys_lab.tools.bench import run, run_foldin
     from recsys_lab.tools.bench_ann import ann_benchmark, ann_crossover, ann_sizes, lightfm_vectors
 
-    if foldin:
+    if serve_bench:
+        from recsys_lab.tools.bench_serve import serve_benchmark
+
+        figures = serve_benchmark(build_config(config, param, data), large_items=large_items, seconds=serve_seconds,
+                                  echo=typer.echo)
+    elif foldin:
         figures = run_foldin(build_config(config, param, data), large_items=large_items, echo=typer.echo)
     elif ann_bench:
         try:

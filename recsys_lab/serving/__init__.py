@@ -6,6 +6,10 @@
 :mod:`.updates`               near-real-time updates by fold-in: write, read and list versions
 :mod:`.similar`               similar items and the item space
 :mod:`.cold_start`            the onboarding curve and fold-in recovery of a saved run on its own split
+:mod:`.live`                  the run a long-lived service answers from, swapped when ``runs/PRODUCTION`` moves
+:mod:`.events`                posted events: an fsynced journal folded into update versions in micro-batches
+:mod:`.page`                  the comparison page's data: two runs side by side, title search, personas
+:mod:`.app`                   ``recsys-lab serve``: the HTTP service (FastAPI + uvicorn) and the comparison page
 ============================  ===================================================================================
 
 The public functions are re-exported here (``from recsys_lab import serving; serving.recommend(...)``). Note that
