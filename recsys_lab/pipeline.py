@@ -467,7 +467,8 @@ class Retrain:
             if method != "exact":
                 self.index = ann.MipsIndex(i, method=method, n_neighbors=cfg.n_neighbors, epsilon=cfg.epsilon,
                                            head_size=cfg.head_size or None, seed=self.config.model.seed,
-                                           n_jobs=self.config.model.num_threads)
+                                           n_jobs=self.config.model.num_threads, target_recall=cfg.target_recall,
+                                           k=k, queries=np.delete(u, sample, axis=0) if len(u) > len(sample) else u)
                 t0 = time.perf_counter()
                 approx, _ = self.index.query(q, k)
                 t_ann = time.perf_counter() - t0

@@ -45,7 +45,7 @@ def test_an_index_method_is_built_on_request_and_low_recall_warns(fitted, monkey
 
 def test_ann_config():
     assert AnnConfig().resolved_method(1_682) == "exact"
-    assert AnnConfig().resolved_method(100_000) == "norm_range"
+    assert AnnConfig().resolved_method(100_000) == "hnsw"
     assert AnnConfig(method="norm_range").resolved_method(10) == "norm_range"
     with pytest.raises(ConfigError, match="ann.method"):
         AnnConfig(method="hnsw")
