@@ -48,6 +48,8 @@ def test_ann_config():
     assert AnnConfig().resolved_method(100_000) == "hnsw"
     assert AnnConfig(method="norm_range").resolved_method(10) == "norm_range"
     with pytest.raises(ConfigError, match="ann.method"):
-        AnnConfig(method="hnsw")
+        AnnConfig(method="ivf")
+    with pytest.raises(ConfigError, match="ann.target_recall"):
+        AnnConfig(target_recall=float("nan"))
     with pytest.raises(ConfigError, match="ann.min_recall"):
         AnnConfig(min_recall=1.5)

@@ -6,11 +6,9 @@ sets of ``recsys-lab bench --ann``); ``exact`` (:func:`recsys_lab.retrieval.topk
 routes ``norm_range``, ``inner_product``, ``euclidean_augmented`` kept for comparison (:mod:`.graphs`;
 ``norm_range``'s fixed head of the largest norms never reached 0.95 on held-out LightFM vectors, DESIGN.md).
 
-Measured on this machine (2 cores, loaded; 100k items, 1 thread, recall@10 about 0.96): faiss IVF-Flat inner
-product needed 19-96 of 316 lists and answered 0.2-0.4x hnswlib's queries/s where the answers are spread (LightFM on
-the project's generator without a head: 1.7k vs 9.5k; the grown MovieLens log: 1.9k vs 5.1k), so the graph is
-hnswlib's. Where the answers are concentrated (the items most often in users' top-10: 99.4 % of a BPR model's answers
-among 256 items), a small exact head answers most queries alone, at GEMM speed.
+Measured (2 loaded cores, 100k items, 1 thread, recall@10 ~0.96): faiss IVF-Flat inner product answered 0.2-0.4x
+hnswlib's queries/s where answers are spread (1.7k vs 9.5k, 1.9k vs 5.1k), so the graph is hnswlib's. Where they are
+concentrated (99.4 % of a BPR model's answers among 256 items) a small exact head answers alone, at GEMM speed.
 
 An index reloads from arrays and parameters (:meth:`MipsIndex.to_arrays`, :meth:`MipsIndex.from_arrays`; no
 pickle): the hnswlib graph as its own arrays, every neighbour id and size checked before use and the vectors taken

@@ -25,7 +25,8 @@ from recsys_lab.tools.bench import best_of
 
 __all__ = ["ann_benchmark", "ann_crossover"]
 
-_HNSW_EFS = (10, 15, 20, 30, 40, 50, 60, 80, 100, 120, 160, 240, 320, 480, 640, 960, 1280)
+_HNSW_EFS = (10, 12, 15, 20, 25, 30, 40, 50, 60, 80, 100, 125, 160, 200, 250, 320, 400, 500, 640, 800, 1000, 1280,
+             1600, 2000)  # the same steps as the index's own calibration
 
 
 def _qps(fn: Callable[[], object], n: int, repeat: int) -> float:
