@@ -69,6 +69,8 @@ def test_from_arrays_of_to_arrays_answers_identically_without_pickle(built, tmp_
     np.testing.assert_array_equal(a[0], b[0])
     np.testing.assert_array_equal(a[1], b[1])
     assert (again.head_size, again.ef, again.calibration) == (index.head_size, index.ef, index.calibration)
+    pickled = ann.load_index(index.save(tmp_path / "index.pkl"))  # the pickle route still works meanwhile
+    np.testing.assert_array_equal(pickled.query(q, 10)[0], a[0])
 
 
 def test_a_fixed_head_and_exact_route_and_thread_control():
