@@ -338,7 +338,8 @@ class AnnConfig:
     epsilon : float
         Search breadth of the pynndescent graph at query time (default 0.1).
     head_size : int
-        ``norm_range``: items searched exactly, those of largest norm (default 0:
+        Items searched exactly. ``hnsw``: 0 (default) lets the build choose by measurement, else a fixed head of
+        the items most often in users' top-k. ``norm_range``: those of largest norm (default 0:
         ``max(2048, min(n_items // 50, 4096))``).
     target_recall : float
         ``hnsw``: recall@k the build-time calibration of head and ``ef`` must reach on a seeded sample of real users
