@@ -241,6 +241,7 @@ class GraphRoute:
             t_ids = self.tail_ids[np.maximum(t_idx, 0)]
             t_s = np.einsum("nd,nkd->nk", q[act], self._items[t_ids])
             t_s[t_idx < 0] = -np.inf  # the graph found fewer than kt items (pynndescent pads with -1)
-            ids[act], scores[act] = rank_candidates(np.hstack([scores[act, :kh], t_s]), np.hstack([ids[act, :kh], t_ids]), k)
+            ids[act], scores[act] = rank_candidates(np.hstack([scores[act, :kh], t_s]),
+                                                    np.hstack([ids[act, :kh], t_ids]), k)
         return ids, scores
 

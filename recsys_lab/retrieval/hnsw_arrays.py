@@ -8,14 +8,59 @@ dim float32][label: uint64]``; upper levels hold ``level`` blocks of ``[count: u
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 
 from recsys_lab.errors import ModelError
 
-__all__ = ["STATE_ARRAYS", "checked_state"]
+__all__ = ["STATE_ARRAYS", "checked_state", "to_arrays", "from_arrays"]
 
 STATE_ARRAYS = ("data_level0", "link_lists", "element_levels", "label_lookup_external", "label_lookup_internal")
 """The array fields of hnswlib's state (the rest are scalars)."""
+
+
+def to_arrays(state: dict) -> dict[str, np.ndarray]:
+    """hnswlib's state as arrays: ``hnsw_state`` (its scalars as a JSON string) and ``hnsw_<name>`` (its arrays).
+
+    Parameters
+    ----------
+    state : dict
+        ``hnswlib.Index.__getstate__()[0]``.
+
+    Returns
+    -------
+    dict of str to ndarray
+        No object arrays: loadable with ``allow_pickle=False``.
+    """
+    out = {f"hnsw_{key}": np.asarray(state[key]) for key in STATE_ARRAYS}
+    out["hnsw_state"] = np.array(json.dumps({key: v for key, v in state.items() if key not in STATE_ARRAYS}))
+    return out
+
+
+def from_arrays(arrays: dict) -> dict | None:
+    """The state :func:`to_arrays` wrote, unchecked (check it with :func:`checked_state` before use).
+
+    Parameters
+    ----------
+    arrays : mapping of str to ndarray
+        Arrays that may hold ``hnsw_state`` and the ``hnsw_<name>`` arrays.
+
+    Returns
+    -------
+    dict or None
+        None when ``arrays`` hold no graph.
+
+    Raises
+    ------
+    KeyError, ValueError
+        A graph array missing, or ``hnsw_state`` not JSON.
+    """
+    if "hnsw_state" not in arrays:
+        return None
+    state = json.loads(str(np.asarray(arrays["hnsw_state"])))
+    state.update({key: np.asarray(arrays[f"hnsw_{key}"]) for key in STATE_ARRAYS})
+    return state
 
 
 def checked_state(state: dict, items: np.ndarray) -> dict:

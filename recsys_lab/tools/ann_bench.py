@@ -115,8 +115,8 @@ def ann_benchmark(sizes: tuple[tuple[int, int, int], ...] = ((50_000, 100_000, 1
     Parameters
     ----------
     sizes : tuple of (int, int, int)
-        ``(users, items, interactions)`` per catalogue size (see :func:`recsys_lab.tools.ann_sets.ann_sizes`); the generated sets use the
-        item count (``ml100k`` is always MovieLens' 1,682 items and runs once).
+        ``(users, items, interactions)`` per catalogue size (see :func:`recsys_lab.tools.ann_sets.ann_sizes`); the
+        generated sets use the item count (``ml100k`` is always MovieLens' 1,682 items and runs once).
     sets : tuple of str
         Test sets (default all of :data:`recsys_lab.tools.ann_sets.SETS`).
     n_queries : int

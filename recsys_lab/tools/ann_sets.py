@@ -73,7 +73,8 @@ def _binary(rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int]) -> sp.cs
     return m
 
 
-def _lightfm(train: sp.csr_matrix, *, seed: int, epochs: int, num_threads: int, **model) -> tuple[np.ndarray, np.ndarray]:
+def _lightfm(train: sp.csr_matrix, *, seed: int, epochs: int, num_threads: int, **model
+             ) -> tuple[np.ndarray, np.ndarray]:
     from recsys_lab.config import ModelConfig
     from recsys_lab.models import lightfm as models
 
