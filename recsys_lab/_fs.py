@@ -12,7 +12,6 @@ older than a minute (the run layer calls it at each start).
 from __future__ import annotations
 
 import json
-import pickle
 import os
 import re
 import stat
@@ -21,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_write_json", "atomic_write_with", "load_pickle",
+__all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_write_json", "atomic_write_with",
            "TEMP_SUFFIX", "temp_file_for", "is_temp_name", "remove_stale_temps"]
 
 TEMP_SUFFIX = ".tmp"
@@ -175,13 +174,3 @@ def _nan_to_none(obj: Any) -> Any:
     return obj
 
 
-def load_pickle(path: str | Path, expected: type, error: type[Exception], what: str) -> Any:
-    """Unpickle ``path`` and check its type; failures raise ``error`` naming the file and what was expected."""
-    try:
-        with open(path, "rb") as fh:
-            obj = pickle.load(fh)
-    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError) as exc:
-        raise error(f"{path}: cannot load {what} ({exc})") from exc
-    if not isinstance(obj, expected):
-        raise error(f"{path}: not a {expected.__name__} but {type(obj).__name__}")
-    return obj

@@ -330,24 +330,31 @@ class AnnConfig:
     Parameters
     ----------
     method : str
-        ``"auto"`` (default): exact top-k below ``auto_min_items`` items, the ``norm_range`` index at or above.
-        ``"exact"``: always exact (no index). ``"norm_range"``: exact search over the largest-norm items plus
-        a pynndescent graph over the rest (recall@10 >= 0.95 on LightFM vectors at 100k and 1M items).
-        ``"inner_product"`` / ``"euclidean_augmented"``: one pynndescent graph over all items (they stall
-        below 0.95 on large catalogues; kept for comparison). An index method is always built when asked for.
+        ``"auto"`` (default): exact top-k below ``auto_min_items`` items, the ``hnsw`` index at or above.
+        ``"exact"``: always exact (no index). ``"hnsw"``: an exact head of the items most often in users' top-k plus
+        an hnswlib inner-product graph, both sized at build time to reach ``target_recall`` on real users' vectors
+        (recall@10 >= 0.95 on LightFM of two generator shapes, implicit ALS, MovieLens and a log grown from it,
+        ``recsys-lab bench --ann``).
+        ``"norm_range"``: exact search over the largest-norm items plus a pynndescent graph over the rest (holds
+        only where the largest norms hold the answers: it never reached 0.95 on held-out LightFM vectors).
+        ``"inner_product"`` / ``"euclidean_augmented"``: one pynndescent graph over all items (they stall below
+        0.95 on large catalogues; kept for comparison). An index method is always built when asked for.
     auto_min_items : int
-        Crossover of ``auto`` (default 50,000), measured with ``recsys-lab bench --ann`` on LightFM vectors
-        (2,000 real users, 2 threads): exact top-k answered 10-13k queries/s at 3k-10k items and ~4k at 20k,
-        as fast as or faster than the index; at 50k items the index was 1.3x faster but its build (19 s, plus
-        numba's compile once per process) pays back only after ~330k queries; at 100k it is 3-5x faster.
-        Below it ``auto`` uses exact search and builds nothing (no numba compile).
+        Crossover of ``auto`` (default 20,000), measured with ``recsys-lab bench --ann`` on LightFM vectors
+        (subsets of 5k-100k items, 2,000 real users, 2 threads): the ``hnsw`` index answered 2.7x (5k items) to
+        46x (100k) exact top-k's queries/s, but its build (2-4 s with a graph) paid back only after 60k-130k
+        queries at 5k-10k items, after 8.7k at 20k items (0.7 s, head alone). Below it ``auto`` builds nothing.
     n_neighbors : int
-        Graph degree of the NN-descent index (default 30, pynndescent's default).
+        Graph degree of the pynndescent methods (default 30, pynndescent's default).
     epsilon : float
-        Search breadth of the graph at query time (default 0.1).
+        Search breadth of the pynndescent graph at query time (default 0.1).
     head_size : int
-        ``norm_range``: items searched exactly, those of largest norm (default 0:
+        Items searched exactly. ``hnsw``: 0 (default) lets the build choose by measurement, else a fixed head of
+        the items most often in users' top-k. ``norm_range``: those of largest norm (default 0:
         ``max(2048, min(n_items // 50, 4096))``).
+    target_recall : float
+        ``hnsw``: recall@k the build-time calibration of head and ``ef`` must reach on a seeded sample of real users
+        (default 0.96: a margin over ``min_recall``, which it should not be below).
     min_recall : float
         The retrain warns (``ann.AnnRecallWarning``) when the measured ``ann.recall@k`` is below this
         (default 0.95). The gate floor on ``ann.recall@10`` is ``gate.floors``.
@@ -356,26 +363,28 @@ class AnnConfig:
     """
 
     method: str = "auto"
-    auto_min_items: int = 50_000
+    auto_min_items: int = 20_000
     n_neighbors: int = 30
     epsilon: float = 0.1
     head_size: int = 0
+    target_recall: float = 0.96
     min_recall: float = 0.95
     recall_users: int = 2_000
 
     def __post_init__(self) -> None:
         _check_fields(self)
-        methods = ("auto", "exact", "norm_range", "inner_product", "euclidean_augmented")
+        methods = ("auto", "exact", "hnsw", "norm_range", "inner_product", "euclidean_augmented")
         _check(self.method in methods, "ann.method", f"expected one of {methods}, got {self.method!r}")
         _check(self.auto_min_items >= 0, "ann.auto_min_items", f"must be >= 0, got {self.auto_min_items}")
         _check(self.n_neighbors >= 2, "ann.n_neighbors", f"must be >= 2, got {self.n_neighbors}")
         _check(self.epsilon >= 0, "ann.epsilon", f"must be >= 0, got {self.epsilon}")
         _check(self.head_size >= 0, "ann.head_size", f"must be >= 0, got {self.head_size}")
         _check(0 <= self.min_recall <= 1, "ann.min_recall", f"must be in [0, 1], got {self.min_recall}")
+        _check(0 < self.target_recall <= 1, "ann.target_recall", f"must be in (0, 1], got {self.target_recall}")
         _check(self.recall_users >= 1, "ann.recall_users", f"must be >= 1, got {self.recall_users}")
 
     def resolved_method(self, n_items: int) -> str:
-        """The method used for a catalogue of ``n_items``: ``auto`` resolves to ``exact`` or ``norm_range``.
+        """The method used for a catalogue of ``n_items``: ``auto`` resolves to ``exact`` or ``hnsw``.
 
         Parameters
         ----------
@@ -385,11 +394,11 @@ class AnnConfig:
         Returns
         -------
         str
-            ``method`` unless it is ``auto``; then ``exact`` below ``auto_min_items`` items, else ``norm_range``.
+            ``method`` unless it is ``auto``; then ``exact`` below ``auto_min_items`` items, else ``hnsw``.
         """
         if self.method != "auto":
             return self.method
-        return "exact" if n_items < self.auto_min_items else "norm_range"
+        return "exact" if n_items < self.auto_min_items else "hnsw"
 
 
 BASELINES = ("popularity", "lightfm_cf", "ease", "als")

@@ -27,12 +27,12 @@ def bench(
                                     "(0 skips it)."),
     gemm_size: int = typer.Option(50_000, "--gemm-size", help="Users = items of the top-k vs bare GEMM "
                                   "comparison (0 skips it)."),
-    ann_bench: bool = typer.Option(False, "--ann", help="Only candidate generation: LightFM vectors trained on "
-                                   "generated logs, recsys_lab's index vs exact top-k vs hnswlib ip (needs the "
-                                   "bench extra), and the exact/index crossover."),
-    ann_items: str = typer.Option("100000,1000000", "--ann-items", help="--ann: catalogue sizes, comma-separated."),
-    cache_dir: Path = typer.Option(Path("warehouse/bench"), "--cache-dir", help="--ann: where trained vectors "
-                                   "are cached."),
+    ann_bench: bool = typer.Option(False, "--ann", help="Only candidate generation: on five test sets (LightFM of "
+                                   "two generator shapes, ALS, MovieLens, a log grown from it), the default index "
+                                   "vs exact top-k vs hnswlib ip at matched recall, and the exact/index crossover."),
+    ann_items: str = typer.Option("100000", "--ann-items", help="--ann: catalogue sizes, comma-separated."),
+    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="--ann: where trained vectors are cached "
+                                             "(default: a folder in the system temp dir)."),
     as_json: bool = json_option("Also print the figures as JSON."),
     foldin: bool = typer.Option(False, "--foldin", help="Fold-in benchmarks instead: onboarding latency "
                                 "(fold-in + top-10, p50/p99) and update throughput (users/s)."),
@@ -43,7 +43,8 @@ def bench(
 ) -> None:
     """Benchmarks against baselines measured in the same run (top-k vs GEMM, metrics, ANN vs exact; or fold-in)."""
     from recsys_lab.tools.bench import run, run_foldin
-    from recsys_lab.tools.bench_ann import ann_benchmark, ann_crossover, ann_sizes, lightfm_vectors
+    from recsys_lab.tools.ann_bench import ann_benchmark, ann_crossover
+    from recsys_lab.tools.ann_sets import ann_sizes, default_cache_dir, lightfm_vectors
 
     if serve_bench:
         from recsys_lab.tools.bench_serve import serve_benchmark
@@ -59,7 +60,7 @@ def bench(
             raise ConfigError(f"--ann-items: expected comma-separated integers, got {ann_items!r}",
                               parameter="--ann-items") from None
         figures = ann_benchmark(sizes, repeat=repeat, cache_dir=cache_dir, echo=typer.echo)
-        users, items = lightfm_vectors(*sizes[0], cache_dir=cache_dir)
+        users, items = lightfm_vectors(*sizes[0], cache_dir=cache_dir or default_cache_dir())
         figures.update(ann_crossover(users, items, sizes=tuple(n for n in (5_000, 10_000, 20_000, 50_000, 100_000)
                                                                if n <= len(items)), echo=typer.echo))
     else:

@@ -171,6 +171,10 @@ def check_gate(metrics: dict[str, float], gate: GateConfig, *, k: int | None = N
                                                ("ceiling", gate.max, lambda v, b: v <= b, "<=", ">")):
         for metric, bound in bounds.items():
             value = metrics.get(metric)
+            if metric.startswith("ann.recall") and metric not in metrics and metrics.get("ann.exact") == 1:
+                checks.append(_row(metric, kind, None, bound, None, True,
+                                   f"{metric}: skipped: exact search, no index was built"))
+                continue
             numeric = _number(value)
             ok = numeric and holds(value, bound)
             msg = (f"{metric} = {value:.4f} {ok_op if ok else bad_op} {kind} {bound}" if numeric else

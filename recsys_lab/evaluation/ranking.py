@@ -19,7 +19,7 @@ import scipy.sparse as sp
 
 from recsys_lab.evaluation import keys
 from recsys_lab.evaluation.intervals import bootstrap_ci, paired_difference
-from recsys_lab.retrieval.ann import recall_overlap  # re-exported: measured where the index is
+from recsys_lab.retrieval.recall import recall_overlap  # re-exported: measured where the index is
 from recsys_lab.retrieval.topk import _batches, _masked_scores, top_k  # top_k re-exported: evaluation.top_k is public
 
 __all__ = ["per_user_table", "top_k", "ranking_metrics", "rank_metrics", "coverage_at_k", "per_user_metrics", "evaluate",

@@ -39,6 +39,7 @@ from recsys_lab.prepare import dataset_and_split
 from recsys_lab.pipeline.results import ProductionRef, Productions, RetrainResults
 from recsys_lab.ranking.stage import run_stage
 from recsys_lab.retrieval import ann
+from recsys_lab.retrieval.recall import measure_recall
 from recsys_lab.store.artifacts import save_artifacts
 from recsys_lab.store.folder import RunFolder
 from recsys_lab.timing import Phases
@@ -152,7 +153,7 @@ class Retrain(RetrainResults):
         return self.fits["hybrid"]
 
     def build_index(self) -> ann.MipsIndex | None:
-        """The candidate-generation index and its ``ann.recall@k`` (:func:`recsys_lab.retrieval.ann.measure_recall`).
+        """The candidate-generation index and its ``ann.recall@k`` (:func:`recsys_lab.retrieval.recall.measure_recall`).
 
         Returns
         -------
@@ -164,10 +165,12 @@ class Retrain(RetrainResults):
         u, i = self.vectors["hybrid"]
         sample = np.sort(np.random.default_rng(seed).choice(len(u), min(cfg.recall_users, len(u)), replace=False))
         with self._phases.phase("index"):
-            r = ann.measure_recall(i, u[sample], k, method=cfg.resolved_method(len(i)), n_neighbors=cfg.n_neighbors,
-                                   epsilon=cfg.epsilon, head_size=cfg.head_size or None, seed=seed,
-                                   n_jobs=self.config.model.num_threads)
-        self.index, self.recall = r.index, {keys.at("ann.recall", k): r.recall}
+            r = measure_recall(i, u[sample], k, method=cfg.resolved_method(len(i)), n_neighbors=cfg.n_neighbors,
+                               epsilon=cfg.epsilon, head_size=cfg.head_size or None, seed=seed,
+                               n_jobs=self.config.model.num_threads, target_recall=cfg.target_recall,
+                               calibration=np.delete(u, sample, axis=0) if len(u) > len(sample) else u)
+        # recall is a measurement of an index: exact search reports ann.exact = 1 instead (exact vs exact is no claim)
+        self.index, self.recall = r.index, {keys.at("ann.recall", k): r.recall} if r.index else {"ann.exact": 1}
         self.timings.update(r.timings)
         r.warn_below(cfg.min_recall, k)
         return self.index

@@ -55,6 +55,8 @@ def format_summary(metrics: dict[str, float], k: int | None = None, *, warnings:
     ann = metrics.get(keys.at("ann.recall", k))
     if ann is not None:
         lines.append(f"ann.recall@{k} (index vs exact top-{k}): {ann:.4f}")
+    elif metrics.get("ann.exact") == 1:
+        lines.append("candidate generation: exact top-k (no index built: the catalogue is below ann.auto_min_items)")
     psis = {m: v for m, v in metrics.items() if m.startswith("drift.psi.") and isinstance(v, (int, float))}
     if psis:
         worst = max(psis, key=lambda m: psis[m] if psis[m] == psis[m] else -1)

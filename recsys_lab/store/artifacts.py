@@ -8,7 +8,7 @@
                             ``pos_indptr``, ``pos_indices`` (training positives), in the run's index space
 ``features.npz``            ``user_tokens``, ``item_tokens``: the feature names of the model's columns
 ``model.npz``               the fitted LightFM model as arrays (:func:`recsys_lab.models.lightfm.save_model`)
-``index.pkl``               the MIPS index, when the retrain built one (:meth:`recsys_lab.retrieval.ann.MipsIndex.save`)
+``index.npz``               the MIPS index as arrays, when the retrain built one (:meth:`recsys_lab.retrieval.ann.MipsIndex.save`)
 ``per_user_metrics.parquet`` metrics per evaluated user (read by :func:`recsys_lab.runs.registry.compare`)
 ==========================  ===================================================================================
 
@@ -297,7 +297,7 @@ class SavedRun:
         return self._once("model", read)
 
     def index(self) -> ann.MipsIndex | None:
-        """The run's MIPS index (``artifacts/index.pkl``), or None when the retrain built none.
+        """The run's MIPS index (``artifacts/index.npz``, arrays: never a pickle), or None when the retrain built none.
 
         Returns
         -------
@@ -316,7 +316,6 @@ class SavedRun:
 
         Reads, besides the id maps and vectors read at load: ``split.npz`` (required here), ``features.npz``,
         ``model.npz`` (a legacy ``model.pkl`` alone fails: it is never unpickled) and ``metrics.json``; kept.
-        (Not ``index.pkl``: a pickle.)
 
         Returns
         -------

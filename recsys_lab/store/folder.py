@@ -15,7 +15,7 @@ package spells these file names):
 ``retrain.ipynb``     the executed notebook (kept when a cell fails)
 ``report.html``       the notebook as HTML
 ``executor.log``      output of the child process (``--engine kernel`` only)
-``artifacts/``        ``id_maps.npz``, ``embeddings.npz``, ``features.npz``, ``model.npz``, ``index.pkl``,
+``artifacts/``        ``id_maps.npz``, ``embeddings.npz``, ``features.npz``, ``model.npz``, ``index.npz``,
                       ``split.npz``, ``per_user_metrics.parquet`` (read and written only by
                       :mod:`recsys_lab.store.artifacts`), ``updates/`` (:mod:`recsys_lab.serving.updates`)
 ====================  ==========================================================================
@@ -389,8 +389,8 @@ class RunFolder:
 
     @property
     def index(self) -> Path:
-        """``artifacts/index.pkl``: the ANN index."""
-        return self.artifacts / "index.pkl"
+        """``artifacts/index.npz``: the ANN index as arrays (:meth:`recsys_lab.retrieval.ann.MipsIndex.to_arrays`)."""
+        return self.artifacts / "index.npz"
 
     @property
     def per_user_metrics(self) -> Path:

@@ -5,11 +5,11 @@
 0. exact top-k for all users at 50k x 50k (d = 65) against the bare float32 GEMM of the same run;
 1. top-k for every user: folded-embedding GEMM + selection vs ``LightFM.predict`` per user + sort;
 2. ranking metrics: our vectorised ``evaluate`` vs ``lightfm.evaluation`` (precision@k + AUC);
-3. candidate generation: pynndescent MIPS index vs exact numpy top-k, on the ML-100k item vectors and on a
-   synthetic large catalogue, with recall@k and the numba compile cost reported separately.
+3. candidate generation: the MIPS index vs exact numpy top-k, on the ML-100k item vectors and on a synthetic
+   large catalogue, with recall@k (``bench --ann``, :mod:`recsys_lab.tools.ann_bench`, compares with hnswlib).
 
 ``recsys-lab bench --foldin`` prints fold-in latency and update throughput (:func:`run_foldin`); ``--ann``
-compares candidate generation on LightFM vectors with hnswlib (:mod:`recsys_lab.tools.bench_ann`).
+compares candidate generation on LightFM vectors with hnswlib (:mod:`recsys_lab.tools.ann_bench`).
 
 Timings are wall seconds, best of ``repeat`` runs (after one warm-up run).
 """
@@ -136,10 +136,10 @@ def run(config: Config | None = None, *, repeat: int = 3, large_items: int = 100
 
     # 3. ANN vs exact
     t0 = time.perf_counter()
-    method = cfg.ann.method if cfg.ann.method in ann.METHODS else "norm_range"  # auto/exact: the default index
+    method = cfg.ann.method if cfg.ann.method in ann.METHODS else "hnsw"  # auto/exact: the default index
     opts = {"method": method, "n_neighbors": cfg.ann.n_neighbors, "epsilon": cfg.ann.epsilon,
-            "head_size": cfg.ann.head_size or None, "seed": cfg.model.seed}
-    index = ann.MipsIndex(i, **opts)
+            "head_size": cfg.ann.head_size or None, "seed": cfg.model.seed, "target_recall": cfg.ann.target_recall}
+    index = ann.MipsIndex(i, queries=u, **opts)
     echo(f"MIPS index ({method}, {index.head_size} of {index.n_items} items exact): numba compile "
          f"{index.compile_seconds:.1f} s (once per process), "
          f"build {index.build_seconds * 1e3:.0f} ms; total {time.perf_counter() - t0:.1f} s")
@@ -148,7 +148,7 @@ def run(config: Config | None = None, *, repeat: int = 3, large_items: int = 100
     if large_items:
         items_l, queries_l = _large(large_items, large_queries, u.shape[1], cfg.model.seed)
         t0 = time.perf_counter()
-        index_l = ann.MipsIndex(items_l, **opts)
+        index_l = ann.MipsIndex(items_l, queries=queries_l, **opts)
         echo(f"MIPS index: build over {large_items} synthetic items {time.perf_counter() - t0:.1f} s (numba compile "
              f"{index_l.compile_seconds:.1f} s of it)")
         cases.append(("ann.large", f"{large_items} synthetic items", items_l, queries_l, index_l))

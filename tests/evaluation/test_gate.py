@@ -93,3 +93,12 @@ def test_not_worse_than_best_single_names_the_strongest_baseline():
     assert not g.passed and "no baseline was evaluated" in g.reason
     with pytest.raises(ConfigError, match="best_single"):
         GateConfig(not_worse_than=("best",))
+
+
+def test_the_ann_recall_floor_is_skipped_only_when_no_index_was_built():
+    """ann.recall@10 = 1.0 was printed and gated when no index was built (exact vs exact): now the run records
+    ann.exact = 1 and the floor says it was skipped; a missing recall with an index still fails closed."""
+    cfg = GateConfig(min={"ann.recall@k": 0.95}, max_regression={}, not_worse_than=())
+    g = check_gate({**BASE, "ann.exact": 1}, cfg)
+    assert g.passed and g.checks[0]["message"] == "ann.recall@10: skipped: exact search, no index was built"
+    assert not check_gate(BASE, cfg).passed

@@ -33,22 +33,3 @@ def test_foldin_bench_reports_latency_and_throughput_against_baselines(ml100k_so
     for key in ("foldin.small.mean.p99_s", "foldin.large.ridge.p50_s", "foldin.small.stored.p99_s",
                 "foldin.large.mean.update_users_per_s", "foldin.retrain_users_per_s"):
         assert figures[key] > 0
-
-
-@pytest.mark.slow  # trains LightFM on a generated log and compiles pynndescent
-def test_bench_ann_compares_with_hnswlib_at_matched_recall_on_lightfm_vectors(tmp_path):
-    from recsys_lab.tools.bench_ann import ann_benchmark, ann_crossover, lightfm_vectors
-
-    lines = []
-    figures = ann_benchmark(((400, 5_000, 8_000),), n_queries=300, repeat=1, cache_dir=tmp_path, echo=lines.append)
-    text = "\n".join(lines)
-    assert "recsys_lab norm_range" in text and "hnswlib ip" in text and "exact numpy top-k" in text
-    assert (tmp_path / "lightfm_400_5000_8000_10_0.npz").is_file()  # trained once, cached
-    assert 0.9 <= figures["ann.5000.recall"] <= 1.0
-    assert figures["ann.5000.hnsw.recall"] >= figures["ann.5000.recall"] or figures["ann.5000.hnsw.ef"] == 640
-    for t in (1, 2):
-        assert figures[f"ann.5000.ratio_{t}t"] > 0 and figures[f"ann.5000.exact.qps_{t}t"] > 0
-    users, items = lightfm_vectors(400, 5_000, 8_000, cache_dir=tmp_path)
-    cross = ann_crossover(users, items, sizes=(1_000, 4_000), echo=lines.append)
-    assert cross["crossover.1000.recall"] == 1.0  # below head size + 1024: exact, no graph
-    assert cross["crossover.4000.index_qps"] > 0 and cross["crossover.4000.build_s"] > 0
