@@ -17,7 +17,6 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import polars as pl
 
 from recsys_lab._fs import atomic_write_json
@@ -39,7 +38,7 @@ from recsys_lab.prepare import dataset_and_split
 from recsys_lab.pipeline.results import ProductionRef, Productions, RetrainResults
 from recsys_lab.ranking.stage import run_stage
 from recsys_lab.retrieval import ann
-from recsys_lab.retrieval.recall import measure_recall
+from recsys_lab.retrieval.recall import measure_recall, split_queries
 from recsys_lab.store.artifacts import save_artifacts
 from recsys_lab.store.folder import RunFolder
 from recsys_lab.timing import Phases
@@ -163,13 +162,12 @@ class Retrain(RetrainResults):
         self._need("fits", "fit")
         cfg, k, seed = self.config.ann, self.config.eval.k, self.config.model.seed
         u, i = self.vectors["hybrid"]
-        sample = np.sort(np.random.default_rng(seed).choice(len(u), min(cfg.recall_users, len(u)), replace=False))
+        queries, calibration = split_queries(u, cfg.recall_users, seed)
         with self._phases.phase("index"):
-            r = measure_recall(i, u[sample], k, method=cfg.resolved_method(len(i)), n_neighbors=cfg.n_neighbors,
+            r = measure_recall(i, queries, k, method=cfg.resolved_method(len(i)), n_neighbors=cfg.n_neighbors,
                                epsilon=cfg.epsilon, head_size=cfg.head_size or None, seed=seed,
                                n_jobs=self.config.model.num_threads, target_recall=cfg.target_recall,
-                               calibration=np.delete(u, sample, axis=0) if len(u) > len(sample) else u)
-        # recall is a measurement of an index: exact search reports ann.exact = 1 instead (exact vs exact is no claim)
+                               calibration=calibration)
         self.index, self.recall = r.index, {keys.at("ann.recall", k): r.recall} if r.index else {"ann.exact": 1}
         self.timings.update(r.timings)
         r.warn_below(cfg.min_recall, k)
@@ -289,8 +287,7 @@ class Retrain(RetrainResults):
 
         Parameters
         ----------
-        production : Production, path of the production run folder, or None
-            None: no production run; unreadable: the gate fails closed.
+        production : Production, path of the production run folder, or None (unreadable: the gate fails closed)
 
         Returns
         -------

@@ -415,8 +415,7 @@ class MipsIndex:
         return obj
 
     def save(self, path: str | Path) -> Path:
-        """Write :meth:`to_arrays` as an ``.npz`` atomically (no pickle: :func:`load_index` reads it with
-        ``allow_pickle=False``).
+        """Write :meth:`to_arrays` as an ``.npz`` atomically (no pickle; read back by :func:`load_index`).
 
         Parameters
         ----------
@@ -426,7 +425,6 @@ class MipsIndex:
         Returns
         -------
         Path
-            The written file.
         """
         buf = io.BytesIO()
         np.savez(buf, **self.to_arrays())
@@ -484,21 +482,16 @@ def similar_items(index: MipsIndex, items: np.ndarray, k: int = 10, *, bias_colu
 
 
 def load_index(path: str | Path) -> MipsIndex:
-    """Load an index written by :meth:`MipsIndex.save` (arrays only: nothing is unpickled).
+    """Load an index written by :meth:`MipsIndex.save` (arrays only, ``allow_pickle=False``: nothing runs).
 
     Parameters
     ----------
     path : str or Path
-        An ``.npz`` written by :meth:`MipsIndex.save`.
 
     Returns
     -------
     MipsIndex
-
-    Raises
-    ------
-    ModelError
-        Missing, truncated or malformed file (named).
+        Raises ModelError for a missing, truncated or malformed file (named).
     """
     try:
         with np.load(path, allow_pickle=False) as npz:

@@ -12,7 +12,7 @@ import numpy as np
 from recsys_lab.retrieval.ann import AnnRecallWarning, MipsIndex
 from recsys_lab.retrieval.topk import top_k
 
-__all__ = ["recall_overlap", "RecallResult", "measure_recall"]
+__all__ = ["recall_overlap", "RecallResult", "measure_recall", "split_queries"]
 
 
 def recall_overlap(approx: np.ndarray, exact: np.ndarray) -> float:
@@ -123,3 +123,25 @@ def measure_recall(item_vecs: np.ndarray, queries: np.ndarray, k: int, *, method
     return RecallResult(index=index, method=method, recall=recall_overlap(approx, exact), n_queries=len(queries),
                         exact_seconds=t_exact, ann_seconds=t_ann, build_seconds=index.build_seconds,
                         compile_seconds=index.compile_seconds)
+
+
+def split_queries(user_vecs: np.ndarray, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A seeded sample of ``n`` users' vectors to measure recall on, and the other users' to calibrate on.
+
+    Parameters
+    ----------
+    user_vecs : ndarray of shape (n_users, d)
+    n : int
+        Size of the measured sample (``ann.recall_users``; all users when fewer).
+    seed : int
+
+    Returns
+    -------
+    queries : ndarray of shape (min(n, n_users), d)
+        The sampled users in index order.
+    calibration : ndarray of shape (n_users - len(queries), d)
+        Every other user (all users when the sample takes them all).
+    """
+    sample = np.sort(np.random.default_rng(seed).choice(len(user_vecs), min(n, len(user_vecs)), replace=False))
+    rest = np.delete(user_vecs, sample, axis=0) if len(user_vecs) > len(sample) else user_vecs
+    return user_vecs[sample], rest
