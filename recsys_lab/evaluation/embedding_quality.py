@@ -1,6 +1,6 @@
 """Embedding quality: intrinsic (neighbour coherence, stability between runs) and extrinsic (linear probes).
 
-Arrays in, numbers out: neighbours come from the caller (``ann.similar_items`` or :func:`cosine_neighbours`),
+Arrays in, numbers out: neighbours come from the caller (``neighbours.similar_items`` or :func:`cosine_neighbours`),
 categories are boolean membership matrices (:func:`recsys_lab.evaluation.beyond.membership`). An embedding cannot be judged
 by looking at it; it is judged by whether nearby items are alike (coherence against chance), whether it stays put
 between retrains (stability), and whether simple downstream models can read known attributes from it (probes:
@@ -87,7 +87,7 @@ def cosine_neighbours(vecs: np.ndarray, k: int = 10, items: np.ndarray | None = 
 def inner_product_neighbours(item_vecs: np.ndarray, items: np.ndarray | None = None, k: int = 10, *,
                              bias_column: int | None = -1) -> tuple[np.ndarray, np.ndarray]:
     """Exact item-to-item neighbours by inner product, the item itself excluded: the similarity of
-    :func:`recsys_lab.retrieval.ann.similar_items` computed exhaustively (for catalogues where exact search is cheaper
+    :func:`recsys_lab.retrieval.neighbours.similar_items` computed exhaustively (for catalogues where exact search is cheaper
     than an index).
 
     With ``bias_column`` (default -1, LightFM's folded item ``[e_j, b_j]``) the query for item ``i`` is

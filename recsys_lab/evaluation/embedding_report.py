@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from recsys_lab.retrieval.neighbours import similar_items
 from recsys_lab.config import Config
 from recsys_lab.evaluation import beyond, champion, fairness, keys
 from recsys_lab.evaluation import embedding_quality as embedding
@@ -180,7 +181,7 @@ def evaluate_embeddings(dataset: Dataset, split: Split, vectors: dict[str, tuple
             n_resamples=cfg.bootstrap, seed=seed, details=details if name == keys.MODEL else None))
         out.update({keys.model_key(name, key): value for key, value in figures.items()})
     sample = sample_users(np.arange(len(i)), cfg.embedding_max_items, seed)
-    served = (ann.similar_items(index, sample, k)[0] if index is not None
+    served = (similar_items(index, sample, k)[0] if index is not None
               else embedding.inner_product_neighbours(i, sample, k)[0])
     details["neighbours"], details["neighbour_items"] = served, sample
     out["embedding.n_items"] = int(len(sample))

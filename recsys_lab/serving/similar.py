@@ -11,6 +11,7 @@ import warnings
 import numpy as np
 import polars as pl
 
+from recsys_lab.retrieval.neighbours import similar_items
 from recsys_lab.errors import ConfigError, RunError
 from recsys_lab.features import IdMap
 from recsys_lab.serving.saved_run import ShortListWarning, check_k, served_run
@@ -23,7 +24,7 @@ def similar(runs_dir: str | Path, item_id: int | str, *, k: int = 10, run: str =
 
     Similarity returned (the item itself excluded): LightFM's own score for a user whose representation equals
     the item's embedding, ``sim(i, j) = e_i · e_j + b_j`` with ``[e_j, b_j]`` the saved folded item vector
-    (:func:`recsys_lab.retrieval.ann.similar_items`): "people who like i get j next". It is asymmetric and
+    (:func:`recsys_lab.retrieval.neighbours.similar_items`): "people who like i get j next". It is asymmetric and
     popularity-aware through the bias ``b_j``; it is not cosine similarity. Served through the run's saved
     MIPS index when the retrain built one (large catalogues; approximate, recall measured at retrain time as
     ``ann.recall@k``), exactly otherwise (:func:`recsys_lab.evaluation.embedding_quality.inner_product_neighbours`).
@@ -57,7 +58,6 @@ def similar(runs_dir: str | Path, item_id: int | str, *, k: int = 10, run: str =
     ShortListWarning
         ``k`` is larger than the catalogue size minus one.
     """
-    from recsys_lab.retrieval import ann
     from recsys_lab.evaluation import embedding_quality as embedding
 
     k = check_k(k)
@@ -77,7 +77,7 @@ def similar(runs_dir: str | Path, item_id: int | str, *, k: int = 10, run: str =
                       ShortListWarning, stacklevel=2)
     index = m.saved.index()
     if index is not None:
-        nb, sc = ann.similar_items(index, idx, k)
+        nb, sc = similar_items(index, idx, k)
         path = "index"
     else:
         nb, sc = embedding.inner_product_neighbours(m.item_vecs, idx, k)
