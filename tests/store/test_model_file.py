@@ -80,6 +80,8 @@ def planted(saved, tmp_path):
     copy.model.unlink()
     marker = tmp_path / "PWNED"
     copy.legacy_model.write_bytes(pickle.dumps(Payload(marker)))
+    # and an index pickle as the runs of older versions wrote it (index.pkl): `similar` once unpickled it
+    (copy.artifacts / "index.pkl").write_bytes(pickle.dumps(Payload(marker)))
     return runs_dir, copy, marker
 
 
@@ -118,6 +120,8 @@ def test_no_command_that_loads_the_run_runs_a_planted_pickle(planted, tmp_path):
              lambda: serving.item_space(runs_dir),
              lambda: serving.update(runs_dir, update),
              lambda: serving.cold_start_evaluation(runs_dir, k=3),
+             lambda: serving.similar(runs_dir, 1, k=3, run="production"),
+             lambda: load_run(copy.path).index(),
              lambda: Production(copy.path),
              lambda: load_run(copy.path, verify=True)]
     for call in calls:
@@ -125,7 +129,8 @@ def test_no_command_that_loads_the_run_runs_a_planted_pickle(planted, tmp_path):
             call()
         except RecsysLabError:
             pass
-    for argv in (["recommend", "--user", "1", "--run", "production"], ["similar", "--item", "1"], ["personas"],
+    for argv in (["recommend", "--user", "1", "--run", "production"], ["similar", "--item", "1"],
+                 ["similar", "--item", "1", "--run", "production"], ["personas"],
                  ["runs", "show", copy.run_id], ["runs", "list"], ["runs", "compare", copy.run_id, copy.run_id]):
         main([*argv, "--runs-dir", str(runs_dir)])
     assert not marker.exists()
