@@ -15,6 +15,7 @@ trial: overrides, status ``finished`` / ``stopped`` / ``failed``, epochs, best v
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -64,6 +65,17 @@ class TrialData:
     fit_user_features: sp.csr_matrix
     users: np.ndarray
     k: int
+
+    def writable(self) -> "TrialData":
+        """A copy whose arrays can be written (the object store hands out read-only views; LightFM's kernels
+        take writable buffers).
+
+        Returns
+        -------
+        TrialData
+        """
+        return dataclasses.replace(self, **{f.name: getattr(self, f.name).copy() for f in dataclasses.fields(self)
+                                            if f.name != "k"})
 
 
 def prepare(config: Config) -> TrialData:
@@ -145,7 +157,7 @@ def _trainable(params: dict, data: TrialData | None = None, base: dict | None = 
     from ray import tune
 
     cfg = _trial_config(Config.from_dict(base), params["overrides"])
-    out = fit_trial(data, cfg, report=tune.report)
+    out = fit_trial(data.writable(), cfg, report=tune.report)
     tune.report({"epoch": out["epochs"], "ndcg": out["best"], "seconds": 0.0, "finished": 1})
 
 
@@ -193,9 +205,11 @@ def _table(results: Any, trials: list[dict], epochs: int) -> pl.DataFrame:
         df = r.metrics_dataframe if r.error is None else None
         curve = [] if df is None or "ndcg" not in df else [float(x) for x in df["ndcg"].tolist()]
         finished = bool(r.metrics and r.metrics.get("finished"))
-        status = "failed" if r.error is not None else "finished" if finished else "stopped"
+        last = int(r.metrics.get("epoch", 0)) if r.metrics else 0
+        # ASHA ends a trial at max_t before its last report: all epochs run is finished too
+        status = "failed" if r.error is not None else "finished" if finished or last >= epochs else "stopped"
         rows.append({"trial": i, "overrides": json.dumps(over, sort_keys=True), "status": status,
-                     "epochs": int(r.metrics.get("epoch", 0)) if r.metrics else 0,
+                     "epochs": last,
                      "best_ndcg": float(np.nanmax(curve)) if curve else float("nan"),
                      "curve": json.dumps(curve[:-1] if finished else curve),
                      "error": None if r.error is None else str(r.error).strip().splitlines()[-1][:300]})
