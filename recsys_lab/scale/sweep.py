@@ -79,7 +79,7 @@ class TrialData:
 
 
 def prepare(config: Config) -> TrialData:
-    """Ingest, features and split of ``config`` (the retrain's own steps), kept for the trials.
+    """Ingest, features and split of ``config`` (the functions the retrain's steps call), kept for the trials.
 
     Parameters
     ----------
@@ -94,13 +94,12 @@ def prepare(config: Config) -> TrialData:
     DataError
         As the retrain's ingest and features steps.
     """
+    from recsys_lab.data.sources import load_checked
     from recsys_lab.evaluation.ranking import sample_users
-    from recsys_lab.pipeline.retrain import Retrain
+    from recsys_lab.prepare import dataset_and_split
 
-    job = Retrain(config)
-    job.ingest()
-    ds = job.build_features()
-    s = job.split
+    snapshot, _ = load_checked(config.data, config.validate)  # the retrain's ingest and features steps
+    ds, s = dataset_and_split(snapshot, config)
     # the hybrid's inputs as Retrain.fit builds them
     uf = ds.user_features_at(s.cutoff).matrix if s.cutoff else ds.user_features.matrix
     fit_uf = ds.user_features_at(s.validation_cutoff).matrix if s.validation_cutoff else uf
