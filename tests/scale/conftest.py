@@ -16,8 +16,8 @@ from recsys_lab.store.folder import RunFolder
 def vector_run(root: Path, users: int, items: int, *, dim: int = 8, seen_per_user: int = 5, seed: int = 0) -> Path:
     """A run folder with random folded vectors, string user ids and ``seen_per_user`` training items per user."""
     rng = np.random.default_rng(seed)
-    folder = RunFolder(root / "20200101T000000Z-vector")
-    folder.artifacts.mkdir(parents=True)
+    folder = RunFolder.create(root, {"status": "succeeded"}, run_id="20200101T000000Z-vector")
+    folder.artifacts.mkdir(parents=True, exist_ok=True)
     write_arrays(folder.id_maps, user_ids=np.array([f"u{i:06d}" for i in range(users)]),
                  item_ids=np.arange(100, 100 + items, dtype=np.int64))
     write_arrays(folder.embeddings, user_vecs=rng.normal(size=(users, dim)).astype(np.float32),
