@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -253,6 +254,8 @@ def run_sweep(sweep: SweepConfig, *, runs_dir: str | Path = "runs", rerun: bool 
 
     import ray
 
+    # the trial table is ours: no per-trial CSV / JSON / TensorBoard files from Tune (measured overhead)
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     trials, epochs = expand(sweep), sweep.base.model.epochs
     cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
     scheduler = (ASHAScheduler(time_attr="epoch", max_t=max(epochs, sweep.grace_epochs + 1),
@@ -261,7 +264,7 @@ def run_sweep(sweep: SweepConfig, *, runs_dir: str | Path = "runs", rerun: bool 
     tuner = tune.Tuner(
         tune.with_resources(tune.with_parameters(_trainable, data=data, base=sweep.base.to_dict()), {"cpu": 1}),
         param_space={"overrides": tune.grid_search(trials)},
-        tune_config=tune.TuneConfig(metric="ndcg", mode="max", scheduler=scheduler,
+        tune_config=tune.TuneConfig(metric="ndcg", mode="max", scheduler=scheduler, reuse_actors=True,
                                     max_concurrent_trials=sweep.max_concurrent or cpus),
         run_config=tune.RunConfig(name=folder.name, storage_path=str((folder / "tune").resolve()), verbose=0,
                                   failure_config=tune.FailureConfig(max_failures=0, fail_fast=False)))
