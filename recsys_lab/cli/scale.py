@@ -1,6 +1,7 @@
 """``recsys-lab score`` (every user's top-k on Ray Data) and ``sweep`` (a search on Ray Tune), both in
 :mod:`recsys_lab.scale`. Ray runs locally with this machine's CPUs unless ``--address`` or ``$RAY_ADDRESS`` names a
-cluster. Ray failing to start is one line on stderr and exit code 1."""
+cluster. Ray failing to start is one line on stderr and exit code 1; a sweep stopped by SIGTERM exits 143 with
+what finished recorded."""
 
 from __future__ import annotations
 
@@ -77,6 +78,10 @@ def sweep(
     with _ray_start_fails_with_exit_1():
         result = run_sweep(spec, runs_dir=runs_dir, rerun=not no_rerun)
     t = result.trials
+    if result.signal:
+        typer.echo(f"sweep {result.folder.name} stopped by signal {result.signal}: {t.height} trials recorded in "
+                   f"{result.folder}", err=True)
+        raise typer.Exit(128 + result.signal)
     counts = {s: int((t["status"] == s).sum()) for s in ("finished", "stopped", "failed")}
     typer.echo(f"sweep {result.folder.name}: {t.height} trials ({counts['finished']} finished, "
                f"{counts['stopped']} stopped early, {counts['failed']} failed) in {result.timings['search']:.1f} s")

@@ -92,7 +92,7 @@ def connect(options: RayOptions | None = None) -> float:
         return 0.0
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     # read by the raylet and its agent at process start (inherited environment)
-    os.environ["RAY_raylet_start_wait_time_s"] = str(int(opts.start_timeout_s))
+    os.environ["RAY_raylet_start_wait_time_s"] = str(max(1, round(opts.start_timeout_s)))
     os.environ["RAY_agent_register_timeout_ms"] = str(int(opts.start_timeout_s * 1000))
     target = opts.target
     kwargs: dict[str, Any] = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,

@@ -4,12 +4,12 @@ The snapshot, features and split are built ONCE in the driver (:class:`TrialData
 search never looks at it) and shared with every trial through the object store (``tune.with_parameters``, one
 ``ray.put``). Each trial fits LightFM with its config and reports the validation NDCG@k after every epoch (the
 fit's ``on_epoch`` hook), so ASHA stops the hopeless ones at its milestones. A failed trial is recorded with its
-error and the sweep goes on. The best ``top`` trials are then re-run as ordinary retrains
+error and the sweep goes on; SIGTERM ends the search with what finished recorded (nothing re-run). The best ``top`` trials are then re-run as ordinary retrains
 (:func:`recsys_lab.runs.execute.execute`: run folders, reports), as is the base config, and each is compared with
 the base run, paired per user, with a bootstrap interval (:func:`recsys_lab.runs.registry.paired_comparison`).
 
 ``runs/sweeps/<id>/`` holds ``sweep.json`` (settings, timings), ``trials.parquet`` / ``trials.json`` (one row per
-trial: overrides, status ``finished`` / ``stopped`` / ``failed``, epochs, best validation, error, seconds),
+trial: overrides, status ``finished`` / ``stopped`` (by ASHA) / ``failed`` / ``interrupted``, epochs, best validation, error, seconds),
 ``winner.json`` and ``comparison.json``.
 """
 
@@ -19,10 +19,13 @@ import dataclasses
 import json
 import logging
 import os
+import signal
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import polars as pl
@@ -176,6 +179,8 @@ class SweepResult:
     comparison : list of dict
         Per re-run trial: its run folder, the base run's, and NDCG@k's paired difference with its interval.
     timings : dict of str to float
+    signal : int or None
+        The signal (SIGTERM) that ended the search early: the table holds what finished, nothing was re-run.
     """
 
     folder: Path
@@ -183,6 +188,27 @@ class SweepResult:
     winner: dict | None
     comparison: list[dict]
     timings: dict[str, float]
+    signal: int | None = None
+
+
+@contextmanager
+def _sigterm_ends_the_search() -> Iterator[list[int]]:
+    """Within the block, SIGTERM ends the Tune loop as Ctrl-C does (Tune listens to SIGUSR1 for that): the trials
+    so far are returned and recorded. Yields a list that holds the signal once one arrived."""
+    got: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield got
+        return
+
+    def on_term(signum: int, frame: Any) -> None:  # noqa: ARG001
+        got.append(signum)
+        os.kill(os.getpid(), signal.SIGUSR1)
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    try:
+        yield got
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def sweep_id() -> str:
@@ -197,7 +223,7 @@ def sweep_id() -> str:
     return new_run_id()
 
 
-def _table(results: Any, trials: list[dict], epochs: int) -> pl.DataFrame:
+def _table(results: Any, trials: list[dict], epochs: int, *, interrupted: bool = False) -> pl.DataFrame:
     rows = []
     for j, r in enumerate(results):
         over = r.config["overrides"] if r.config else trials[j]
@@ -207,7 +233,8 @@ def _table(results: Any, trials: list[dict], epochs: int) -> pl.DataFrame:
         finished = bool(r.metrics and r.metrics.get("finished"))
         last = int(r.metrics.get("epoch", 0)) if r.metrics else 0
         # ASHA ends a trial at max_t before its last report: all epochs run is finished too
-        status = "failed" if r.error is not None else "finished" if finished or last >= epochs else "stopped"
+        status = ("failed" if r.error is not None else "finished" if finished or last >= epochs
+                  else "interrupted" if interrupted else "stopped")
         rows.append({"trial": i, "overrides": json.dumps(over, sort_keys=True), "status": status,
                      "epochs": last,
                      "best_ndcg": float(np.nanmax(curve)) if curve else float("nan"),
@@ -269,9 +296,10 @@ def run_sweep(sweep: SweepConfig, *, runs_dir: str | Path = "runs", rerun: bool 
         run_config=tune.RunConfig(name=folder.name, storage_path=str((folder / "tune").resolve()), verbose=0,
                                   failure_config=tune.FailureConfig(max_failures=0, fail_fast=False)))
     t1 = time.perf_counter()
-    results = tuner.fit()
+    with _sigterm_ends_the_search() as stopped_by:
+        results = tuner.fit()
     timings["search"] = time.perf_counter() - t1
-    table = _table(results, trials, epochs)
+    table = _table(results, trials, epochs, interrupted=bool(stopped_by))
     table.write_parquet(folder / "trials.parquet")
     atomic_write_json(folder / "trials.json", table.to_dicts())
     ok = table.filter(pl.col("status") != "failed").sort("best_ndcg", descending=True, nulls_last=True)
@@ -279,7 +307,7 @@ def run_sweep(sweep: SweepConfig, *, runs_dir: str | Path = "runs", rerun: bool 
                                          "validation_ndcg": ok["best_ndcg"][0]}
     atomic_write_json(folder / "winner.json", winner)
     comparison: list[dict] = []
-    if rerun and winner is not None and sweep.top > 0:
+    if rerun and winner is not None and sweep.top > 0 and not stopped_by:
         t2 = time.perf_counter()
         comparison = _rerun(sweep, ok.head(sweep.top), runs_dir)
         timings["rerun"] = time.perf_counter() - t2
@@ -288,8 +316,9 @@ def run_sweep(sweep: SweepConfig, *, runs_dir: str | Path = "runs", rerun: bool 
     atomic_write_json(folder / "sweep.json", {"trials": len(trials), "search": sweep.search,
                                               "scheduler": sweep.scheduler, "space": {k: list(v) for k, v in
                                                                                      sweep.space.items()},
-                                              "base": sweep.base.to_dict(), "timings": timings})
-    return SweepResult(folder, table, winner, comparison, timings)
+                                              "base": sweep.base.to_dict(), "timings": timings,
+                                              "signal": stopped_by[0] if stopped_by else None})
+    return SweepResult(folder, table, winner, comparison, timings, stopped_by[0] if stopped_by else None)
 
 
 def _rerun(sweep: SweepConfig, top: pl.DataFrame, runs_dir: Path) -> list[dict]:

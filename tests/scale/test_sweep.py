@@ -33,3 +33,26 @@ def test_four_trials_one_stopped_early_winner_rerun(tmp_path, local_ray):
     vs = entry["vs_base"]
     assert vs["ci_low"] <= vs["delta"] <= vs["ci_high"] and vs["n_users"] > 0
     assert json.loads((result.folder / "comparison.json").read_text())[0]["run"] == entry["run"]
+
+
+@pytest.mark.slow
+def test_sigterm_records_what_finished(tmp_path, local_ray):
+    import signal
+    import threading
+
+    base = generated_config(tmp_path, 200, 80, 3000, seed=2, **{"model.epochs": 300, "model.patience": 300,
+                                                               "model.no_components": 4, "eval.baselines": []})
+    sweep = SweepConfig(base=base, space={"model.learning_rate": ("choice", [0.05, 0.02, 0.01, 0.005])},
+                        search="grid", samples=1, scheduler="none", top=1, max_concurrent=2)
+    previous = signal.signal(signal.SIGTERM, lambda *_: None)  # a late signal must not end pytest
+    timer = threading.Timer(6.0, lambda: __import__("os").kill(__import__("os").getpid(), signal.SIGTERM))
+    try:
+        timer.start()
+        result = run_sweep(sweep, runs_dir=tmp_path / "runs")
+    finally:
+        timer.cancel()
+        signal.signal(signal.SIGTERM, previous)
+    assert result.signal == signal.SIGTERM and result.comparison == []
+    assert result.trials.height >= 1 and (result.folder / "trials.parquet").is_file()
+    assert set(result.trials["status"]) <= {"finished", "interrupted"} and "interrupted" in set(result.trials["status"])
+    assert json.loads((result.folder / "sweep.json").read_text())["signal"] == signal.SIGTERM
