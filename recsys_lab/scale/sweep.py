@@ -160,8 +160,15 @@ def _trainable(params: dict, data: TrialData | None = None, base: dict | None = 
     from ray import tune
 
     cfg = _trial_config(Config.from_dict(base), params["overrides"])
-    out = fit_trial(data.writable(), cfg, report=tune.report)
-    tune.report({"epoch": out["epochs"], "ndcg": out["best"], "seconds": 0.0, "finished": 1})
+    curve: list[float] = []
+
+    def report(row: dict) -> None:  # the curve so far rides along: a stopped trial's last result holds it
+        curve.append(float(row["ndcg"]))
+        tune.report({**row, "best": float(np.nanmax(curve)), "curve": json.dumps(curve)})
+
+    out = fit_trial(data.writable(), cfg, report=report)
+    tune.report({"epoch": out["epochs"], "ndcg": out["best"], "seconds": 0.0, "best": out["best"],
+                 "curve": json.dumps(curve), "finished": 1})
 
 
 @dataclass
@@ -228,8 +235,7 @@ def _table(results: Any, trials: list[dict], epochs: int, *, interrupted: bool =
     for j, r in enumerate(results):
         over = r.config["overrides"] if r.config else trials[j]
         i = trials.index(over) if over in trials else j
-        df = r.metrics_dataframe if r.error is None else None
-        curve = [] if df is None or "ndcg" not in df else [float(x) for x in df["ndcg"].tolist()]
+        curve = json.loads(r.metrics.get("curve", "[]")) if r.metrics else []
         finished = bool(r.metrics and r.metrics.get("finished"))
         last = int(r.metrics.get("epoch", 0)) if r.metrics else 0
         # ASHA ends a trial at max_t before its last report: all epochs run is finished too
@@ -238,7 +244,7 @@ def _table(results: Any, trials: list[dict], epochs: int, *, interrupted: bool =
         rows.append({"trial": i, "overrides": json.dumps(over, sort_keys=True), "status": status,
                      "epochs": last,
                      "best_ndcg": float(np.nanmax(curve)) if curve else float("nan"),
-                     "curve": json.dumps(curve[:-1] if finished else curve),
+                     "curve": json.dumps(curve),
                      "error": None if r.error is None else str(r.error).strip().splitlines()[-1][:300]})
     rows.sort(key=lambda row: row["trial"])
     return pl.DataFrame(rows, schema={"trial": pl.Int64, "overrides": pl.Utf8, "status": pl.Utf8, "epochs": pl.Int64,
@@ -302,7 +308,8 @@ def run_sweep(sweep: SweepConfig, *, runs_dir: str | Path = "runs", rerun: bool 
     table = _table(results, trials, epochs, interrupted=bool(stopped_by))
     table.write_parquet(folder / "trials.parquet")
     atomic_write_json(folder / "trials.json", table.to_dicts())
-    ok = table.filter(pl.col("status") != "failed").sort("best_ndcg", descending=True, nulls_last=True)
+    ok = table.filter(pl.col("status") != "failed").sort(pl.col("best_ndcg").fill_nan(None), descending=True,
+                                                         nulls_last=True)
     winner = None if ok.is_empty() else {"trial": ok["trial"][0], "overrides": json.loads(ok["overrides"][0]),
                                          "validation_ndcg": ok["best_ndcg"][0]}
     atomic_write_json(folder / "winner.json", winner)
