@@ -42,10 +42,11 @@ def test_sigterm_records_what_finished(tmp_path, local_ray):
     import signal
     import threading
 
-    base = generated_config(tmp_path, 200, 80, 3000, seed=2, **{"model.epochs": 300, "model.patience": 300,
+    base = generated_config(tmp_path, 200, 80, 3000, seed=2, **{"model.epochs": 3000, "model.patience": 3000,
                                                                "model.no_components": 4, "eval.baselines": []})
     sweep = SweepConfig(base=base, space={"model.learning_rate": ("choice", [0.05, 0.02, 0.01, 0.005])},
                         search="grid", samples=1, scheduler="none", top=1, max_concurrent=2)
+    # trials of 3,000 epochs (>= 9 s each: 2 x 2 of them) are running when SIGTERM comes after 6 s
     previous = signal.signal(signal.SIGTERM, lambda *_: None)  # a late signal must not end pytest
     timer = threading.Timer(6.0, lambda: __import__("os").kill(__import__("os").getpid(), signal.SIGTERM))
     try:
