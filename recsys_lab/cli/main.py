@@ -20,7 +20,7 @@ from typing import Optional
 
 import typer
 
-from recsys_lab.cli import data, ops, retrain, runs, serve, tools
+from recsys_lab.cli import data, ops, retrain, runs, scale, serve, tools
 from recsys_lab.cli.exits import (EXIT_FAILED, EXIT_GATE, EXIT_LOCKED, EXIT_TERMINATED, EXIT_TIMEOUT, EXIT_USAGE,
                                   UsageError)
 from recsys_lab.cli.options import merge_pairs
@@ -50,6 +50,8 @@ app.add_typer(tools.study_app, name="study")
 app.command()(serve.similar)
 app.command()(serve.personas)
 app.command()(serve.serve)
+app.command()(scale.score)
+app.command()(scale.sweep)
 
 WORK_FAILED = {"ingest": EXIT_FAILED}
 """Commands whose work (not their usage) failed when they raise a recsys_lab error other than a ConfigError."""

@@ -58,7 +58,7 @@ def test_the_entry_point_is_cli_main():
 
     names = set(typer.main.get_command(app).commands)
     assert names == {"retrain", "config", "runs", "recommend", "update", "ingest", "init", "lab", "bench",
-                     "generate", "study", "similar", "personas", "backfill", "serve"}
+                     "generate", "study", "similar", "personas", "backfill", "serve", "score", "sweep"}
 
 
 def test_a_param_without_value_is_one_line_exit_2(capsys):

@@ -1,0 +1,61 @@
+"""``scale.sweep`` on a local Ray (2 CPUs) and a generated log: per-epoch reports let ASHA stop a trial, the
+winner is re-run as a retrain and compared with the base run, paired, with an interval."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from recsys_lab.scale.space import SweepConfig
+from recsys_lab.scale.sweep import run_sweep
+
+from ..conftest import generated_config
+
+
+@pytest.mark.slow
+def test_four_trials_one_stopped_early_winner_rerun(tmp_path, local_ray):
+    base = generated_config(tmp_path, 300, 120, 6000, seed=1, **{
+        "model.epochs": 6, "model.patience": 6, "model.no_components": 8, "eval.baselines": [],
+        "ann.method": "exact", "eval.bootstrap": 200})
+    # good learning rates first, then hopeless ones: ASHA (grace 1 epoch, halving) stops at least one of the latter
+    space = {"model.learning_rate": ("choice", [0.1, 0.05, 0.0005, 0.0001])}
+    sweep = SweepConfig(base=base, space=space, search="grid", samples=1, grace_epochs=1, top=1, max_concurrent=2)
+    result = run_sweep(sweep, runs_dir=tmp_path / "runs")
+    t = result.trials
+    assert t.height == 4 and set(t["status"]) <= {"finished", "stopped"}
+    assert (t["status"] == "stopped").sum() >= 1, t
+    assert t.filter(t["status"] == "stopped")["epochs"].max() < 6
+    assert result.winner is not None and t["best_ndcg"].is_not_nan().all() and t["best_ndcg"].min() > 0
+    assert result.winner["validation_ndcg"] == t["best_ndcg"].max()
+    assert all(len(json.loads(c)) == e for c, e in zip(t["curve"], t["epochs"]))
+    assert (result.folder / "trials.parquet").is_file() and (result.folder / "winner.json").is_file()
+    [entry] = result.comparison
+    assert entry["status"] == entry["base_status"] == "succeeded"
+    vs = entry["vs_base"]
+    assert vs["ci_low"] <= vs["delta"] <= vs["ci_high"] and vs["n_users"] > 0
+    assert json.loads((result.folder / "comparison.json").read_text())[0]["run"] == entry["run"]
+
+
+@pytest.mark.slow
+def test_sigterm_records_what_finished(tmp_path, local_ray):
+    import signal
+    import threading
+
+    base = generated_config(tmp_path, 200, 80, 3000, seed=2, **{"model.epochs": 3000, "model.patience": 3000,
+                                                               "model.no_components": 4, "eval.baselines": []})
+    sweep = SweepConfig(base=base, space={"model.learning_rate": ("choice", [0.05, 0.02, 0.01, 0.005])},
+                        search="grid", samples=1, scheduler="none", top=1, max_concurrent=2)
+    # trials of 3,000 epochs (>= 9 s each: 2 x 2 of them) are running when SIGTERM comes after 6 s
+    previous = signal.signal(signal.SIGTERM, lambda *_: None)  # a late signal must not end pytest
+    timer = threading.Timer(6.0, lambda: __import__("os").kill(__import__("os").getpid(), signal.SIGTERM))
+    try:
+        timer.start()
+        result = run_sweep(sweep, runs_dir=tmp_path / "runs")
+    finally:
+        timer.cancel()
+        signal.signal(signal.SIGTERM, previous)
+    assert result.signal == signal.SIGTERM and result.comparison == []
+    assert result.trials.height >= 1 and (result.folder / "trials.parquet").is_file()
+    assert set(result.trials["status"]) <= {"finished", "interrupted"} and "interrupted" in set(result.trials["status"])
+    assert json.loads((result.folder / "sweep.json").read_text())["signal"] == signal.SIGTERM
