@@ -18,6 +18,7 @@ import sys
 from datetime import date
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pytest
 
@@ -102,8 +103,8 @@ def generated_config(tmp: Path, users: int, items: int, interactions: int, *, se
     """A config reading a generated play-count log (``recsys_lab.data.synthetic``, ``categories`` item categories)
     written under ``tmp``: 2 epochs without early stopping, one thread, items' ``category`` as feature;
     ``overrides`` are dotted keys."""
-    from recsys_lab.data import synthetic
     from recsys_lab.config import Config
+    from recsys_lab.data import synthetic
 
     log = synthetic.generate(users, items, interactions, seed=seed, n_categories=categories)
     paths = synthetic.write(log, tmp / "log")
@@ -139,3 +140,27 @@ def cli(*args, cwd, timeout=900):
 
     return subprocess.run([sys.executable, "-m", "recsys_lab.cli.main", *map(str, args)], cwd=cwd,
                           capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    """``(runs_dir, RunFolder)`` of a succeeded production run on generated data (:mod:`tests.store._runs`), written
+    once per test module and never mutated: tests that damage files copy it first."""
+    from .store._runs import write_run
+
+    root = tmp_path_factory.mktemp("store")
+    folder = write_run(root / "runs", root / "wh")
+    return root / "runs", folder
+
+
+def planted_items(n_items=60, d=4, seed=0):
+    """Two clusters of items: 0..29 along +e0, 30..59 along -e0; cluster B is more popular (bias, counts)."""
+    rng = np.random.default_rng(seed)
+    v = rng.normal(scale=0.1, size=(n_items, d + 1)).astype(np.float32)
+    half = n_items // 2
+    v[:half, 0] += 2.0
+    v[half:, 0] -= 2.0
+    v[:, -1] = 0.0
+    v[half:, -1] = 0.5
+    pop = np.r_[np.full(half, 1.0), np.full(half, 10.0)] + rng.random(n_items)
+    return v, pop

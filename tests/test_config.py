@@ -58,8 +58,17 @@ def test_parse_value_reads_toml_literals_else_strings():
 
 
 # -- types and ranges are checked when a section is built directly, not only by from_dict ------------------------
-from recsys_lab.config import (AnnConfig, DataConfig, EvalConfig, FeatureConfig, GateConfig,  # noqa: E402
-                               ModelConfig, RunConfig, SplitConfig, ValidateConfig)
+from recsys_lab.config import (  # noqa: E402
+    AnnConfig,
+    DataConfig,
+    EvalConfig,
+    FeatureConfig,
+    GateConfig,
+    ModelConfig,
+    RunConfig,
+    SplitConfig,
+    ValidateConfig,
+)
 
 
 @pytest.mark.parametrize("build, match", [

@@ -4,13 +4,12 @@ recall below ann.min_recall warns."""
 import warnings
 
 import numpy as np
-
 import pytest
 
-from recsys_lab.retrieval.ann import AnnRecallWarning
 from recsys_lab.config import AnnConfig
 from recsys_lab.errors import ConfigError, RunError
 from recsys_lab.pipeline import Retrain
+from recsys_lab.retrieval.ann import AnnRecallWarning
 
 from .conftest import generated_config
 

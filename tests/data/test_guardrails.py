@@ -8,8 +8,8 @@ import polars as pl
 import pytest
 
 from recsys_lab.config import ValidateConfig
-from recsys_lab.errors import DataValidationError
 from recsys_lab.data.guardrails import CHECKS, DataQualityWarning, validate
+from recsys_lab.errors import DataValidationError
 
 from ..conftest import cli, copy_movielens
 

@@ -5,11 +5,17 @@ from pathlib import Path
 
 import pytest
 
-from recsys_lab.data.movielens import (GENRES, N_INTERACTIONS, N_ITEMS, N_USERS, RATING_RANGE, download_movielens_100k,
-                                      load_movielens_100k, resolve_source)
+from recsys_lab.data.movielens import (
+    GENRES,
+    N_INTERACTIONS,
+    N_ITEMS,
+    N_USERS,
+    RATING_RANGE,
+    download_movielens_100k,
+    load_movielens_100k,
+    resolve_source,
+)
 from recsys_lab.errors import DataFileError, DownloadError
-
-
 
 # ml_copy: tests/data/conftest.py
 

@@ -4,8 +4,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from recsys_lab.data import synthetic
 from recsys_lab.cli.main import main
+from recsys_lab.data import synthetic
 from recsys_lab.data.files import load_files
 from recsys_lab.errors import ConfigError
 

@@ -5,8 +5,13 @@ import textwrap
 import polars as pl
 import pytest
 
+from recsys_lab.data.warehouse import (
+    content_hash,
+    ingest,
+    list_snapshots,
+    open_snapshot,
+)
 from recsys_lab.errors import DataError
-from recsys_lab.data.warehouse import content_hash, ingest, list_snapshots, open_snapshot
 
 
 def _tables(tiny_tables):

@@ -7,7 +7,13 @@ import pytest
 
 from recsys_lab.config import WEIGHT_TRANSFORMS, Config
 from recsys_lab.data import movielens
-from recsys_lab.data.weights import is_positive, is_positive_sql, positive_threshold, transform, transform_sql
+from recsys_lab.data.weights import (
+    is_positive,
+    is_positive_sql,
+    positive_threshold,
+    transform,
+    transform_sql,
+)
 from recsys_lab.errors import ConfigError
 
 RAW = pl.DataFrame({"weight": [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 40.0]})

@@ -12,10 +12,10 @@ import papermill as pm
 import polars as pl
 import pytest
 
-from recsys_lab.models import foldin
 from recsys_lab import serving
-from recsys_lab.serving.saved_run import served_run
 from recsys_lab.errors import DataFileError
+from recsys_lab.models import foldin
+from recsys_lab.serving.saved_run import served_run
 from recsys_lab.store.folder import PRODUCTION, RunFolder
 
 from ..conftest import ROOT, cli

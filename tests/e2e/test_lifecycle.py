@@ -15,14 +15,14 @@ import papermill as pm
 import polars as pl
 import pytest
 
-from recsys_lab.runs import execute as execution
-from recsys_lab.runs import registry, retention
 from recsys_lab import serving
-from recsys_lab.runs.lock import LockHeldError, RetrainLock
-from recsys_lab.store.folder import read_run
 from recsys_lab.config import Config
 from recsys_lab.errors import RunError
 from recsys_lab.pipeline import Retrain
+from recsys_lab.runs import execute as execution
+from recsys_lab.runs import registry, retention
+from recsys_lab.runs.lock import LockHeldError, RetrainLock
+from recsys_lab.store.folder import read_run
 
 from ..conftest import ROOT, cli
 

@@ -10,18 +10,7 @@ from recsys_lab.evaluation.ranking import ranking_metrics
 from recsys_lab.models.foldin import FoldIn
 from recsys_lab.retrieval.topk import top_k
 
-
-def _planted(n_items=60, d=4, seed=0):
-    """Two clusters of items: 0..29 along +e0, 30..59 along -e0; cluster B is more popular (bias, counts)."""
-    rng = np.random.default_rng(seed)
-    v = rng.normal(scale=0.1, size=(n_items, d + 1)).astype(np.float32)
-    half = n_items // 2
-    v[:half, 0] += 2.0
-    v[half:, 0] -= 2.0
-    v[:, -1] = 0.0
-    v[half:, -1] = 0.5
-    pop = np.r_[np.full(half, 1.0), np.full(half, 10.0)] + rng.random(n_items)
-    return v, pop
+from ..conftest import planted_items as _planted
 
 
 def test_ndcg_recall_match_a_slow_loop():

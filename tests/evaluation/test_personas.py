@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from recsys_lab.evaluation import personas
 from recsys_lab.errors import DataFileError
+from recsys_lab.evaluation import personas
 from recsys_lab.report.tables import persona_table
 
 

@@ -4,10 +4,10 @@ one-setting ALS grid, and item neighbours / coherence on query subsets that agre
 import numpy as np
 import pytest
 
-from recsys_lab.data.weights import positive_threshold
-from recsys_lab.evaluation import embedding_quality as embedding
 from recsys_lab.config import Config, EvalConfig
+from recsys_lab.data.weights import positive_threshold
 from recsys_lab.errors import ConfigError
+from recsys_lab.evaluation import embedding_quality as embedding
 from recsys_lab.pipeline import Retrain
 
 from ..conftest import generated_config

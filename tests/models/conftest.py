@@ -49,3 +49,9 @@ def planted() -> Checkerboard:
     train.eliminate_zeros()
     _read_only(train.data, train.indices, train.indptr, truth, group)
     return Checkerboard(train, truth, group)
+
+
+@pytest.fixture()
+def checkerboard(planted) -> tuple[sp.csr_matrix, np.ndarray]:
+    """``(train, truth)`` of the planted checkerboard as writable copies (for code that converts in place)."""
+    return planted.train_copy(), planted.truth.copy()

@@ -5,7 +5,14 @@ import pytest
 import scipy.sparse as sp
 
 from recsys_lab.data.synthetic import generate
-from recsys_lab.models.baselines import ease_route, ease_size, ease_skip_reason, ease_vectors, fit_als, fit_ease
+from recsys_lab.models.baselines import (
+    ease_route,
+    ease_size,
+    ease_skip_reason,
+    ease_vectors,
+    fit_als,
+    fit_ease,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -59,18 +66,6 @@ def _assert_same_scores(train, lam):
     scale[scale == 0] = 1.0
     assert np.abs(fast - ref).max(axis=1, keepdims=True).max() <= 1e-5 * scale.max()
     assert (np.abs(fast - ref) / scale).max() <= 1e-5  # per user, relative to that user's largest score
-
-
-@pytest.fixture()
-def checkerboard():
-    """Two user groups liking two disjoint item groups; the diagonal (one liked item per user) withheld."""
-    n = 20
-    truth = np.zeros((n, n), dtype=np.float32)
-    truth[: n // 2, : n // 2] = 1
-    truth[n // 2:, n // 2:] = 1
-    train = truth.copy()
-    train[np.arange(n), np.arange(n)] = 0
-    return sp.csr_matrix(train), truth
 
 
 def test_ease_matches_the_closed_form(checkerboard):

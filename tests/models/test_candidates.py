@@ -31,7 +31,7 @@ from recsys_lab.models import lightfm as lfm
 from recsys_lab.models.foldin import FoldIn
 from recsys_lab.retrieval.topk import top_k
 
-from .conftest import N, Checkerboard
+from .conftest import Checkerboard, N
 
 
 def _read_only(user_vecs: np.ndarray, item_vecs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

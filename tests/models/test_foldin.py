@@ -4,8 +4,10 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from recsys_lab.models import foldin as F
 from recsys_lab.errors import ConfigError, DataError
+from recsys_lab.models import foldin as F
+
+from ..conftest import planted_items as _planted
 
 
 @pytest.fixture
@@ -16,17 +18,6 @@ def item_vecs():
     return v
 
 
-def _planted(n_items=60, d=4, seed=0):
-    """Two clusters of items: 0..29 along +e0, 30..59 along -e0; cluster B is more popular (bias, counts)."""
-    rng = np.random.default_rng(seed)
-    v = rng.normal(scale=0.1, size=(n_items, d + 1)).astype(np.float32)
-    half = n_items // 2
-    v[:half, 0] += 2.0
-    v[half:, 0] -= 2.0
-    v[:, -1] = 0.0
-    v[half:, -1] = 0.5
-    pop = np.r_[np.full(half, 1.0), np.full(half, 10.0)] + rng.random(n_items)
-    return v, pop
 
 
 def _slow_ridge(item_vecs, items, weights, reg, alpha, base, offset, target):

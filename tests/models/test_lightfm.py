@@ -2,22 +2,16 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from recsys_lab.models import lightfm as models
 from recsys_lab.config import ModelConfig
 from recsys_lab.errors import ModelError
+from recsys_lab.models import lightfm as models
 
 
 @pytest.fixture()
-def checkerboard():
-    """Two user groups that like two disjoint item groups; one liked item per user withheld."""
-    n = 20
-    truth = np.zeros((n, n), dtype=np.float32)
-    truth[: n // 2, : n // 2] = 1
-    truth[n // 2:, n // 2:] = 1
-    train = truth.copy()
-    train[np.arange(n), np.arange(n)] = 0  # the diagonal is withheld
-    ident_u = sp.identity(n, dtype=np.float32, format="csr")
-    return sp.csr_matrix(train), truth, ident_u
+def checkerboard(checkerboard):
+    """The planted checkerboard (tests/models/conftest.py) with identity user features."""
+    train, truth = checkerboard
+    return train, truth, sp.identity(train.shape[0], dtype=np.float32, format="csr")
 
 
 def test_openmp_build_is_loaded():

@@ -6,7 +6,13 @@ import apprise
 import pytest
 
 from recsys_lab.cli.main import main
-from recsys_lab.config import APPRISE_SCHEMES, AlertsConfig, Config, load_config, parse_duration
+from recsys_lab.config import (
+    APPRISE_SCHEMES,
+    AlertsConfig,
+    Config,
+    load_config,
+    parse_duration,
+)
 from recsys_lab.errors import ConfigError
 
 

@@ -1,11 +1,11 @@
 import numpy as np
 import pytest
 
-from recsys_lab.retrieval.ann import MipsIndex, load_index
-from recsys_lab.retrieval.neighbours import similar_items
-from recsys_lab.retrieval.graphs import augment_items, augment_queries
 from recsys_lab.errors import ModelError
 from recsys_lab.evaluation.ranking import recall_overlap, top_k
+from recsys_lab.retrieval.ann import MipsIndex, load_index
+from recsys_lab.retrieval.graphs import augment_items, augment_queries
+from recsys_lab.retrieval.neighbours import similar_items
 
 
 @pytest.fixture(scope="module")

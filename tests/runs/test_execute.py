@@ -18,8 +18,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from recsys_lab.cli import main as cli_module
 from recsys_lab._fs import atomic_write_json
+from recsys_lab.cli import main as cli_module
 from recsys_lab.config import Config
 from recsys_lab.errors import RunError
 from recsys_lab.runs.execute import execute

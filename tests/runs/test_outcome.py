@@ -6,7 +6,14 @@ import itertools
 
 import pytest
 
-from recsys_lab.runs.outcome import PROMOTING, blocker, decide, error_reason, phases, refusal
+from recsys_lab.runs.outcome import (
+    PROMOTING,
+    blocker,
+    decide,
+    error_reason,
+    phases,
+    refusal,
+)
 
 
 @pytest.mark.parametrize("status, requested, gate_passed, stopped_by, kind, reason", [

@@ -9,9 +9,9 @@ import time
 
 import pytest
 
-from recsys_lab.serving.updates import updates
 from recsys_lab.serving.events import EventError, Folder, Journal, check_events
 from recsys_lab.serving.saved_run import served_run
+from recsys_lab.serving.updates import updates
 
 from ..store._runs import write_run
 from ._server import Server

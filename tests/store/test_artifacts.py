@@ -10,7 +10,13 @@ import polars as pl
 import pytest
 
 from recsys_lab.errors import RunError
-from recsys_lab.store.artifacts import load_run, read_arrays, read_per_user_metrics, save_artifacts, write_arrays
+from recsys_lab.store.artifacts import (
+    load_run,
+    read_arrays,
+    read_per_user_metrics,
+    save_artifacts,
+    write_arrays,
+)
 from recsys_lab.store.folder import RunFolder
 
 

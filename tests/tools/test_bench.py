@@ -2,8 +2,8 @@
 
 import pytest
 
-from recsys_lab.tools.bench import run
 from recsys_lab.config import Config
+from recsys_lab.tools.bench import run
 
 
 @pytest.mark.slow  # fits LightFM on ML-100k and times it
