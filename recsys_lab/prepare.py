@@ -3,6 +3,8 @@ and the split, the one way a retrain builds them and a saved run rebuilds them (
 
 from __future__ import annotations
 
+import scipy.sparse as sp
+
 from recsys_lab.config import Config
 from recsys_lab.data import weights
 from recsys_lab.data.warehouse import Snapshot
@@ -10,7 +12,7 @@ from recsys_lab.errors import ConfigError
 from recsys_lab.features import Dataset, build_dataset
 from recsys_lab.split import Split, make_split
 
-__all__ = ["dataset_and_split"]
+__all__ = ["dataset_and_split", "hybrid_features"]
 
 
 def dataset_and_split(snapshot: Snapshot, config: Config) -> tuple[Dataset, Split]:
@@ -46,3 +48,25 @@ def dataset_and_split(snapshot: Snapshot, config: Config) -> tuple[Dataset, Spli
                        positive_threshold=weights.positive_threshold(config.data),
                        windows=bool(config.features.windows))
     return dataset, split.require_warm_users()
+
+
+def hybrid_features(dataset: Dataset, split: Split) -> tuple[sp.csr_matrix, sp.csr_matrix, sp.csr_matrix | None]:
+    """The hybrid model's feature matrices on ``split``, as the retrain and a sweep trial fit it.
+
+    Parameters
+    ----------
+    dataset : Dataset
+    split : Split
+        Its ``cutoff`` and ``validation_cutoff`` (None for protocols without a global cut-off).
+
+    Returns
+    -------
+    user_features : csr_matrix of shape (n_users, n_user_features)
+        As of the training cut-off (time-windowed features see nothing after it).
+    item_features : csr_matrix of shape (n_items, n_item_features)
+    fit_user_features : csr_matrix or None
+        As of the validation cut-off, for the early-stopping phase; None without one (use ``user_features``).
+    """
+    uf = dataset.user_features_at(split.cutoff).matrix if split.cutoff else dataset.user_features.matrix
+    fit_uf = dataset.user_features_at(split.validation_cutoff).matrix if split.validation_cutoff else None
+    return uf, dataset.item_features.matrix, fit_uf

@@ -34,7 +34,7 @@ from recsys_lab.evaluation.ranking import (candidates, evaluate_models, sample_u
 from recsys_lab.features import Dataset, identity_features
 from recsys_lab.models import lightfm as models
 from recsys_lab.models.candidates import Variant, fit_candidates
-from recsys_lab.prepare import dataset_and_split
+from recsys_lab.prepare import dataset_and_split, hybrid_features
 from recsys_lab.pipeline.results import ProductionRef, Productions, RetrainResults
 from recsys_lab.ranking.stage import run_stage
 from recsys_lab.retrieval import ann
@@ -135,10 +135,7 @@ class Retrain(RetrainResults):
         """
         ds, sp_, cfg = self._need("dataset", "build_features"), self.split, self.config
         with self._phases.phase("fit"):
-            variants = {"hybrid": Variant(ds.user_features_at(sp_.cutoff).matrix if sp_.cutoff
-                                          else ds.user_features.matrix, ds.item_features.matrix,
-                                          ds.user_features_at(sp_.validation_cutoff).matrix
-                                          if sp_.validation_cutoff else None)}
+            variants = {"hybrid": Variant(*hybrid_features(ds, sp_))}
             if "lightfm_cf" in cfg.eval.baselines:
                 variants["lightfm_cf"] = Variant(identity_features(ds.users, "user").matrix,
                                                  identity_features(ds.items, "item").matrix)

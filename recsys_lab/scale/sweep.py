@@ -100,16 +100,14 @@ def prepare(config: Config) -> TrialData:
     """
     from recsys_lab.data.sources import load_checked
     from recsys_lab.evaluation.ranking import sample_users
-    from recsys_lab.prepare import dataset_and_split
+    from recsys_lab.prepare import dataset_and_split, hybrid_features
 
     snapshot, _ = load_checked(config.data, config.validate)  # the retrain's ingest and features steps
     ds, s = dataset_and_split(snapshot, config)
-    # the hybrid's inputs as Retrain.fit builds them
-    uf = ds.user_features_at(s.cutoff).matrix if s.cutoff else ds.user_features.matrix
-    fit_uf = ds.user_features_at(s.validation_cutoff).matrix if s.validation_cutoff else uf
+    uf, itf, fit_uf = hybrid_features(ds, s)  # the hybrid's inputs as Retrain.fit builds them
     users = sample_users(np.asarray(s.validation_users), config.model.validation_users, config.model.seed)
-    return TrialData(s.train, s.train_weights, s.fit, s.fit_weights, s.fit_seen, s.validation, uf,
-                     ds.item_features.matrix, fit_uf, users, config.eval.k)
+    return TrialData(s.train, s.train_weights, s.fit, s.fit_weights, s.fit_seen, s.validation, uf, itf,
+                     uf if fit_uf is None else fit_uf, users, config.eval.k)
 
 
 def fit_trial(data: TrialData, config: Config, report: Any = None) -> dict[str, Any]:
