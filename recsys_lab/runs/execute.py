@@ -241,18 +241,17 @@ def run_engine(engine: str, notebook: Path, folder: RunFolder, params: dict,
     stop : Stop or None
         The stop request that ended the execution, if one did.
     """
+    from recsys_lab.runs.child import run_child  # imported before the budget is armed: a stop landing in an
+    from recsys_lab.runs.engine import run_inprocess  # import's class creation escaped as a chained RuntimeError
+
     try:
         signals.arm()
         if engine == "inprocess":
-            from recsys_lab.runs.engine import run_inprocess
-
             # what the process holds before the run (its modules above all) outlives the run: the garbage
             # collector skips it until the outcome is recorded (gc.unfreeze in execute); -0.1 s on ML-100k
             gc.freeze()
             result = run_inprocess(notebook, folder.notebook, params)
         else:
-            from recsys_lab.runs.child import run_child
-
             result = run_child(notebook, folder.notebook, params, None if signals.usable else signals.budget)
         signals.disarm()
         if signals.stop is not None and result["status"] != "succeeded":  # the stop, turned into another exception
