@@ -259,8 +259,17 @@ def run_engine(engine: str, notebook: Path, folder: RunFolder, params: dict,
         return result, None
     except Stop as exc:
         signals.disarm()
-        return {"status": exc.status, **(exc.cell or failing_cell(folder.notebook)), "ename": exc.ename,
-                "evalue": exc.evalue}, exc
+        return _as_stopped(exc, folder), exc
+    except Exception:  # the stop landed outside a cell (an import, the engine itself) and came out as another error
+        signals.disarm()
+        if signals.stop is None:
+            raise
+        return _as_stopped(signals.stop, folder), signals.stop
+
+
+def _as_stopped(stop: Stop, folder: RunFolder) -> dict:
+    return {"status": stop.status, **(stop.cell or failing_cell(folder.notebook)), "ename": stop.ename,
+            "evalue": stop.evalue}
 
 
 def _stopped(result: dict, stop: Stop) -> dict:
