@@ -35,7 +35,7 @@ import tomli_w
 
 from recsys_lab.errors import ConfigError
 
-__all__ = [
+__all__ = ["SECRET_KEYS", "REDACTED",
     "DataConfig", "FeatureConfig", "SplitConfig", "ModelConfig", "AnnConfig", "EvalConfig", "ValidateConfig",
     "GateConfig", "RankConfig", "RunConfig", "AlertsConfig", "ServeConfig", "Config", "RANK_GENERATORS", "ALERT_RULES",
     "ALERT_METRICS", "SEVERITIES",
@@ -690,7 +690,7 @@ class ServeConfig:
         Posted events are folded into an update version every this many seconds (default 60).
     token : str
         When set, ``POST /events`` requires ``Authorization: Bearer <token>`` (``RECSYS_LAB_SERVE_TOKEN``
-        overrides it; prefer the variable: the configuration is recorded in every run's ``run.json``).
+        overrides it; prefer the variable; a run records ``"<redacted>"`` in its place, :data:`SECRET_KEYS`).
     max_body_bytes : int
         Request bodies above this size are refused with 413 (default 1 MiB).
     poll_seconds : float
@@ -781,6 +781,12 @@ def parse_duration(text: str, parameter: str = "duration") -> float:
         raise ConfigError(f"expected a duration such as 26h, 3d, 90m or 1d12h (units s, m, h, d, w), got {text!r}",
                           parameter=parameter)
     return float(sum(float(n) * _DURATION_UNITS[u] for n, u in parts))
+
+
+SECRET_KEYS = ("serve.token",)
+"""Configuration keys never written into a run folder (``run.json``, the executed notebook)."""
+REDACTED = "<redacted>"
+"""What a run records in place of a secret that was set."""
 
 
 def alert_url(entry: str) -> str | None:
@@ -964,8 +970,14 @@ class Config:
             value = getattr(self, name)
             _check(isinstance(value, sec_cls), name, f"expected a {sec_cls.__name__}, got {value!r}")
 
-    def to_dict(self) -> dict[str, dict[str, Any]]:
+    def to_dict(self, *, redact: bool = False) -> dict[str, dict[str, Any]]:
         """Nested dict of plain literals (lists, not tuples), as papermill and TOML want.
+
+        Parameters
+        ----------
+        redact : bool
+            Replace the secrets (:data:`SECRET_KEYS`, when set) by ``"<redacted>"``: what a run records in its
+            ``run.json`` and injects into its notebook (default False).
 
         Returns
         -------
@@ -976,9 +988,14 @@ class Config:
         def plain(v: Any) -> Any:
             return [plain(x) for x in v] if isinstance(v, tuple) else dict(v) if isinstance(v, dict) else v
 
-        return {s.name: {f.name: plain(getattr(getattr(self, s.name), f.name))
-                         for f in dataclasses.fields(getattr(self, s.name))}
-                for s in dataclasses.fields(self)}
+        out = {s.name: {f.name: plain(getattr(getattr(self, s.name), f.name))
+                        for f in dataclasses.fields(getattr(self, s.name))}
+               for s in dataclasses.fields(self)}
+        for key in SECRET_KEYS if redact else ():
+            section, name = key.split(".")
+            if out[section][name]:
+                out[section][name] = REDACTED
+        return out
 
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None) -> "Config":

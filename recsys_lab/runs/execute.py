@@ -126,7 +126,7 @@ def start(config: Config, runs_dir: str | Path = "runs", *, notebook: Path | Non
         "status": "running", "started_at": utc_now(), "ended_at": None,
         "pid": os.getpid(), "host": socket.gethostname(), "notebook": str(notebook or default_notebook()),
         "engine": engine, "like": like,
-        "git": git_info(), "packages": package_versions(), "data": None, "config": config.to_dict(),
+        "git": git_info(), "packages": package_versions(), "data": None, "config": config.to_dict(redact=True),
         "timings": {}, "gate": None, "promoted": False,
         "promotion": {"requested": promote_requested, "done": False,
                       "reason": "the run has not finished" if promote_requested else "not requested"},
@@ -207,7 +207,7 @@ def inject(config: Config, folder: RunFolder, production: tuple[bool, str | None
     dict
         ``config``, ``run_dir`` and, when declared, ``production`` (None without a production run).
     """
-    params = {"config": config.to_dict(), "run_dir": str(folder.path)}
+    params = {"config": config.to_dict(redact=True), "run_dir": str(folder.path)}
     declared, prod = production
     if declared:
         params["production"] = prod

@@ -348,6 +348,19 @@ def test_a_stop_that_the_interrupted_code_turns_into_its_own_exception_is_still_
     assert result.manifest["status"] == status and result.manifest["error"]["ename"] == ename
 
 
+def test_a_serve_token_in_the_config_never_reaches_the_run_folder(tmp_path, monkeypatch):
+    """The token guarding POST /events, set in the config, was written into every run.json (and the notebook's
+    injected parameters): a run records "<redacted>" in its place."""
+    monkeypatch.chdir(tmp_path)
+    nb = make_notebook(tmp_path / "t.ipynb", "print(config['serve']['token'])", GATE_PASSED)
+    result = execute(Config.from_dict({**NO_GATE, "serve": {"token": "s3cret-t0ken"}}), runs_dir="runs",
+                     notebook=nb)
+    assert result.status == "succeeded", result.reason
+    files = [p for p in result.run_dir.rglob("*") if p.is_file()]
+    assert files and not [p for p in files if b"s3cret-t0ken" in p.read_bytes()]
+    assert json.loads((result.run_dir / "run.json").read_text())["config"]["serve"]["token"] == "<redacted>"
+
+
 def test_a_stop_that_lands_in_the_engine_outside_any_cell_is_still_the_stop(tmp_path, monkeypatch):
     """CI flake of the 0.12 s budget test: the budget's Stop landed in code of the engine itself (an import's class
     creation), which turned it into a RuntimeError that escaped as a traceback. Any error raised while a stop was
