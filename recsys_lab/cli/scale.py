@@ -83,6 +83,8 @@ def sweep(
     config: Path = typer.Option(..., "--config", "-c", help="Sweep file (TOML; see recsys_lab.scale.space)."),
     address: Optional[str] = ADDRESS,
     no_rerun: bool = typer.Option(False, "--no-rerun", help="Search only: do not re-run the best trials."),
+    promote_best: bool = typer.Option(False, "--promote-best", help="The winner's re-run retrain is promoted if "
+                                      "it succeeds and passes the gate (as retrain --promote)."),
     runs_dir: Path = RUNS_DIR,
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log progress."),
 ) -> None:
@@ -98,7 +100,7 @@ def sweep(
     if address:
         spec = dataclasses.replace(spec, ray=dataclasses.replace(spec.ray, address=address))
     with _ray_start_fails_with_exit_1():
-        result = run_sweep(spec, runs_dir=runs_dir, rerun=not no_rerun)
+        result = run_sweep(spec, runs_dir=runs_dir, rerun=not no_rerun, promote_best=promote_best)
     t = result.trials
     if result.signal:
         typer.echo(f"sweep {result.folder.name} stopped by signal {result.signal}: {t.height} trials recorded in "
@@ -121,4 +123,9 @@ def sweep(
         else:
             typer.echo(f"  run {entry['run']} ({entry['status']}) vs base {entry['base_run']} "
                        f"({entry['base_status']}): no comparison")
-    typer.echo(f"results: {result.folder}")
+        promotion = entry.get("promotion")
+        if promotion:
+            typer.echo(f"  run {entry['run']}: " + ("promoted to production" if promotion["promoted"] else
+                                                   f"not promoted ({promotion['reason'] or 'gate failed'})"))
+    typer.echo(f"results: {result.folder}" + (f" (report: {result.folder / 'report.html'})"
+                                               if (result.folder / "report.html").is_file() else ""))

@@ -10,7 +10,7 @@ the base run, paired per user, with a bootstrap interval (:func:`recsys_lab.runs
 
 ``runs/sweeps/<id>/`` holds ``sweep.json`` (settings, timings), ``trials.parquet`` / ``trials.json`` (one row per
 trial: overrides, status ``finished`` / ``stopped`` (by ASHA) / ``failed`` / ``interrupted``, epochs, best validation, error, seconds),
-``winner.json`` and ``comparison.json``.
+``winner.json``, ``comparison.json`` and ``report.html`` (:mod:`recsys_lab.scale.page`).
 """
 
 from __future__ import annotations
@@ -33,7 +33,8 @@ import scipy.sparse as sp
 
 from recsys_lab._fs import atomic_write_json
 from recsys_lab.config import Config
-from recsys_lab.errors import RunError
+from recsys_lab.errors import ConfigError, RunError
+from recsys_lab.scale import page
 from recsys_lab.scale.cluster import connect
 from recsys_lab.scale.space import SweepConfig, expand
 
@@ -249,7 +250,8 @@ def _table(results: Any, trials: list[dict], epochs: int, *, interrupted: bool =
                                       "best_ndcg": pl.Float64, "curve": pl.Utf8, "error": pl.Utf8})
 
 
-def run_sweep(sweep: SweepConfig, *, runs_dir: str | Path = "runs", rerun: bool = True) -> SweepResult:
+def run_sweep(sweep: SweepConfig, *, runs_dir: str | Path = "runs", rerun: bool = True,
+              promote_best: bool = False) -> SweepResult:
     """Run the sweep on Ray Tune, re-run the best trials as retrains and compare them with the base config.
 
     Parameters
@@ -260,6 +262,10 @@ def run_sweep(sweep: SweepConfig, *, runs_dir: str | Path = "runs", rerun: bool 
         Where the retrains' run folders and ``sweeps/<id>/`` go.
     rerun : bool
         Re-run the ``top`` trials and the base config as retrains (False: the search only).
+    promote_best : bool
+        The winner's re-run retrain asks for promotion: it becomes production when it succeeds and passes the
+        normal gate (:func:`recsys_lab.runs.execute.execute` with ``promote_if_passed``; no rule of its own). The
+        winner is re-run even when ``top`` is 0.
 
     Returns
     -------
@@ -267,11 +273,16 @@ def run_sweep(sweep: SweepConfig, *, runs_dir: str | Path = "runs", rerun: bool 
 
     Raises
     ------
+    ConfigError
+        ``promote_best`` without ``rerun`` (nothing is created).
     RunError
         Ray did not start (``RayStartError``).
     DataError
         The base config's data cannot be read (before Ray starts).
     """
+    if promote_best and not rerun:
+        raise ConfigError("promoting the best trial needs its re-run retrain: drop --no-rerun",
+                          parameter="promote_best")
     runs_dir = Path(runs_dir)
     folder = runs_dir / "sweeps" / sweep_id()
     folder.mkdir(parents=True)
@@ -312,22 +323,24 @@ def run_sweep(sweep: SweepConfig, *, runs_dir: str | Path = "runs", rerun: bool 
                                          "validation_ndcg": ok["best_ndcg"][0]}
     atomic_write_json(folder / "winner.json", winner)
     comparison: list[dict] = []
-    if rerun and winner is not None and sweep.top > 0 and not stopped_by:
+    top = max(sweep.top, 1) if promote_best else sweep.top
+    if rerun and winner is not None and top > 0 and not stopped_by:
         t2 = time.perf_counter()
-        comparison = _rerun(sweep, ok.head(sweep.top), runs_dir)
+        comparison = _rerun(sweep, ok.head(top), runs_dir, promote_best=promote_best)
         timings["rerun"] = time.perf_counter() - t2
         atomic_write_json(folder / "comparison.json", comparison)
     timings["total"] = time.perf_counter() - t0
-    atomic_write_json(folder / "sweep.json", {"trials": len(trials), "search": sweep.search,
-                                              "scheduler": sweep.scheduler, "space": {k: list(v) for k, v in
-                                                                                     sweep.space.items()},
-                                              "base": sweep.base.to_dict(), "timings": timings,
-                                              "signal": stopped_by[0] if stopped_by else None})
+    settings = {"trials": len(trials), "search": sweep.search, "scheduler": sweep.scheduler,
+                "space": {k: list(v) for k, v in sweep.space.items()}, "base": sweep.base.to_dict(),
+                "timings": timings, "signal": stopped_by[0] if stopped_by else None}
+    atomic_write_json(folder / "sweep.json", settings)
+    page.write(folder, table, winner, comparison, settings)
     return SweepResult(folder, table, winner, comparison, timings, stopped_by[0] if stopped_by else None)
 
 
-def _rerun(sweep: SweepConfig, top: pl.DataFrame, runs_dir: Path) -> list[dict]:
-    """The ``top`` trials and the base config as ordinary retrains; each trial paired against the base run."""
+def _rerun(sweep: SweepConfig, top: pl.DataFrame, runs_dir: Path, *, promote_best: bool = False) -> list[dict]:
+    """The ``top`` trials and the base config as ordinary retrains; each trial paired against the base run. With
+    ``promote_best`` the first (the winner) goes through the normal gate and promotion."""
     from recsys_lab.evaluation import keys
     from recsys_lab.runs.execute import execute
     from recsys_lab.runs.registry import paired_comparison
@@ -335,11 +348,16 @@ def _rerun(sweep: SweepConfig, top: pl.DataFrame, runs_dir: Path) -> list[dict]:
     metric = keys.at("ndcg", sweep.base.eval.k)
     base = execute(sweep.base, runs_dir=runs_dir)
     out = []
-    for row in top.iter_rows(named=True):
+    for rank, row in enumerate(top.iter_rows(named=True)):
         over = json.loads(row["overrides"])
-        res = execute(sweep.base.replace(over), runs_dir=runs_dir)
+        promote = promote_best and rank == 0
+        res = execute(sweep.base.replace(over), runs_dir=runs_dir, promote_if_passed=promote)
         entry = {"trial": row["trial"], "overrides": over, "run": res.run_id, "status": res.status,
                  "base_run": base.run_id, "base_status": base.status}
+        if promote:
+            entry["promotion"] = {"requested": True, "promoted": bool(res.promoted),
+                                  "gate_passed": None if res.gate is None else bool(res.gate.passed),
+                                  "reason": res.reason if res.gate is None else res.gate.reason}
         if res.status == "succeeded" and base.status == "succeeded":
             pairs = paired_comparison(base.run_dir, res.run_dir, n_resamples=sweep.base.eval.bootstrap,
                                       seed=sweep.base.model.seed).filter(pl.col("metric") == metric)
