@@ -36,7 +36,7 @@ from recsys_lab.config import Config
 from recsys_lab.errors import ConfigError, RunError
 from recsys_lab.scale import page
 from recsys_lab.scale.cluster import connect
-from recsys_lab.scale.space import SweepConfig, expand
+from recsys_lab.scale.space import SweepConfig, expand, tune_space
 
 __all__ = ["TrialData", "SweepResult", "prepare", "fit_trial", "run_sweep", "sweep_id"]
 
@@ -232,7 +232,7 @@ def sweep_id() -> str:
 def _table(results: Any, trials: list[dict], epochs: int, *, interrupted: bool = False) -> pl.DataFrame:
     rows = []
     for j, r in enumerate(results):
-        over = r.config["overrides"] if r.config else trials[j]
+        over = r.config["overrides"] if r.config else trials[j] if j < len(trials) else {}
         i = trials.index(over) if over in trials else j
         curve = json.loads(r.metrics.get("curve", "[]")) if r.metrics else []
         finished = bool(r.metrics and r.metrics.get("finished"))
@@ -299,15 +299,21 @@ def run_sweep(sweep: SweepConfig, *, runs_dir: str | Path = "runs", rerun: bool 
     # the trial table is ours: no per-trial CSV / JSON / TensorBoard files from Tune (measured overhead)
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     trials, epochs = expand(sweep), sweep.base.model.epochs
+    search_alg = None
+    if sweep.search == "optuna":  # Optuna's TPE proposes each trial from the results so far (seeded)
+        from ray.tune.search.optuna import OptunaSearch
+
+        search_alg = OptunaSearch(seed=sweep.seed)
     cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
     scheduler = (ASHAScheduler(time_attr="epoch", max_t=max(epochs, sweep.grace_epochs + 1),
                                grace_period=sweep.grace_epochs, reduction_factor=2)
                  if sweep.scheduler == "asha" else FIFOScheduler())
     tuner = tune.Tuner(
         tune.with_resources(tune.with_parameters(_trainable, data=data, base=sweep.base.to_dict()), {"cpu": 1}),
-        param_space={"overrides": tune.grid_search(trials)},
+        param_space={"overrides": tune_space(sweep) if sweep.search == "optuna" else tune.grid_search(trials)},
         tune_config=tune.TuneConfig(metric="ndcg", mode="max", scheduler=scheduler, reuse_actors=True,
-                                    max_concurrent_trials=sweep.max_concurrent or cpus),
+                                    max_concurrent_trials=sweep.max_concurrent or cpus, search_alg=search_alg,
+                                    num_samples=sweep.samples if search_alg is not None else 1),
         run_config=tune.RunConfig(name=folder.name, storage_path=str((folder / "tune").resolve()), verbose=0,
                                   failure_config=tune.FailureConfig(max_failures=0, fail_fast=False)))
     t1 = time.perf_counter()
@@ -330,7 +336,7 @@ def run_sweep(sweep: SweepConfig, *, runs_dir: str | Path = "runs", rerun: bool 
         timings["rerun"] = time.perf_counter() - t2
         atomic_write_json(folder / "comparison.json", comparison)
     timings["total"] = time.perf_counter() - t0
-    settings = {"trials": len(trials), "search": sweep.search, "scheduler": sweep.scheduler,
+    settings = {"trials": sweep.trials, "search": sweep.search, "scheduler": sweep.scheduler,
                 "space": {k: list(v) for k, v in sweep.space.items()}, "base": sweep.base.to_dict(),
                 "timings": timings, "signal": stopped_by[0] if stopped_by else None}
     atomic_write_json(folder / "sweep.json", settings)

@@ -109,3 +109,21 @@ def test_promote_best_without_rerun_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="--no-rerun"):
         run_sweep(sweep, runs_dir=tmp_path / "runs", rerun=False, promote_best=True)
     assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.slow
+def test_optuna_search_through_tune(tmp_path, local_ray):
+    pytest.importorskip("optuna")
+    base = generated_config(tmp_path, 200, 80, 3000, seed=3, **{"model.epochs": 2, "model.patience": 2,
+                                                               "model.no_components": 4, "eval.baselines": []})
+    sweep = SweepConfig(base=base, space={"model.learning_rate": ("loguniform", [0.001, 0.1]),
+                                          "model.max_sampled": ("randint", [5, 10])},
+                        search="optuna", samples=3, scheduler="none", top=0, seed=4, max_concurrent=2)
+    result = run_sweep(sweep, runs_dir=tmp_path / "runs")
+    t = result.trials
+    assert t.height == 3 and set(t["status"]) == {"finished"} and t["best_ndcg"].min() > 0
+    drawn = [json.loads(o) for o in t["overrides"]]
+    assert all(0.001 <= d["model.learning_rate"] <= 0.1 and 5 <= d["model.max_sampled"] < 10 for d in drawn)
+    assert len({d["model.learning_rate"] for d in drawn}) == 3
+    assert result.winner["validation_ndcg"] == t["best_ndcg"].max() and result.comparison == []
+    assert json.loads((result.folder / "sweep.json").read_text())["search"] == "optuna"
