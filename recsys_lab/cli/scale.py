@@ -108,7 +108,9 @@ def sweep(
         raise typer.Exit(128 + result.signal)
     counts = {s: int((t["status"] == s).sum()) for s in ("finished", "stopped", "failed")}
     typer.echo(f"sweep {result.folder.name}: {t.height} trials ({counts['finished']} finished, "
-               f"{counts['stopped']} stopped early, {counts['failed']} failed) in {result.timings['search']:.1f} s")
+               f"{counts['stopped']} stopped early, {counts['failed']} failed) in {result.timings['search']:.1f} s "
+               f"({int(t['epochs'].sum())} epochs; trials' own work {result.timings['trial_work']:.1f} s, Ray's "
+               f"{result.timings['ray_overhead_per_trial']:.2f} CPU-s per trial)")
     if result.winner is None:
         typer.echo("no trial finished: no winner", err=True)
         raise typer.Exit(EXIT_FAILED)

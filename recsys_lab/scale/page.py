@@ -54,14 +54,15 @@ def trial_view(trials: pl.DataFrame) -> pl.DataFrame:
     Returns
     -------
     pl.DataFrame
-        ``rank, trial, setting, status, stopped_early, epochs, validation_ndcg, error``; failed trials (no metric)
-        last.
+        ``rank, trial, setting, status, stopped_early, epochs, validation_ndcg, [seconds,] error`` (``seconds``:
+        the trial's own work, when the table has it); failed trials (no metric) last.
     """
     if trials.is_empty():
         return pl.DataFrame(schema={"rank": pl.Int64, "trial": pl.Int64, "setting": pl.Utf8, "status": pl.Utf8,
                                     "stopped_early": pl.Utf8, "epochs": pl.Int64, "validation_ndcg": pl.Float64,
                                     "error": pl.Utf8})
     t = trials.with_columns(pl.col("best_ndcg").fill_nan(None)).sort("best_ndcg", descending=True, nulls_last=True)
+    seconds = {"seconds": t["seconds"].fill_nan(None)} if "seconds" in t.columns else {}
     return pl.DataFrame({
         "rank": list(range(1, t.height + 1)),
         "trial": t["trial"],
@@ -70,6 +71,7 @@ def trial_view(trials: pl.DataFrame) -> pl.DataFrame:
         "stopped_early": ["yes" if s == "stopped" else "no" for s in t["status"]],
         "epochs": t["epochs"],
         "validation_ndcg": t["best_ndcg"],
+        **seconds,
         "error": t["error"].fill_null(""),
     })
 

@@ -9,7 +9,9 @@ error and the sweep goes on; SIGTERM ends the search with what finished recorded
 the base run, paired per user, with a bootstrap interval (:func:`recsys_lab.runs.registry.paired_comparison`).
 
 ``runs/sweeps/<id>/`` holds ``sweep.json`` (settings, timings), ``trials.parquet`` / ``trials.json`` (one row per
-trial: overrides, status ``finished`` / ``stopped`` (by ASHA) / ``failed`` / ``interrupted``, epochs, best validation, error, seconds),
+trial: overrides, status ``finished`` / ``stopped`` (by ASHA) / ``failed`` / ``interrupted``, epochs, best validation, curve,
+``seconds`` (the trial's own work in its worker: fit and per-epoch validation; the search's wall time times its
+CPUs minus their sum is what Ray itself cost), error),
 ``winner.json``, ``comparison.json`` and ``report.html`` (:mod:`recsys_lab.scale.page`).
 """
 
@@ -158,16 +160,18 @@ def _trial_config(base: Config, overrides: dict[str, Any]) -> Config:
 def _trainable(params: dict, data: TrialData | None = None, base: dict | None = None) -> None:
     from ray import tune
 
+    t0 = time.perf_counter()
     cfg = _trial_config(Config.from_dict(base), params["overrides"])
     curve: list[float] = []
 
     def report(row: dict) -> None:  # the curve so far rides along: a stopped trial's last result holds it
         curve.append(float(row["ndcg"]))
-        tune.report({**row, "best": float(np.nanmax(curve)), "curve": json.dumps(curve)})
+        tune.report({**row, "best": float(np.nanmax(curve)), "curve": json.dumps(curve),
+                     "work_seconds": time.perf_counter() - t0})
 
     out = fit_trial(data.writable(), cfg, report=report)
     tune.report({"epoch": out["epochs"], "ndcg": out["best"], "seconds": 0.0, "best": out["best"],
-                 "curve": json.dumps(curve), "finished": 1})
+                 "curve": json.dumps(curve), "finished": 1, "work_seconds": time.perf_counter() - t0})
 
 
 @dataclass
@@ -244,10 +248,12 @@ def _table(results: Any, trials: list[dict], epochs: int, *, interrupted: bool =
                      "epochs": last,
                      "best_ndcg": float(np.nanmax(curve)) if curve else float("nan"),
                      "curve": json.dumps(curve),
+                     "seconds": float(r.metrics.get("work_seconds", float("nan"))) if r.metrics else float("nan"),
                      "error": None if r.error is None else str(r.error).strip().splitlines()[-1][:300]})
     rows.sort(key=lambda row: row["trial"])
     return pl.DataFrame(rows, schema={"trial": pl.Int64, "overrides": pl.Utf8, "status": pl.Utf8, "epochs": pl.Int64,
-                                      "best_ndcg": pl.Float64, "curve": pl.Utf8, "error": pl.Utf8})
+                                      "best_ndcg": pl.Float64, "curve": pl.Utf8, "seconds": pl.Float64,
+                                      "error": pl.Utf8})
 
 
 def run_sweep(sweep: SweepConfig, *, runs_dir: str | Path = "runs", rerun: bool = True,
@@ -336,7 +342,11 @@ def run_sweep(sweep: SweepConfig, *, runs_dir: str | Path = "runs", rerun: bool 
         timings["rerun"] = time.perf_counter() - t2
         atomic_write_json(folder / "comparison.json", comparison)
     timings["total"] = time.perf_counter() - t0
-    settings = {"trials": sweep.trials, "search": sweep.search, "scheduler": sweep.scheduler,
+    slots = min(sweep.max_concurrent or cpus, cpus)
+    work = float(table["seconds"].fill_nan(None).sum() or 0.0)
+    timings["trial_work"] = work  # the trials' own seconds; the rest of slots x search is Ray's (and idle slots)
+    timings["ray_overhead_per_trial"] = (slots * timings["search"] - work) / max(table.height, 1)
+    settings = {"trials": sweep.trials, "slots": slots, "search": sweep.search, "scheduler": sweep.scheduler,
                 "space": {k: list(v) for k, v in sweep.space.items()}, "base": sweep.base.to_dict(),
                 "timings": timings, "signal": stopped_by[0] if stopped_by else None}
     atomic_write_json(folder / "sweep.json", settings)
