@@ -34,6 +34,7 @@ def test_four_trials_one_stopped_early_winner_rerun(tmp_path, local_ray):
     assert result.winner is not None and t["best_ndcg"].is_not_nan().all() and t["best_ndcg"].min() > 0
     assert result.winner["validation_ndcg"] == t["best_ndcg"].max()
     assert all(len(json.loads(c)) == e for c, e in zip(t["curve"], t["epochs"]))
+    assert (t["seconds"] > 0).all() and 0 < result.timings["trial_work"] <= 2 * result.timings["search"]
     assert (result.folder / "trials.parquet").is_file() and (result.folder / "winner.json").is_file()
     [entry] = result.comparison
     assert entry["status"] == entry["base_status"] == "succeeded"
