@@ -193,6 +193,8 @@ def score_users(run_dir: str | Path, out: str | Path, *, k: int = 100, workers: 
     workers = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
     size = batch_size or batch_rows(len(run.item_ids))
     size = max(1, min(size, -(-n_users // workers)))  # at least one batch per worker
+    ctx = ray.data.DataContext.get_current()  # Ray Data's progress lines only with --verbose
+    ctx.enable_progress_bars = ctx.print_on_execution_start = log.isEnabledFor(logging.INFO)
     t0 = time.perf_counter()
     # blocks made in the driver (no read tasks competing with the scoring actors for CPUs)
     ds = ray.data.from_numpy(np.array_split(np.arange(n_users, dtype=np.int64), max(1, -(-n_users // size))))
