@@ -304,6 +304,8 @@ def run_sweep(sweep: SweepConfig, *, runs_dir: str | Path = "runs", rerun: bool 
 
     # the trial table is ours: no per-trial CSV / JSON / TensorBoard files from Tune (measured overhead)
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    # ... so Tune's results reader finds no per-trial files and warns for every trial: the metrics are in memory
+    logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
     trials, epochs = expand(sweep), sweep.base.model.epochs
     search_alg = None
     if sweep.search == "optuna":  # Optuna's TPE proposes each trial from the results so far (seeded)
