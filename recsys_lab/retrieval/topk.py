@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from recsys_lab.errors import ConfigError
+
 __all__ = ["top_k"]
 
 _BATCH_CELLS = 1 << 24  # scores computed per batch: 16 M float32 = 64 MiB
@@ -88,11 +90,11 @@ def _threshold_select(s: np.ndarray, k: int, groups: int, size: int, mask: np.nd
 
 _SAMPLE_GROUPS = 64  # threshold: k-th largest of the maxima of 64 runs of a random sample of the items
 _SAMPLE_COLUMNS = 8192  # sample size (at most a quarter of the catalogue)
-_THREADS = None  # worker threads for top_k blocks (None: os.cpu_count())
+_THREADS = None  # default worker threads for top_k blocks (None: os.cpu_count()); ann.query_threads sets it
 
 
 def top_k(user_vecs: np.ndarray, item_vecs: np.ndarray, k: int, *, users: np.ndarray | None = None,
-          exclude: sp.csr_matrix | None = None) -> tuple[np.ndarray, np.ndarray]:
+          exclude: sp.csr_matrix | None = None, threads: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Exact top-k items by dot product for each user (maximum inner product search by brute force).
 
     Users are scored in blocks (one float32 GEMM each into a reused buffer of about 64 MiB); blocks run on
@@ -112,6 +114,10 @@ def top_k(user_vecs: np.ndarray, item_vecs: np.ndarray, k: int, *, users: np.nda
         Internal user indices to score (default: all).
     exclude : csr_matrix of shape (n_users, n_items), optional
         Nonzeros are never recommended (e.g. items seen in training).
+    threads : int, optional
+        Worker threads for the blocks (each with one BLAS thread). Default: the count set by
+        :func:`recsys_lab.retrieval.ann.query_threads` when inside it, else ``os.cpu_count()``. A process that
+        owns fewer CPUs than the machine has (a Ray worker) passes its own.
 
     Returns
     -------
@@ -120,12 +126,19 @@ def top_k(user_vecs: np.ndarray, item_vecs: np.ndarray, k: int, *, users: np.nda
         score are kept is unspecified). Where fewer than k items remain after exclusion, the tail holds excluded
         items with score -inf.
     scores : ndarray of shape (n, k), float32
+
+    Raises
+    ------
+    ConfigError
+        ``threads`` below 1.
     """
     import os
     from concurrent.futures import ThreadPoolExecutor
 
     from threadpoolctl import threadpool_limits
 
+    if threads is not None and threads < 1:
+        raise ConfigError(f"threads must be >= 1, got {threads}", parameter="threads")
     users = np.arange(len(user_vecs)) if users is None else np.asarray(users, dtype=np.int64)
     n_items = len(item_vecs)
     k = min(k, n_items)
@@ -145,7 +158,7 @@ def top_k(user_vecs: np.ndarray, item_vecs: np.ndarray, k: int, *, users: np.nda
         item_t = item_t[:, perm]
     item_t = np.ascontiguousarray(item_t)
     blocks = list(_batches(len(users), n_items))
-    threads = max(1, min(_THREADS or os.cpu_count() or 1, len(blocks)))
+    threads = max(1, min(threads or _THREADS or os.cpu_count() or 1, len(blocks)))
 
     def work(mine: list[tuple[int, int]]) -> None:
         step = max(hi - lo for lo, hi in mine)

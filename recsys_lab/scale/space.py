@@ -8,7 +8,8 @@ Example
     [sweep]
     config = "config.toml"        # base config (relative to this file); default: the defaults
     params = {"model.epochs" = 20} # overrides of the base config, for every trial and the base run
-    search = "random"             # "grid" (every combination of lists) or "random" (`samples` draws)
+    search = "random"             # "grid" (every combination of lists), "random" (`samples` seeded draws) or
+                                  # "optuna" (`samples` trials proposed by Optuna's TPE sampler through Tune)
     samples = 16
     scheduler = "asha"            # "asha" (stops hopeless trials at epoch milestones) or "none"
     grace_epochs = 2
@@ -30,6 +31,7 @@ thread per trial).
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
 import math
 import random
@@ -46,12 +48,16 @@ try:
 except ImportError:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-__all__ = ["DISTRIBUTIONS", "SweepConfig", "load_sweep", "expand"]
+__all__ = ["DISTRIBUTIONS", "SEARCHES", "SweepConfig", "load_sweep", "expand", "tune_space"]
 
 DISTRIBUTIONS = ("choice", "uniform", "loguniform", "randint")
 """Distributions a key of ``sweep.space`` may take (a plain list is a ``choice``)."""
 
+SEARCHES = ("grid", "random", "optuna")
+"""Searches a sweep file may name."""
+
 _FIXED = ("model.num_threads",)
+_OPTUNA_CHOICE = (str, int, float, bool, type(None))  # what Optuna's CategoricalDistribution takes
 
 
 def _dimension(key: str, spec: Any, base: Config, search: str) -> tuple[str, list]:
@@ -86,6 +92,9 @@ def _dimension(key: str, spec: Any, base: Config, search: str) -> tuple[str, lis
         values = [low, high - 1] if dist == "randint" else [low, high]
     else:
         values = args
+        if search == "optuna" and not all(isinstance(a, _OPTUNA_CHOICE) for a in args):
+            raise ConfigError(f"optuna: a choice takes strings, numbers, booleans or null, got {args!r}",
+                              parameter=where)
     for value in values:
         base.replace({key: value})  # an unknown key or a bad value: ConfigError naming the parameter
     return dist, args
@@ -102,9 +111,9 @@ class SweepConfig:
     space : dict of str to tuple
         ``key -> (distribution, arguments)``.
     search : str
-        ``grid`` or ``random``.
+        ``grid``, ``random`` or ``optuna``.
     samples : int
-        Random draws (random search) or repeats of the grid.
+        Trials of a random or Optuna search, or repeats of the grid.
     scheduler : str
         ``asha`` or ``none``.
     grace_epochs : int
@@ -112,7 +121,7 @@ class SweepConfig:
     top : int
         Best trials re-run as ordinary retrains (0: none).
     seed : int
-        Seed of the random search.
+        Seed of the random search (and of Optuna's sampler).
     max_concurrent : int
         Trials at once (0: one per CPU).
     ray : RayOptions
@@ -130,8 +139,10 @@ class SweepConfig:
     ray: RayOptions = field(default_factory=RayOptions)
 
     def __post_init__(self) -> None:
-        if self.search not in ("grid", "random"):
-            raise ConfigError(f"expected 'grid' or 'random', got {self.search!r}", parameter="sweep.search")
+        if self.search not in SEARCHES:
+            raise ConfigError(f"expected one of {', '.join(SEARCHES)}, got {self.search!r}", parameter="sweep.search")
+        if self.search == "optuna" and importlib.util.find_spec("optuna") is None:
+            raise ConfigError("optuna is not installed: pip install 'recsys_lab[ray]'", parameter="sweep.search")
         if self.scheduler not in ("asha", "none"):
             raise ConfigError(f"expected 'asha' or 'none', got {self.scheduler!r}", parameter="sweep.scheduler")
         if not self.space:
@@ -153,7 +164,7 @@ class SweepConfig:
     @property
     def trials(self) -> int:
         """How many trials the search runs."""
-        if self.search == "random":
+        if self.search != "grid":
             return self.samples
         return self.samples * math.prod(len(args) for _, args in self.space.values())
 
@@ -210,8 +221,11 @@ def expand(sweep: SweepConfig) -> list[dict[str, Any]]:
     Returns
     -------
     list of dict
-        One ``{key: value}`` per trial, in order.
+        One ``{key: value}`` per trial, in order; empty for ``optuna`` (its sampler proposes each trial from the
+        results so far: see :func:`tune_space`).
     """
+    if sweep.search == "optuna":
+        return []
     keys = list(sweep.space)
     if sweep.search == "grid":
         combos = itertools.product(*(sweep.space[k][1] for k in keys))
@@ -227,3 +241,23 @@ def expand(sweep: SweepConfig) -> list[dict[str, Any]]:
             return math.exp(rng.uniform(math.log(args[0]), math.log(args[1])))
         return rng.randrange(*args)
     return [{k: draw(*sweep.space[k]) for k in keys} for _ in range(sweep.samples)]
+
+
+def tune_space(sweep: SweepConfig) -> dict[str, Any]:
+    """The space as Ray Tune domains (for a search algorithm that draws its own trials, Optuna's).
+
+    Parameters
+    ----------
+    sweep : SweepConfig
+
+    Returns
+    -------
+    dict of str to ray.tune.search.sample.Domain
+        ``choice`` -> ``tune.choice``, ``uniform`` -> ``tune.uniform``, ``loguniform`` -> ``tune.loguniform``,
+        ``randint`` -> ``tune.randint`` (high exclusive, as in the sweep file).
+    """
+    from ray import tune
+
+    make = {"choice": lambda args: tune.choice(list(args)), "uniform": lambda args: tune.uniform(*args),
+            "loguniform": lambda args: tune.loguniform(*args), "randint": lambda args: tune.randint(*args)}
+    return {key: make[dist](args) for key, (dist, args) in sweep.space.items()}

@@ -9,8 +9,10 @@ error and the sweep goes on; SIGTERM ends the search with what finished recorded
 the base run, paired per user, with a bootstrap interval (:func:`recsys_lab.runs.registry.paired_comparison`).
 
 ``runs/sweeps/<id>/`` holds ``sweep.json`` (settings, timings), ``trials.parquet`` / ``trials.json`` (one row per
-trial: overrides, status ``finished`` / ``stopped`` (by ASHA) / ``failed`` / ``interrupted``, epochs, best validation, error, seconds),
-``winner.json`` and ``comparison.json``.
+trial: overrides, status ``finished`` / ``stopped`` (by ASHA) / ``failed`` / ``interrupted``, epochs, best validation, curve,
+``seconds`` (the trial's own work in its worker: fit and per-epoch validation; the search's wall time times its
+CPUs minus their sum is what Ray itself cost), error),
+``winner.json``, ``comparison.json`` and ``report.html`` (:mod:`recsys_lab.scale.page`).
 """
 
 from __future__ import annotations
@@ -33,9 +35,10 @@ import scipy.sparse as sp
 
 from recsys_lab._fs import atomic_write_json
 from recsys_lab.config import Config
-from recsys_lab.errors import RunError
+from recsys_lab.errors import ConfigError, RunError
+from recsys_lab.scale import page
 from recsys_lab.scale.cluster import connect
-from recsys_lab.scale.space import SweepConfig, expand
+from recsys_lab.scale.space import SweepConfig, expand, tune_space
 
 __all__ = ["TrialData", "SweepResult", "prepare", "fit_trial", "run_sweep", "sweep_id"]
 
@@ -157,16 +160,18 @@ def _trial_config(base: Config, overrides: dict[str, Any]) -> Config:
 def _trainable(params: dict, data: TrialData | None = None, base: dict | None = None) -> None:
     from ray import tune
 
+    t0 = time.perf_counter()
     cfg = _trial_config(Config.from_dict(base), params["overrides"])
     curve: list[float] = []
 
     def report(row: dict) -> None:  # the curve so far rides along: a stopped trial's last result holds it
         curve.append(float(row["ndcg"]))
-        tune.report({**row, "best": float(np.nanmax(curve)), "curve": json.dumps(curve)})
+        tune.report({**row, "best": float(np.nanmax(curve)), "curve": json.dumps(curve),
+                     "work_seconds": time.perf_counter() - t0})
 
     out = fit_trial(data.writable(), cfg, report=report)
     tune.report({"epoch": out["epochs"], "ndcg": out["best"], "seconds": 0.0, "best": out["best"],
-                 "curve": json.dumps(curve), "finished": 1})
+                 "curve": json.dumps(curve), "finished": 1, "work_seconds": time.perf_counter() - t0})
 
 
 @dataclass
@@ -231,7 +236,7 @@ def sweep_id() -> str:
 def _table(results: Any, trials: list[dict], epochs: int, *, interrupted: bool = False) -> pl.DataFrame:
     rows = []
     for j, r in enumerate(results):
-        over = r.config["overrides"] if r.config else trials[j]
+        over = r.config["overrides"] if r.config else trials[j] if j < len(trials) else {}
         i = trials.index(over) if over in trials else j
         curve = json.loads(r.metrics.get("curve", "[]")) if r.metrics else []
         finished = bool(r.metrics and r.metrics.get("finished"))
@@ -243,13 +248,16 @@ def _table(results: Any, trials: list[dict], epochs: int, *, interrupted: bool =
                      "epochs": last,
                      "best_ndcg": float(np.nanmax(curve)) if curve else float("nan"),
                      "curve": json.dumps(curve),
+                     "seconds": float(r.metrics.get("work_seconds", float("nan"))) if r.metrics else float("nan"),
                      "error": None if r.error is None else str(r.error).strip().splitlines()[-1][:300]})
     rows.sort(key=lambda row: row["trial"])
     return pl.DataFrame(rows, schema={"trial": pl.Int64, "overrides": pl.Utf8, "status": pl.Utf8, "epochs": pl.Int64,
-                                      "best_ndcg": pl.Float64, "curve": pl.Utf8, "error": pl.Utf8})
+                                      "best_ndcg": pl.Float64, "curve": pl.Utf8, "seconds": pl.Float64,
+                                      "error": pl.Utf8})
 
 
-def run_sweep(sweep: SweepConfig, *, runs_dir: str | Path = "runs", rerun: bool = True) -> SweepResult:
+def run_sweep(sweep: SweepConfig, *, runs_dir: str | Path = "runs", rerun: bool = True,
+              promote_best: bool = False) -> SweepResult:
     """Run the sweep on Ray Tune, re-run the best trials as retrains and compare them with the base config.
 
     Parameters
@@ -260,6 +268,10 @@ def run_sweep(sweep: SweepConfig, *, runs_dir: str | Path = "runs", rerun: bool 
         Where the retrains' run folders and ``sweeps/<id>/`` go.
     rerun : bool
         Re-run the ``top`` trials and the base config as retrains (False: the search only).
+    promote_best : bool
+        The winner's re-run retrain asks for promotion: it becomes production when it succeeds and passes the
+        normal gate (:func:`recsys_lab.runs.execute.execute` with ``promote_if_passed``; no rule of its own). The
+        winner is re-run even when ``top`` is 0.
 
     Returns
     -------
@@ -267,11 +279,16 @@ def run_sweep(sweep: SweepConfig, *, runs_dir: str | Path = "runs", rerun: bool 
 
     Raises
     ------
+    ConfigError
+        ``promote_best`` without ``rerun`` (nothing is created).
     RunError
         Ray did not start (``RayStartError``).
     DataError
         The base config's data cannot be read (before Ray starts).
     """
+    if promote_best and not rerun:
+        raise ConfigError("promoting the best trial needs its re-run retrain: drop --no-rerun",
+                          parameter="promote_best")
     runs_dir = Path(runs_dir)
     folder = runs_dir / "sweeps" / sweep_id()
     folder.mkdir(parents=True)
@@ -287,16 +304,24 @@ def run_sweep(sweep: SweepConfig, *, runs_dir: str | Path = "runs", rerun: bool 
 
     # the trial table is ours: no per-trial CSV / JSON / TensorBoard files from Tune (measured overhead)
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    # ... so Tune's results reader finds no per-trial files and warns for every trial: the metrics are in memory
+    logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
     trials, epochs = expand(sweep), sweep.base.model.epochs
+    search_alg = None
+    if sweep.search == "optuna":  # Optuna's TPE proposes each trial from the results so far (seeded)
+        from ray.tune.search.optuna import OptunaSearch
+
+        search_alg = OptunaSearch(seed=sweep.seed)
     cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
     scheduler = (ASHAScheduler(time_attr="epoch", max_t=max(epochs, sweep.grace_epochs + 1),
                                grace_period=sweep.grace_epochs, reduction_factor=2)
                  if sweep.scheduler == "asha" else FIFOScheduler())
     tuner = tune.Tuner(
         tune.with_resources(tune.with_parameters(_trainable, data=data, base=sweep.base.to_dict()), {"cpu": 1}),
-        param_space={"overrides": tune.grid_search(trials)},
+        param_space={"overrides": tune_space(sweep) if sweep.search == "optuna" else tune.grid_search(trials)},
         tune_config=tune.TuneConfig(metric="ndcg", mode="max", scheduler=scheduler, reuse_actors=True,
-                                    max_concurrent_trials=sweep.max_concurrent or cpus),
+                                    max_concurrent_trials=sweep.max_concurrent or cpus, search_alg=search_alg,
+                                    num_samples=sweep.samples if search_alg is not None else 1),
         run_config=tune.RunConfig(name=folder.name, storage_path=str((folder / "tune").resolve()), verbose=0,
                                   failure_config=tune.FailureConfig(max_failures=0, fail_fast=False)))
     t1 = time.perf_counter()
@@ -312,22 +337,28 @@ def run_sweep(sweep: SweepConfig, *, runs_dir: str | Path = "runs", rerun: bool 
                                          "validation_ndcg": ok["best_ndcg"][0]}
     atomic_write_json(folder / "winner.json", winner)
     comparison: list[dict] = []
-    if rerun and winner is not None and sweep.top > 0 and not stopped_by:
+    top = max(sweep.top, 1) if promote_best else sweep.top
+    if rerun and winner is not None and top > 0 and not stopped_by:
         t2 = time.perf_counter()
-        comparison = _rerun(sweep, ok.head(sweep.top), runs_dir)
+        comparison = _rerun(sweep, ok.head(top), runs_dir, promote_best=promote_best)
         timings["rerun"] = time.perf_counter() - t2
         atomic_write_json(folder / "comparison.json", comparison)
     timings["total"] = time.perf_counter() - t0
-    atomic_write_json(folder / "sweep.json", {"trials": len(trials), "search": sweep.search,
-                                              "scheduler": sweep.scheduler, "space": {k: list(v) for k, v in
-                                                                                     sweep.space.items()},
-                                              "base": sweep.base.to_dict(), "timings": timings,
-                                              "signal": stopped_by[0] if stopped_by else None})
+    slots = min(sweep.max_concurrent or cpus, cpus)
+    work = float(table["seconds"].fill_nan(None).sum() or 0.0)
+    timings["trial_work"] = work  # the trials' own seconds; the rest of slots x search is Ray's (and idle slots)
+    timings["ray_overhead_per_trial"] = (slots * timings["search"] - work) / max(table.height, 1)
+    settings = {"trials": sweep.trials, "slots": slots, "search": sweep.search, "scheduler": sweep.scheduler,
+                "space": {k: list(v) for k, v in sweep.space.items()}, "base": sweep.base.to_dict(),
+                "timings": timings, "signal": stopped_by[0] if stopped_by else None}
+    atomic_write_json(folder / "sweep.json", settings)
+    page.write(folder, table, winner, comparison, settings)
     return SweepResult(folder, table, winner, comparison, timings, stopped_by[0] if stopped_by else None)
 
 
-def _rerun(sweep: SweepConfig, top: pl.DataFrame, runs_dir: Path) -> list[dict]:
-    """The ``top`` trials and the base config as ordinary retrains; each trial paired against the base run."""
+def _rerun(sweep: SweepConfig, top: pl.DataFrame, runs_dir: Path, *, promote_best: bool = False) -> list[dict]:
+    """The ``top`` trials and the base config as ordinary retrains; each trial paired against the base run. With
+    ``promote_best`` the first (the winner) goes through the normal gate and promotion."""
     from recsys_lab.evaluation import keys
     from recsys_lab.runs.execute import execute
     from recsys_lab.runs.registry import paired_comparison
@@ -335,11 +366,16 @@ def _rerun(sweep: SweepConfig, top: pl.DataFrame, runs_dir: Path) -> list[dict]:
     metric = keys.at("ndcg", sweep.base.eval.k)
     base = execute(sweep.base, runs_dir=runs_dir)
     out = []
-    for row in top.iter_rows(named=True):
+    for rank, row in enumerate(top.iter_rows(named=True)):
         over = json.loads(row["overrides"])
-        res = execute(sweep.base.replace(over), runs_dir=runs_dir)
+        promote = promote_best and rank == 0
+        res = execute(sweep.base.replace(over), runs_dir=runs_dir, promote_if_passed=promote)
         entry = {"trial": row["trial"], "overrides": over, "run": res.run_id, "status": res.status,
                  "base_run": base.run_id, "base_status": base.status}
+        if promote:
+            entry["promotion"] = {"requested": True, "promoted": bool(res.promoted),
+                                  "gate_passed": None if res.gate is None else bool(res.gate.passed),
+                                  "reason": res.reason if res.gate is None else res.gate.reason}
         if res.status == "succeeded" and base.status == "succeeded":
             pairs = paired_comparison(base.run_dir, res.run_dir, n_resamples=sweep.base.eval.bootstrap,
                                       seed=sweep.base.model.seed).filter(pl.col("metric") == metric)

@@ -116,7 +116,6 @@ def _reference_top_k(u, i, k, seen):
 def test_top_k_threshold_path_is_exact_on_a_large_catalogue(monkeypatch, threads):
     """>= 2,048 items take the sampled-threshold path; it must equal a full sort, with excluded items, ties,
     rows where most items are excluded (threshold -inf: fallback) and rows with fewer than k items left."""
-    monkeypatch.setattr(topk, "_THREADS", threads)
     monkeypatch.setattr(topk, "_BATCH_CELLS", 7 * 4000)  # several blocks, so both workers have blocks
     rng = np.random.default_rng(3)
     n_users, n_items, k = 60, 4000, 12
@@ -128,7 +127,7 @@ def test_top_k_threshold_path_is_exact_on_a_large_catalogue(monkeypatch, threads
     seen[0, [7, 9, 3000]] = False  # 3 items left for k = 12: tail is excluded items at -inf
     seen[1, :3985] = True  # most of the catalogue, and so all of the threshold sample, excluded
     seen = sp.csr_matrix(seen.astype(np.float32))
-    items, scores = ev.top_k(u, i, k, exclude=seen)
+    items, scores = ev.top_k(u, i, k, exclude=seen, threads=threads)
     want_i, want_s = _reference_top_k(u, i, k, seen)
     np.testing.assert_array_equal(items[1:], want_i[1:])
     np.testing.assert_allclose(scores, want_s, rtol=1e-5)
@@ -136,6 +135,29 @@ def test_top_k_threshold_path_is_exact_on_a_large_catalogue(monkeypatch, threads
     assert not seen[np.arange(1, n_users)[:, None], items[1:]].toarray().any()
     sub, _ = ev.top_k(u, i, k, users=np.array([5, 2]), exclude=seen)
     np.testing.assert_array_equal(sub, want_i[[5, 2]])
+
+
+def test_top_k_threads_is_a_parameter(problem, monkeypatch):
+    """``threads`` sets the block workers (a Ray worker passes its own CPUs); below 1 is a ConfigError."""
+    import concurrent.futures
+
+    from recsys_lab.errors import ConfigError
+
+    u, i, seen, _, _ = problem
+    monkeypatch.setattr(topk, "_BATCH_CELLS", 4 * len(i))  # several blocks
+    pools = []
+    real = concurrent.futures.ThreadPoolExecutor
+
+    def spy(n, *args, **kwargs):
+        pools.append(n)
+        return real(n, *args, **kwargs)
+
+    monkeypatch.setattr(concurrent.futures, "ThreadPoolExecutor", spy)
+    one, _ = ev.top_k(u, i, 5, exclude=seen, threads=1)
+    two, _ = ev.top_k(u, i, 5, exclude=seen, threads=2)
+    assert pools == [2] and (one == two).all()  # threads=1 runs in the caller's thread: no pool
+    with pytest.raises(ConfigError, match="threads"):
+        ev.top_k(u, i, 5, threads=0)
 
 
 def test_top_k_with_k_at_or_above_the_catalogue_size(problem):

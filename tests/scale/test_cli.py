@@ -29,3 +29,11 @@ def test_score_writes_every_user(tmp_path, capsys, local_ray):
     df = pl.read_parquet(out)
     assert df.height == 500 and df["item_id"].list.len().unique().to_list() == [7]
     assert "500 users' top-7" in capsys.readouterr().out
+
+
+def test_promote_best_without_rerun_exits_2_before_ray(tmp_path, capsys):
+    path = tmp_path / "sweep.toml"
+    path.write_text('[sweep]\n[sweep.space]\n"model.learning_rate" = [0.05, 0.1]\n')
+    assert main(["sweep", "-c", str(path), "--no-rerun", "--promote-best", "--runs-dir", str(tmp_path / "runs")]) == 2
+    assert "drop --no-rerun" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
