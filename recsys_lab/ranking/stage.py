@@ -6,7 +6,9 @@ validation positives, features are built as of the fit part. The test phase uses
 training data) and features as of the training cut-off. Keys (:data:`PREFIXES`): ``blend.<metric>`` and
 ``ranker.<metric>`` with ``.ci_low`` / ``.ci_high``; ``blend.vs.<name>.<metric>`` / ``ranker.vs.<name>.<metric>``:
 the paired difference stage - ``<name>`` for the model, every baseline, ``best_single`` (the single model with
-the highest test NDCG@k) and, for the ranker, ``blend`` (the ranker must beat it to be worth its cost); ``rank.recall_ceiling[.<generator>]``, ``rank.candidates_per_user``,
+the highest test NDCG@k) and, for the ranker, ``blend`` (the ranker must beat it to be worth its cost);
+``rank.recall_ceiling[.<generator>]`` (the share of test positives among the candidates, in total and each
+generator's top-N), ``rank.n.<generator>`` (its N), ``rank.n_items`` (the catalogue), ``rank.candidates_per_user``,
 ``rank.validation_fit_seconds`` (the generators refit before the validation slice), ``blend.weight.<generator>``,
 ``blend.validation.ndcg@k``, ``blend.fit_seconds`` (the weight search), ``ranker.validation.ndcg@k``,
 ``ranker.best_iteration``, ``ranker.fit_seconds`` (candidates, features and LightGBM on validation),
@@ -227,6 +229,8 @@ def run_stage(split: Any, dataset: Any, fits: dict, baseline_fits: dict, vectors
         res.ceiling = recall_ceiling(test_cands, split.test)
         m["rank.candidates_per_user"] = float(len(test_cands.row) / max(len(users), 1))
         m.update({"rank.recall_ceiling" + ("" if g == "total" else f".{g}"): v for g, v in res.ceiling.items()})
+        m.update({f"rank.n.{g}": float(size) for g, size in n.items()})
+        m["rank.n_items"] = float(split.train.shape[1])
     users_val = sample_users(split.validation_users, rc.max_users, seed)
     if len(users_val) == 0:
         res.notes.append("rank: no validation user (split.validation_fraction = 0?): no blend and no ranker")

@@ -12,7 +12,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from recsys_lab.evaluation import keys  # noqa: E402
 
 __all__ = ["training_curve", "metrics_comparison", "timeline", "long_tail", "bars", "onboarding_curve",
-           "accuracy_vs_novelty", "item_exposure", "group_metric", "embedding_map", "probe_bars"]
+           "accuracy_vs_novelty", "item_exposure", "group_metric", "embedding_map", "probe_bars", "feature_importance"]
 
 
 def _table_k(table, k: int | None) -> int:  # noqa: ANN001
@@ -388,5 +388,39 @@ def probe_bars(table) -> Figure:  # noqa: ANN001
     ax.set_xlabel("cross-validated AUC")
     ax.set_title("Linear probes on frozen embeddings")
     ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def feature_importance(importance: dict[str, float], *, top: int = 20,
+                       title: str = "Ranker: feature importance (total gain)") -> Figure:
+    """Horizontal bars of the learned ranker's feature importance, largest at the top, as shares of the total.
+
+    Parameters
+    ----------
+    importance : dict of str to float
+        Feature -> total gain (``Ranker.importance``; any order).
+    top : int
+        Features drawn (default 20); the rest are summed into one ``other (n)`` bar.
+    title : str
+        Axes title.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One bar per feature drawn; empty axes with a note when ``importance`` is empty.
+    """
+    ranked = sorted(importance.items(), key=lambda kv: -kv[1])
+    total = sum(v for _, v in ranked) or 1.0
+    shown = ranked[:top]
+    if len(ranked) > top:
+        shown.append((f"other ({len(ranked) - top})", sum(v for _, v in ranked[top:])))
+    fig, ax = plt.subplots(figsize=(7, max(2.5, 0.25 * len(shown) + 1)))
+    if not shown:
+        ax.text(0.5, 0.5, "no ranker was fitted", ha="center", va="center", transform=ax.transAxes)
+    ax.barh([name for name, _ in shown][::-1], [v / total for _, v in shown][::-1])
+    ax.set_xlabel("share of total gain")
+    ax.set_title(title)
+    ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     return fig

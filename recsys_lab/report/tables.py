@@ -16,7 +16,8 @@ if TYPE_CHECKING:
 
 __all__ = ["metrics_table", "evaluation_table", "drift_table", "split_table", "timings_table", "drift_view",
            "snapshot_table", "guardrail_table", "gate_view", "public_text",
-           "beyond_table", "user_fairness_table", "item_exposure_table", "embedding_table", "persona_table"]
+           "beyond_table", "user_fairness_table", "item_exposure_table", "embedding_table", "persona_table",
+           "recall_ceiling_table"]
 
 _ABSOLUTE_PATH = re.compile(r"(?<![\w./~])/(?!/)(?:[^\s/'\"]+/)+([^\s/'\"]+)")
 
@@ -422,3 +423,28 @@ def persona_table(mine: dict[str, dict], theirs: dict[str, dict] | None = None) 
     schema = {"persona": pl.Utf8, "rank": pl.Int64, "rank_vs": pl.Int64, "move": pl.Utf8, "item_id": pl.Utf8,
               "title": pl.Utf8}
     return pl.DataFrame(rows, schema=schema)
+
+
+def recall_ceiling_table(metrics: dict[str, float]) -> pl.DataFrame:
+    """The ranking stage's candidate recall ceiling: the share of test positives inside the candidate set, per
+    generator (its top-N) and in total (no second stage can rank more of them into its lists).
+
+    Parameters
+    ----------
+    metrics : dict of str to float
+        ``metrics.json`` of a run (``rank.recall_ceiling[.<generator>]``, ``rank.n.<generator>``).
+
+    Returns
+    -------
+    pl.DataFrame
+        ``generator`` (Utf8), ``n`` (Int64, null on the ``total`` row), ``recall_ceiling`` (Float64); one row per
+        generator, then ``total``; empty when the stage did not run.
+    """
+    rows = [{"generator": key.removeprefix("rank.recall_ceiling."), "recall_ceiling": value}
+            for key, value in metrics.items() if key.startswith("rank.recall_ceiling.")]
+    for row in rows:
+        n = metrics.get(f"rank.n.{row['generator']}")
+        row["n"] = int(n) if isinstance(n, (int, float)) else None
+    if "rank.recall_ceiling" in metrics:
+        rows.append({"generator": "total", "n": None, "recall_ceiling": metrics["rank.recall_ceiling"]})
+    return pl.DataFrame(rows, schema={"generator": pl.Utf8, "n": pl.Int64, "recall_ceiling": pl.Float64})

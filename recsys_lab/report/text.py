@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from recsys_lab.evaluation import keys
 
-__all__ = ['format_summary']
+__all__ = ['format_summary', 'ranking_lines']
 
 
 def format_summary(metrics: dict[str, float], k: int | None = None, *, warnings: list[str] | None = None,
@@ -26,7 +26,8 @@ def format_summary(metrics: dict[str, float], k: int | None = None, *, warnings:
     -------
     str
         Lines separated by newlines: header, one row per headline metric present (model with its interval, then
-        each baseline), the paired NDCG differences, the ANN recall and the warnings.
+        each baseline), the paired NDCG differences, the ANN recall, the ranking stage (:func:`ranking_lines`) and
+        the warnings.
     """
     k = keys.k_of(metrics) if k is None else k
     shown = [keys.at(m, k) for m in keys.HEADLINE] + ["mrr", "auc", keys.at("coverage", k)]
@@ -57,6 +58,7 @@ def format_summary(metrics: dict[str, float], k: int | None = None, *, warnings:
         lines.append(f"ann.recall@{k} (index vs exact top-{k}): {ann:.4f}")
     elif metrics.get("ann.exact") == 1:
         lines.append("candidate generation: exact top-k (no index built: the catalogue is below ann.auto_min_items)")
+    lines += ranking_lines(metrics, k)
     psis = {m: v for m, v in metrics.items() if m.startswith("drift.psi.") and isinstance(v, (int, float))}
     if psis:
         worst = max(psis, key=lambda m: psis[m] if psis[m] == psis[m] else -1)
@@ -64,3 +66,74 @@ def format_summary(metrics: dict[str, float], k: int | None = None, *, warnings:
     for w in warnings or []:
         lines.append(f"WARNING: {w}")
     return "\n".join(lines)
+
+
+def _interval(metrics: dict[str, float], key: str, fmt: str) -> str:
+    """``value [low, high]`` of a key with its interval (``-`` when missing)."""
+    if key not in metrics:
+        return "-"
+    lo, hi = (metrics.get(b) for b in keys.ci(key))
+    bounds = f" [{lo:{fmt}}, {hi:{fmt}}]" if lo is not None and hi is not None else ""
+    return f"{metrics[key]:{fmt}}{bounds}"
+
+
+def _verdict(metrics: dict[str, float], key: str) -> str:
+    lo, hi = (metrics.get(b) for b in keys.ci(key))
+    if lo is None or hi is None:
+        return ""
+    return " better" if lo > 0 else " worse" if hi < 0 else " n.s."
+
+
+def ranking_lines(metrics: dict[str, float], k: int) -> list[str]:
+    """The ranking stage in the summary: each second stage against the best single model, the candidates' recall
+    ceiling per generator and in total, and the ranker's serving latency per user.
+
+    Parameters
+    ----------
+    metrics : dict
+        ``metrics.json``; without ``blend.*``, ``ranker.*`` or ``rank.*`` keys (``rank.enabled`` off) nothing is
+        printed.
+    k : int
+        Cut-off of the keys read.
+
+    Returns
+    -------
+    list of str
+        Lines (empty when the stage did not run).
+    """
+    ndcg = keys.at("ndcg", k)
+    singles = {name: metrics[keys.model_key(name, ndcg)] for name in [keys.MODEL] + keys.baselines(metrics)
+               if isinstance(metrics.get(keys.model_key(name, ndcg)), (int, float))}
+    lines = []
+    stages = [s for s in ("blend", "ranker") if f"{s}.{ndcg}" in metrics]
+    if stages:
+        best = max(singles, key=singles.get) if singles else "?"
+        lines.append(f"ranking stage, {ndcg} [95% interval]; paired stage - best single model ({best}):")
+        for stage in stages:
+            vs = f"{stage}." + keys.vs("best_single", ndcg)
+            lines.append(f"  {stage:<7}{_interval(metrics, f'{stage}.{ndcg}', '.4f'):>26}   "
+                         f"{_interval(metrics, vs, '+.4f')}{_verdict(metrics, vs)}")
+        vs_blend = "ranker." + keys.vs("blend", ndcg)
+        if vs_blend in metrics:
+            lines.append(f"  ranker - blend {_interval(metrics, vs_blend, '+.4f')}{_verdict(metrics, vs_blend)}")
+        weights = {key.removeprefix("blend.weight."): v for key, v in metrics.items()
+                   if key.startswith("blend.weight.")}
+        if weights:
+            lines.append("  blend weights (validation): " + ", ".join(f"{g} {w:.2f}" for g, w in weights.items()))
+    if "rank.recall_ceiling" in metrics:
+        per = []
+        for key, v in metrics.items():
+            if key.startswith("rank.recall_ceiling."):
+                gen = key.removeprefix("rank.recall_ceiling.")
+                n = metrics.get(f"rank.n.{gen}")
+                per.append(f"{gen} {v:.3f}" + (f" (N {int(n)})" if isinstance(n, (int, float)) else ""))
+        lines.append(f"candidate recall ceiling (test positives among the candidates): total "
+                     f"{metrics['rank.recall_ceiling']:.3f}" + (f"; {', '.join(per)}" if per else "")
+                     + (f"; {metrics['rank.candidates_per_user']:.0f} candidates/user"
+                        if "rank.candidates_per_user" in metrics else ""))
+    if "ranker.latency_ms.p50" in metrics:
+        items = metrics.get("rank.n_items")
+        lines.append("ranker latency per user (candidates + features + ranker"
+                     + (f", {int(items):,} items" if isinstance(items, (int, float)) else "") + "): p50 "
+                     f"{metrics['ranker.latency_ms.p50']:.1f} ms, p99 {metrics.get('ranker.latency_ms.p99', float('nan')):.1f} ms")
+    return lines

@@ -13,8 +13,9 @@ from typing import Any, Mapping
 
 __all__ = ["PHASES", "PROMOTING", "Decision", "blocker", "decide", "refusal", "error_reason", "phases"]
 
-PHASES = ("ingest", "features", "fit", "index", "evaluate", "save")
-"""Work phases timed inside the notebook (seconds in ``run.json`` ``timings``); ``index`` excludes ``compile``."""
+PHASES = ("ingest", "features", "fit", "index", "evaluate", "rank", "save")
+"""Work phases timed inside the notebook (seconds in ``run.json`` ``timings``); ``index`` excludes ``compile``;
+``rank`` is the ranking stage (``rank.enabled``)."""
 PROMOTING = "gate passed; promoting"
 """``promotion.reason`` recorded while a promotion is being carried out (None once done)."""
 

@@ -37,6 +37,8 @@ def test_keys_appear_only_when_the_stage_runs(job):
                     f"{stage}." + keys.vs("model", ndcg), f"{stage}." + keys.vs("ease", ndcg)):
             assert np.isfinite(metrics[key]), key
     assert 0 < metrics["rank.recall_ceiling"] <= 1 and metrics["ranker.latency_ms.p99"] > 0
+    assert {g: metrics[f"rank.n.{g}"] for g in RANK["rank.candidates"]} == RANK["rank.candidates"]
+    assert metrics["rank.n_items"] == job.split.train.shape[1]
     assert metrics["rank.recall_ceiling"] >= max(metrics[f"rank.recall_ceiling.{g}"] for g in ("model", "ease"))
     assert abs(sum(job.ranking.weights.values()) - 1) < 1e-9
     assert np.isfinite(metrics["ranker." + keys.vs("blend", ndcg)]) and "blend." + keys.vs("blend", ndcg) not in metrics
@@ -110,6 +112,12 @@ def test_the_notebook_runs_the_stage_like_the_pipeline(tmp_path, monkeypatch):
     stage = {k: v for k, v in job.metrics.items() if k.startswith(("blend.", "ranker.", "rank."))
              and "seconds" not in k}
     assert stage and {k: saved[k] for k in stage} == pytest.approx(stage, nan_ok=True)
+    # the report shows the recall ceiling table and the ranker's feature importance
+    cells = {c.get("id"): c for c in json.loads(RunFolder(result.run_dir).notebook.read_text())["cells"]}
+    table = "".join(o.get("data", {}).get("text/plain", "") if isinstance(o.get("data", {}).get("text/plain"), str)
+                    else "".join(o.get("data", {}).get("text/plain", [])) for o in cells["a7c3e9d1"]["outputs"])
+    assert "total" in table and "recall_ceiling" in table
+    assert any("image/png" in o.get("data", {}) for o in cells["b8d4f0e2"]["outputs"])
 
 
 def test_a_ranker_without_a_blend_still_ranks(job):
