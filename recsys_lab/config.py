@@ -37,7 +37,8 @@ from recsys_lab.errors import ConfigError
 
 __all__ = ["SECRET_KEYS", "REDACTED",
     "DataConfig", "FeatureConfig", "SplitConfig", "ModelConfig", "AnnConfig", "EvalConfig", "ValidateConfig",
-    "GateConfig", "RankConfig", "RunConfig", "AlertsConfig", "ServeConfig", "Config", "RANK_GENERATORS", "ALERT_RULES",
+    "GateConfig", "RankConfig", "RunConfig", "AlertsConfig", "ServeConfig", "Config", "RANK_GENERATORS", "RANK_SERVE",
+    "ALERT_RULES",
     "ALERT_METRICS", "SEVERITIES",
     "APPRISE_SCHEMES", "parse_duration", "alert_url", "CHECK_NAMES", "SOURCES", "SOURCE_MOVIELENS", "SOURCE_FILES",
     "WEIGHT_TRANSFORMS", "SPLIT_METHODS", "BASELINES", "ALS_GRID", "load_config", "parse_value",
@@ -586,6 +587,10 @@ RANK_GENERATORS = ("model", "popularity", "ease", "als")
 and run only when listed in ``eval.baselines``)."""
 
 
+RANK_SERVE = ("model", "blend")
+"""Values of ``rank.serve``: what a run serves to users with training positives."""
+
+
 def _default_rank_candidates() -> dict[str, int]:
     return {"model": 100, "ease": 100, "als": 50, "popularity": 20}
 
@@ -622,6 +627,14 @@ class RankConfig:
         At most this many validation users (seeded sample) train the blend and the ranker (default 5000; 0: all).
     latency_users : int
         Test users served one at a time to measure the ranker's latency (default 200; 0: not measured).
+    serve : str
+        What a run serves to its known users (:data:`RANK_SERVE`): ``"model"`` (default: the hybrid's vectors) or
+        ``"blend"``: the retrain saves the blend's vectors (``artifacts/blend.npz``, the ones evaluated on the test
+        split) and ``recsys-lab recommend`` / the HTTP app serve users with training positives from them (path
+        ``blend``; new, folded-in and updated users keep the model's paths). Needs ``enabled`` and a non-empty
+        ``blend``; adds the gate floor ``blend.vs.model.ndcg@k.ci_low >= 0`` (the blend not worse than the model,
+        :func:`recsys_lab.evaluation.gate.for_serving`). The blend is not saved (``rank.serve_skipped`` = 1 and a
+        warning) when its vectors exceed 1 GiB (e.g. EASE over a large catalogue).
     """
 
     enabled: bool = False
@@ -638,6 +651,7 @@ class RankConfig:
     refit: bool = False
     max_users: int = 5000
     latency_users: int = 200
+    serve: str = "model"
 
     def __post_init__(self) -> None:
         _check_fields(self)
@@ -661,6 +675,9 @@ class RankConfig:
         _check(0 <= self.holdout < 1, "rank.holdout", f"must be in [0, 1), got {self.holdout}")
         _check(self.max_users >= 0, "rank.max_users", f"must be >= 0, got {self.max_users}")
         _check(self.latency_users >= 0, "rank.latency_users", f"must be >= 0, got {self.latency_users}")
+        _check(self.serve in RANK_SERVE, "rank.serve", f"expected one of {RANK_SERVE}, got {self.serve!r}")
+        _check(self.serve != "blend" or (self.enabled and len(self.blend) > 0), "rank.serve",
+               "'blend' needs rank.enabled = true and a non-empty rank.blend")
 
 
 @dataclass(frozen=True, kw_only=True)

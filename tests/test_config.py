@@ -125,3 +125,16 @@ def test_rank_section_is_validated():
         with pytest.raises(ConfigError) as info:
             Config.from_dict({"rank": bad})
         assert info.value.parameter == where, bad
+
+
+def test_rank_serve_is_model_or_a_blend_that_runs():
+    assert Config().rank.serve == "model"
+    c = Config().replace({"rank.enabled": True, "rank.serve": "blend"})
+    assert c.rank.serve == "blend" and Config.from_dict(c.to_dict()) == c
+    for bad, message in (({"serve": "ranker"}, "expected one of \\('model', 'blend'\\), got 'ranker'"),
+                         ({"serve": "blend"}, "'blend' needs rank.enabled = true and a non-empty rank.blend"),
+                         ({"serve": "blend", "enabled": True, "blend": []}, "needs rank.enabled"),
+                         ({"serve": 1}, "expected a string, got 1")):
+        with pytest.raises(ConfigError, match=message) as info:
+            Config.from_dict({"rank": bad})
+        assert info.value.parameter == "rank.serve", bad

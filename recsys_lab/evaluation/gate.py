@@ -18,13 +18,39 @@ import polars as pl
 from recsys_lab.config import GateConfig
 from recsys_lab.evaluation import keys
 
-__all__ = ["GateResult", "check_gate", "resolved", "best_baseline", "NO_PRODUCTION", "BEST_SINGLE"]
+__all__ = ["GateResult", "check_gate", "resolved", "for_serving", "best_baseline", "NO_PRODUCTION", "BEST_SINGLE",
+           "BLEND_FLOOR"]
 
 NO_PRODUCTION = "no production run"
 """``production_error`` value meaning there is nothing to compare with (regression checks are skipped)."""
 
 BEST_SINGLE = "best_single"
 """``gate.not_worse_than`` entry standing for the baseline with the highest NDCG@k in the run (:func:`best_baseline`)."""
+
+
+BLEND_FLOOR = "blend.vs.model.ndcg@k.ci_low"
+"""Floor :func:`for_serving` adds when a run serves the blend: the lower end of the paired 95 % interval of
+blend - model on NDCG@k must be >= 0 (missing or NaN fails, as every floor)."""
+
+
+def for_serving(gate: GateConfig, serve: str) -> GateConfig:
+    """``gate`` with what serving ``serve`` requires: for ``"blend"`` (``rank.serve``), the floor
+    ``blend.vs.model.ndcg@k.ci_low >= 0`` (:data:`BLEND_FLOOR`) unless ``gate.min`` sets that key itself.
+
+    Parameters
+    ----------
+    gate : GateConfig
+    serve : str
+        ``rank.serve``: ``"model"`` or ``"blend"``.
+
+    Returns
+    -------
+    GateConfig
+        ``gate`` itself for ``"model"``; otherwise a copy whose ``min`` starts with the blend floor.
+    """
+    if serve != "blend":
+        return gate
+    return dataclasses.replace(gate, min={BLEND_FLOOR: 0.0, **gate.min})
 
 
 def best_baseline(metrics: dict[str, float], k: int) -> str | None:

@@ -29,7 +29,7 @@ from recsys_lab.errors import RunError
 from recsys_lab.evaluation import champion, embedding_report, keys, personas
 from recsys_lab.evaluation.champion import RunVectors
 from recsys_lab.evaluation.cold_start import NS, evaluate_cold_start
-from recsys_lab.evaluation.gate import GateResult, check_gate, resolved
+from recsys_lab.evaluation.gate import GateResult, check_gate, for_serving, resolved
 from recsys_lab.evaluation.ranking import (candidates, evaluate_models, sample_users, validation_scorer)
 from recsys_lab.features import Dataset, identity_features
 from recsys_lab.models import lightfm as models
@@ -39,7 +39,7 @@ from recsys_lab.pipeline.results import ProductionRef, Productions, RetrainResul
 from recsys_lab.ranking.stage import run_stage
 from recsys_lab.retrieval import ann
 from recsys_lab.retrieval.recall import measure_recall, split_queries
-from recsys_lab.store.artifacts import save_artifacts
+from recsys_lab.store.artifacts import SavedBlend, save_artifacts
 from recsys_lab.store.folder import RunFolder
 from recsys_lab.timing import Phases
 
@@ -299,7 +299,7 @@ class Retrain(RetrainResults):
             list(resolved(cfg.gate, cfg.eval.k).max_regression), user_ids=ds.users.ids, item_ids=ds.items.ids,
             train=sp_.train, test=sp_.test, exclude=sp_.train_seen, eval_users=self.eval_users, k=cfg.eval.k,
             n_resamples=cfg.eval.bootstrap, seed=cfg.model.seed)
-        self.gate = check_gate(self.metrics, cfg.gate, k=cfg.eval.k, production_error=error or None,
+        self.gate = check_gate(self.metrics, for_serving(cfg.gate, cfg.rank.serve), k=cfg.eval.k, production_error=error or None,
                                production=None if self.champion is None else self.champion.comparison)
         return self.gate
 
@@ -318,10 +318,12 @@ class Retrain(RetrainResults):
         folder, ds, sp_ = RunFolder(self.run_dir), self.dataset, self.split
         with self._phases.phase("save"):
             u, i = self.vectors["hybrid"]
+            served = None if self.ranking is None else self.ranking.served
             save_artifacts(folder, users=ds.users, items=ds.items, user_vecs=u, item_vecs=i, seen=sp_.train_seen,
                            positives=sp_.train, user_tokens=ds.user_features.tokens,
                            item_tokens=ds.item_features.tokens, model=self.fits["hybrid"].model, index=self.index,
-                           per_user=self.per_user_table())
+                           per_user=self.per_user_table(),
+                           blend=None if served is None else SavedBlend(*served, self.ranking.weights))
             for name, value in {"params": self.config.to_dict(), **self.documents()}.items():
                 atomic_write_json(getattr(folder, name), value)
         atomic_write_json(folder.timings, self.timings)

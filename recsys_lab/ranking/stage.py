@@ -12,7 +12,9 @@ generator's top-N), ``rank.n.<generator>`` (its N), ``rank.n_items`` (the catalo
 ``rank.validation_fit_seconds`` (the generators refit before the validation slice), ``blend.weight.<generator>``,
 ``blend.validation.ndcg@k``, ``blend.fit_seconds`` (the weight search), ``ranker.validation.ndcg@k``,
 ``ranker.best_iteration``, ``ranker.fit_seconds`` (candidates, features and LightGBM on validation),
-``ranker.latency_ms.p50`` / ``p99`` (candidates + features + ranker for one user at a time).
+``ranker.latency_ms.p50`` / ``p99`` (candidates + features + ranker for one user at a time);
+``rank.serve_skipped`` (1: ``rank.serve = "blend"`` but the blend's vectors exceed :data:`MAX_SERVED_BYTES`, so the
+run serves the model).
 """
 
 from __future__ import annotations
@@ -47,10 +49,14 @@ from recsys_lab.ranking.candidates import (
 from recsys_lab.ranking.features import AsOf, as_of, pair_features
 from recsys_lab.ranking.ranker import Ranker, fit_ranker
 
-__all__ = ["RankingResult", "PREFIXES", "BEST_SINGLE", "run_stage", "rank_users", "stage_metrics"]
+__all__ = ["RankingResult", "PREFIXES", "BEST_SINGLE", "MAX_SERVED_BYTES", "run_stage", "rank_users", "stage_metrics"]
 
 PREFIXES = ("blend", "ranker")
 """Key prefixes of the stage's two second stages."""
+
+MAX_SERVED_BYTES = 1 << 30
+"""Largest blend (user and item vectors, float32) a run saves to serve (``rank.serve = "blend"``): 1 GiB. EASE's
+vectors are as wide as the catalogue: with EASE, ML-100k's blend takes ~20 MB, 10k users x 10k items ~0.8 GiB."""
 
 # BEST_SINGLE ("best_single"): in ``vs.`` keys of the stage, the single model (the model or a baseline) with the
 # highest test NDCG@k; the gate's ``not_worse_than`` uses the same name for the best baseline.
@@ -73,6 +79,9 @@ class RankingResult:
     best_single : str
         The single model ``vs.best_single`` compares with.
     ranker : Ranker or None
+    served : (user_vecs, item_vecs) or None
+        The blend's vectors evaluated on the test split, float32, kept only when ``rank.serve = "blend"`` (what
+        :meth:`recsys_lab.pipeline.Retrain.save` writes as ``artifacts/blend.npz``).
     notes : list of str
     """
 
@@ -83,6 +92,7 @@ class RankingResult:
     ceiling: dict[str, float] = field(default_factory=dict)
     best_single: str = ""
     ranker: Ranker | None = None
+    served: tuple[np.ndarray, np.ndarray] | None = None
     notes: list[str] = field(default_factory=list)
 
     def table(self) -> pl.DataFrame:
@@ -244,8 +254,10 @@ def run_stage(split: Any, dataset: Any, fits: dict, baseline_fits: dict, vectors
     if blend_gens:
         res.weights, res.grid = choose_weights({g: val[g] for g in blend_gens}, split.validation, users_val,
                                                exclude=split.fit_seen, k=k, step=rc.blend_step)
-        values, _ = per_user_metrics(*blend_vectors(final, res.weights), split.test, users=users,
-                                     exclude=split.train_seen, k=k)
+        vecs = blend_vectors(final, res.weights)
+        values, _ = per_user_metrics(*vecs, split.test, users=users, exclude=split.train_seen, k=k)
+        if rc.serve == "blend":
+            _keep_served(res, vecs)
         res.per_user["blend"] = values
         m.update({f"blend.weight.{g}": float(w) for g, w in res.weights.items()})
         m[f"blend.validation.{metric}"] = max(r["validation"] for r in res.grid)
@@ -255,6 +267,18 @@ def run_stage(split: Any, dataset: Any, fits: dict, baseline_fits: dict, vectors
     if rc.ranker and n:
         _learn_ranker(res, split, dataset, final, val, n, users_val, evaluation, config)
     return res
+
+
+def _keep_served(res: RankingResult, vecs: tuple[np.ndarray, np.ndarray]) -> None:
+    """Keep the blend's vectors to serve, unless they are too large to save (a note and ``rank.serve_skipped``)."""
+    size = sum(v.nbytes for v in vecs)
+    res.metrics["rank.serve_skipped"] = float(size > MAX_SERVED_BYTES)
+    if size > MAX_SERVED_BYTES:
+        res.notes.append(f"rank.serve = 'blend': the blend's vectors take {size / 2**20:,.1f} MiB ({len(vecs[0])} "
+                         f"users and {len(vecs[1])} items x {vecs[1].shape[1]} dims), over the limit of "
+                         f"{MAX_SERVED_BYTES / 2**20:,.1f} MiB: not saved, the run serves the model")
+    else:
+        res.served = vecs
 
 
 def _learn_ranker(res: RankingResult, split: Any, dataset: Any, final: dict, val: dict, n: dict[str, int],

@@ -3,7 +3,8 @@
 
 ==============================  ==================================================================================
 ``GET /recommendations/{user}``  top-k for a user (``?k=10``): ids, titles, scores and the path used (``model``,
-                                 ``update``, ``fold-in``, ``popularity``: an unknown user gets popularity and a note)
+                                 ``blend``, ``update``, ``fold-in``, ``popularity``: an unknown user gets popularity
+                                 and a note)
 ``POST /recommendations``        ``{"items": [...], "k": 10}``: onboarding by fold-in of picked items
 ``GET /similar/{item}``          the ``k`` most similar items
 ``POST /events``                 interactions in the run's update-file columns, journalled and fsynced before the

@@ -114,9 +114,10 @@ def recommend(runs_dir: str | Path, user_id: int | str, *, run: str = "latest", 
               version: str | None = "latest") -> pl.DataFrame:
     """Top-k items for one user (exact), through the serving path the user needs.
 
-    A user with training positives gets the run's vector (items seen before the cut-off excluded); a user
-    touched by an update gets the latest update's vector; any other user gets a fold-in of the positives the
-    snapshot and updates hold for them, else the most-popular items: never the untrained random embedding.
+    A user with training positives gets the run's vector, or the blend's when the run saved one (items seen
+    before the cut-off excluded); a user touched by an update gets the latest update's vector (never the blend);
+    any other user gets a fold-in of the positives the snapshot and updates hold for them, else the most-popular
+    items: never the untrained random embedding.
     Items the user interacted with are excluded.
 
     Parameters
@@ -135,7 +136,7 @@ def recommend(runs_dir: str | Path, user_id: int | str, *, run: str = "latest", 
     Returns
     -------
     pl.DataFrame
-        ``rank (1-based), item_id, title, score, path`` with k rows; ``path`` is ``model``, ``update``,
+        ``rank (1-based), item_id, title, score, path`` with k rows; ``path`` is ``model``, ``blend``, ``update``,
         ``fold-in`` or ``popularity`` (see the module docstring). Popularity scores are training counts.
 
     Raises
@@ -169,7 +170,10 @@ def recommend(runs_dir: str | Path, user_id: int | str, *, run: str = "latest", 
     # LightFM fits on training positives only: without one, the user's embedding is its random initialisation
     if m.positives is not None:
         if len(hit) and m.positives[hit[0]].nnz:
-            return _served(m, m.user_vecs[hit[0]], np.r_[m.seen[hit[0]].indices, extra_seen], k, "model")
+            seen, blend = np.r_[m.seen[hit[0]].indices, extra_seen], m.blend()
+            if blend is not None:  # the run was trained with rank.serve = "blend"
+                return _served(m, blend.user_vecs[hit[0]], seen, k, "blend", blend.item_vecs)
+            return _served(m, m.user_vecs[hit[0]], seen, k, "model")
     else:  # a run saved before artifacts/split.npz: its training side is "before the cut-off"
         cut_us = int(datetime.fromisoformat(m.cutoff).timestamp() * 1_000_000) if m.cutoff else None
         before = rows.filter(pl.col("ts").dt.epoch("us") < cut_us) if cut_us is not None else rows

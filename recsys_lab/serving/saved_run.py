@@ -20,7 +20,7 @@ from recsys_lab.data.warehouse import Snapshot, open_snapshot
 from recsys_lab.errors import ConfigError, RecsysLabWarning, RunError
 from recsys_lab.models import foldin
 from recsys_lab.runs.registry import resolve
-from recsys_lab.store.artifacts import SavedRun, load_run
+from recsys_lab.store.artifacts import SavedBlend, SavedRun, load_run
 from recsys_lab.store.folder import RunFolder, read_json
 
 __all__ = ["ServedRun", "served_run", "ColdStartWarning", "ShortListWarning", "UPDATE_WINDOW", "run_metrics", "utc",
@@ -296,6 +296,22 @@ class ServedRun:
             pop[idx[ok]] = df["n"].to_numpy()[ok]
             self._popularity = pop
         return self._popularity
+
+    def blend(self) -> SavedBlend | None:
+        """The ranking stage's blend the run serves (``artifacts/blend.npz``, ``rank.serve = "blend"``): read on
+        first use (runs without it cost one ``stat``), then kept.
+
+        Returns
+        -------
+        SavedBlend or None
+            None when the run saved no blend.
+
+        Raises
+        ------
+        RunError
+            The file is truncated or damaged, or does not match the run's ids (named).
+        """
+        return self.saved.blend()
 
     def foldin(self) -> foldin.FoldIn:
         """The run's fold-in: default method, the average user with training positives as prior; cached.

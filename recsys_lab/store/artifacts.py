@@ -9,14 +9,17 @@
 ``features.npz``            ``user_tokens``, ``item_tokens``: the feature names of the model's columns
 ``model.npz``               the fitted LightFM model as arrays (:func:`recsys_lab.models.lightfm.save_model`)
 ``index.npz``               the MIPS index as arrays, when the retrain built one (:meth:`recsys_lab.retrieval.ann.MipsIndex.save`)
+``blend.npz``               ``user_vecs``, ``item_vecs`` (float32, one row per user / item) of the ranking stage's blend and
+                            ``weights`` (JSON text), when the run serves it (``rank.serve = "blend"``)
 ``per_user_metrics.parquet`` metrics per evaluated user (read by :func:`recsys_lab.runs.registry.compare`)
 ==========================  ===================================================================================
 
 :func:`save_artifacts` writes them (each file atomically); :func:`load_run` reads a run back as a
-:class:`SavedRun`: ids and vectors at once, the rest (metrics, manifest, params, split, model, index) when first
-asked for. Every file that is missing, truncated or damaged raises one error, :class:`~recsys_lab.errors.RunError`
+:class:`SavedRun`: ids and vectors at once, the rest (metrics, manifest, params, split, model, index, blend) when
+first asked for. Every file that is missing, truncated or damaged raises one error, :class:`~recsys_lab.errors.RunError`
 ``"<path>: cannot read (...)"`` (JSON files through :func:`recsys_lab.store.folder.read_json`, which names the file
-the same way). Serving, the gate's production evidence and personas all read runs through here.
+the same way). Serving, the gate's production evidence and personas all read runs through here. The ``.npz``
+primitives :func:`read_arrays` and :func:`write_arrays` live in :mod:`recsys_lab.store.npz`.
 
 A run folder is data, never code: ``.npz`` files are read with ``allow_pickle=False``; the ``model.pkl`` of older
 runs is never unpickled (:meth:`SavedRun.model` refuses it). ``load_run(folder, verify=True)`` reads every artifact
@@ -26,8 +29,7 @@ at once (:meth:`SavedRun.verify`): the gate's production evidence fails closed.
 from __future__ import annotations
 
 import io
-import zipfile
-import zlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,52 +44,15 @@ from recsys_lab.features import IdMap
 from recsys_lab.models import lightfm
 from recsys_lab.retrieval import ann
 from recsys_lab.store.folder import RunFolder, read_json
+from recsys_lab.store.npz import cannot_read, read_arrays, write_arrays
 
-__all__ = ["SavedRun", "SavedSplit", "load_run", "save_artifacts", "load_id_maps", "read_arrays", "write_arrays",
-           "read_per_user_metrics"]
+__all__ = ["SavedRun", "SavedSplit", "SavedBlend", "load_run", "save_artifacts", "load_id_maps", "read_arrays",
+           "write_arrays", "read_per_user_metrics"]
 
 _ID_MAPS = ("user_ids", "item_ids")
 _EMBEDDINGS = ("user_vecs", "item_vecs")
 _SPLIT = ("seen_indptr", "seen_indices", "pos_indptr", "pos_indices")
 _FEATURES = ("user_tokens", "item_tokens")
-_DAMAGED = (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error)
-"""What numpy raises on a missing, truncated or damaged ``.npz`` (or a missing key)."""
-
-
-def _cannot_read(path: Path, exc: BaseException) -> RunError:
-    if isinstance(exc, FileNotFoundError):
-        return RunError(f"{path}: cannot read (no such file: did the run succeed?)")
-    return RunError(f"{path}: cannot read ({type(exc).__name__}: {exc})")
-
-
-def read_arrays(path: str | Path, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
-    """The named arrays of one ``.npz`` file of a run (no pickles).
-
-    Parameters
-    ----------
-    path : str or Path
-        The file, e.g. ``RunFolder(run).embeddings``.
-    keys : tuple of str
-        Arrays to read; each must be present.
-
-    Returns
-    -------
-    dict of str to ndarray
-        ``{key: array}``, read into memory.
-
-    Raises
-    ------
-    RunError
-        ``"<path>: cannot read (...)"``: missing, truncated or damaged file, or a key not in it.
-    """
-    path = Path(path)
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            return {k: npz[k] for k in keys}
-    except _DAMAGED as exc:
-        raise _cannot_read(path, exc) from exc
-
-
 def load_id_maps(path: str | Path) -> tuple[IdMap, IdMap]:
     """The user and item id maps of ``artifacts/id_maps.npz``.
 
@@ -129,11 +94,28 @@ class SavedSplit:
     positives: sp.csr_matrix
 
 
+@dataclass(frozen=True)
+class SavedBlend:
+    """The ranking stage's blend a run serves (``artifacts/blend.npz``; :func:`recsys_lab.ranking.blend.blend_vectors`).
+
+    Attributes
+    ----------
+    user_vecs, item_vecs : ndarray of shape (n_users, d) and (n_items, d), float32
+        Their dot products rank like the blend.
+    weights : dict of str to float
+        The blend weights per generator.
+    """
+
+    user_vecs: np.ndarray
+    item_vecs: np.ndarray
+    weights: dict[str, float]
+
+
 class SavedRun:
     """One finished run read back from its folder: id maps and vectors, and on demand what else it saved.
 
     Use :func:`load_run`. Id maps and embeddings are read at once (and checked against each other); metrics,
-    manifest, params, split, model and index are read the first time they are asked for, then kept.
+    manifest, params, split, model, index and blend are read the first time they are asked for, then kept.
 
     Parameters
     ----------
@@ -161,15 +143,7 @@ class SavedRun:
         self.folder = folder if isinstance(folder, RunFolder) else RunFolder(folder)
         self.run_id = self.folder.run_id
         self.users, self.items = load_id_maps(self.folder.id_maps)
-        emb = read_arrays(self.folder.embeddings, _EMBEDDINGS)
-        self.user_vecs, self.item_vecs = emb["user_vecs"], emb["item_vecs"]
-        for side, vecs, ids in (("user", self.user_vecs, self.users), ("item", self.item_vecs, self.items)):
-            if vecs.ndim != 2 or len(vecs) != len(ids):
-                raise RunError(f"{self.folder.embeddings}: cannot read ({side}_vecs has shape {vecs.shape}, "
-                               f"{self.folder.id_maps.name} has {len(ids)} {side}s)")
-        if self.user_vecs.shape[1] != self.item_vecs.shape[1]:
-            raise RunError(f"{self.folder.embeddings}: cannot read (user_vecs has {self.user_vecs.shape[1]} "
-                           f"columns, item_vecs {self.item_vecs.shape[1]})")
+        self.user_vecs, self.item_vecs = self._vectors(self.folder.embeddings)
         self._cache: dict[str, Any] = {}
 
     def __repr__(self) -> str:
@@ -189,6 +163,18 @@ class SavedRun:
     def item_ids(self) -> np.ndarray:
         """External item ids by internal index (``items.ids``)."""
         return self.items.ids
+
+    def _vectors(self, path: Path, *extra: str) -> tuple[np.ndarray, ...]:
+        """``user_vecs``, ``item_vecs`` (one row per user / item, as many columns) and ``extra`` arrays of ``path``."""
+        z = read_arrays(path, (*_EMBEDDINGS, *extra))
+        for side, ids in (("user", self.users), ("item", self.items)):
+            if z[f"{side}_vecs"].ndim != 2 or len(z[f"{side}_vecs"]) != len(ids):
+                raise RunError(f"{path}: cannot read ({side}_vecs has shape {z[f'{side}_vecs'].shape}, "
+                               f"{self.folder.id_maps.name} has {len(ids)} {side}s)")
+        if z["user_vecs"].shape[1] != z["item_vecs"].shape[1]:
+            raise RunError(f"{path}: cannot read (user_vecs has {z['user_vecs'].shape[1]} columns, item_vecs "
+                           f"{z['item_vecs'].shape[1]})")
+        return tuple(z[k] for k in (*_EMBEDDINGS, *extra))
 
     def _once(self, key: str, read: Any) -> Any:
         if key not in self._cache:
@@ -257,7 +243,7 @@ class SavedRun:
                 return SavedSplit(*(sp.csr_matrix((np.ones(len(z[f"{p}_indices"]), np.float32), z[f"{p}_indices"],
                                                    z[f"{p}_indptr"]), shape=shape) for p in ("seen", "pos")))
             except ValueError as exc:  # indptr / indices that do not fit the id maps
-                raise _cannot_read(path, exc) from exc
+                raise cannot_read(path, exc) from exc
         return self._once("split", read)
 
     def tokens(self) -> tuple[list[str], list[str]]:
@@ -311,6 +297,29 @@ class SavedRun:
         path = self.folder.index
         return self._once("index", lambda: _typed(path, ann.load_index) if path.is_file() else None)
 
+    def blend(self) -> SavedBlend | None:
+        """The blend the run serves (``artifacts/blend.npz``), or None when it saved none.
+
+        Returns
+        -------
+        SavedBlend or None
+
+        Raises
+        ------
+        RunError
+            The file is truncated or damaged, or its shapes do not match the id maps.
+        """
+        def read() -> SavedBlend | None:
+            path = self.folder.blend
+            if not path.is_file():
+                return None
+            u, i, weights = self._vectors(path, "weights")
+            try:
+                return SavedBlend(u, i, json.loads(str(weights)))
+            except ValueError as exc:
+                raise cannot_read(path, exc) from exc
+        return self._once("blend", read)
+
     def verify(self) -> SavedRun:
         """Read every artifact of the run now (the gate's production evidence): a run with any unreadable one fails.
 
@@ -328,7 +337,7 @@ class SavedRun:
             The first missing, truncated or damaged file (named).
         """
         if self.split() is None:
-            raise _cannot_read(self.folder.split, FileNotFoundError(self.folder.split))
+            raise cannot_read(self.folder.split, FileNotFoundError(self.folder.split))
         self.tokens()
         self.model()
         self.metrics  # noqa: B018 - read now
@@ -394,35 +403,10 @@ def load_run(folder: str | Path | RunFolder, *, verify: bool = False) -> SavedRu
     return run.verify() if verify else run
 
 
-def write_arrays(path: str | Path, **arrays: np.ndarray) -> Path:
-    """Write named arrays as one ``.npz`` file atomically (the counterpart of :func:`read_arrays`).
-
-    Parameters
-    ----------
-    path : str or Path
-        The file.
-    **arrays : ndarray
-        Arrays by name (no object arrays: they could not be read back without pickles).
-
-    Returns
-    -------
-    Path
-        ``path``.
-
-    Raises
-    ------
-    OSError
-        The write failed; ``path`` keeps its previous content.
-    """
-    buf = io.BytesIO()
-    np.savez(buf, **arrays)
-    return atomic_write_bytes(path, buf.getvalue())
-
-
 def save_artifacts(folder: str | Path | RunFolder, *, users: IdMap, items: IdMap, user_vecs: np.ndarray,
                    item_vecs: np.ndarray, seen: sp.csr_matrix, positives: sp.csr_matrix, user_tokens: list[str],
                    item_tokens: list[str], model: Any, index: ann.MipsIndex | None = None,
-                   per_user: pl.DataFrame | None = None) -> RunFolder:
+                   per_user: pl.DataFrame | None = None, blend: SavedBlend | None = None) -> RunFolder:
     """Write a run's ``artifacts/`` (each file atomically; see the module docstring for the layout).
 
     Parameters
@@ -446,6 +430,8 @@ def save_artifacts(folder: str | Path | RunFolder, *, users: IdMap, items: IdMap
         The ANN index (not written when None).
     per_user : pl.DataFrame, optional
         Per-user metrics (``model, user_id`` plus one column per metric); not written when None.
+    blend : SavedBlend, optional
+        The blend the run serves (``blend.npz``); not written when None.
 
     Returns
     -------
@@ -467,6 +453,9 @@ def save_artifacts(folder: str | Path | RunFolder, *, users: IdMap, items: IdMap
     lightfm.save_model(model, folder.model)
     if index is not None:
         index.save(folder.index)
+    if blend is not None:
+        write_arrays(folder.blend, user_vecs=np.asarray(blend.user_vecs, np.float32),
+                     item_vecs=np.asarray(blend.item_vecs, np.float32), weights=np.array(json.dumps(blend.weights)))
     if per_user is not None:
         buf = io.BytesIO()
         per_user.write_parquet(buf)

@@ -16,7 +16,7 @@ package spells these file names):
 ``report.html``       the notebook as HTML
 ``executor.log``      output of the child process (``--engine kernel`` only)
 ``artifacts/``        ``id_maps.npz``, ``embeddings.npz``, ``features.npz``, ``model.npz``, ``index.npz``,
-                      ``split.npz``, ``per_user_metrics.parquet`` (read and written only by
+                      ``split.npz``, ``blend.npz``, ``per_user_metrics.parquet`` (read and written only by
                       :mod:`recsys_lab.store.artifacts`), ``updates/`` (:mod:`recsys_lab.serving.updates`)
 ====================  ==========================================================================
 
@@ -391,6 +391,11 @@ class RunFolder:
     def index(self) -> Path:
         """``artifacts/index.npz``: the ANN index as arrays (:meth:`recsys_lab.retrieval.ann.MipsIndex.to_arrays`)."""
         return self.artifacts / "index.npz"
+
+    @property
+    def blend(self) -> Path:
+        """``artifacts/blend.npz``: the ranking stage's blend as vectors, when the run serves it (``rank.serve``)."""
+        return self.artifacts / "blend.npz"
 
     @property
     def per_user_metrics(self) -> Path:

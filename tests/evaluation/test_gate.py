@@ -102,3 +102,22 @@ def test_the_ann_recall_floor_is_skipped_only_when_no_index_was_built():
     g = check_gate({**BASE, "ann.exact": 1}, cfg)
     assert g.passed and g.checks[0]["message"] == "ann.recall@10: skipped: exact search, no index was built"
     assert not check_gate(BASE, cfg).passed
+
+
+def test_serving_the_blend_adds_a_floor_on_blend_vs_model_that_fails_closed():
+    from recsys_lab.evaluation.gate import for_serving
+
+    gate = GateConfig(min={}, max_regression={}, not_worse_than=())
+    assert for_serving(gate, "model") is gate and check_gate(BASE, for_serving(gate, "model"), k=10).passed
+    blend = for_serving(gate, "blend")
+    key = "blend.vs.model.ndcg@10.ci_low"
+    missing = check_gate(BASE, blend, k=10)
+    assert not missing.passed and missing.reason == f"{key} missing from metrics (floor 0.0)"
+    assert not check_gate({**BASE, key: float("nan")}, blend, k=10).passed
+    assert check_gate({**BASE, key: -0.001}, blend, k=10).reason == f"{key} = -0.0010 < floor 0.0"
+    assert check_gate({**BASE, key: 0.0}, blend, k=10).passed
+    # a floor the configuration sets itself (at @k or at @10) wins over the default
+    for own in ("blend.vs.model.ndcg@k.ci_low", key):
+        g = check_gate({**BASE, key: -0.001}, for_serving(GateConfig(min={own: -0.01}, max_regression={},
+                                                                         not_worse_than=()), "blend"), k=10)
+        assert g.passed and [c["bound"] for c in g.checks] == [-0.01]

@@ -9,6 +9,8 @@ import scipy.sparse as sp
 from recsys_lab.evaluation import keys
 from recsys_lab.pipeline import Retrain
 from recsys_lab.ranking.stage import run_stage
+from recsys_lab.store.artifacts import load_run
+from recsys_lab.store.folder import RunFolder
 
 from ..conftest import generated_config
 
@@ -50,15 +52,25 @@ def test_keys_appear_only_when_the_stage_runs(job):
 def test_run_all_runs_the_stage_only_when_enabled(tmp_path):
     base = {"eval.bootstrap": 100, "eval.baselines": ["popularity", "ease"], **RANK,
             "rank.candidates": {"model": 10, "ease": 10}, "rank.blend": ["model", "ease"], "rank.ranker": False}
-    off = Retrain(generated_config(tmp_path / "a", 60, 50, 1_200, seed=1, categories=4, **base))
+    off = Retrain(generated_config(tmp_path / "a", 60, 50, 1_200, seed=1, categories=4, **base),
+                  run_dir=tmp_path / "a" / "run")
     off.run_all()
     assert off.ranking is None and not any(k.startswith(("blend.", "rank.")) for k in off.metrics)
+    assert not RunFolder(off.run_dir).blend.exists()
     on = Retrain(generated_config(tmp_path / "b", 60, 50, 1_200, seed=1, categories=4,
-                                  **{**base, "rank.enabled": True}))
+                                  **{**base, "rank.enabled": True, "rank.serve": "blend"}),
+                 run_dir=tmp_path / "b" / "run")
     on.run_all()
     assert "blend.ndcg@10" in on.metrics and "rank.recall_ceiling" in on.metrics
     assert not any(k.startswith("ranker.") for k in on.metrics)  # rank.ranker = false: blend only
     assert "rank" in on.timings
+    # rank.serve = "blend": the blend evaluated on the test users is saved, and the gate checks it against the model
+    saved = load_run(on.run_dir).blend()
+    assert saved.weights == on.ranking.weights and on.metrics["rank.serve_skipped"] == 0
+    assert all(np.array_equal(a, b) for a, b in zip((saved.user_vecs, saved.item_vecs), on.ranking.served))
+    floor = [c for c in on.gate.checks if c["metric"] == "blend.vs.model.ndcg@10.ci_low"]
+    assert len(floor) == 1 and floor[0]["value"] == on.metrics["blend.vs.model.ndcg@10.ci_low"]
+    assert not any(c["metric"].startswith("blend.") for c in off.gate.checks)
 
 
 def test_a_test_only_signal_changes_nothing_the_stage_learns(job):
@@ -125,3 +137,27 @@ def test_a_ranker_without_a_blend_still_ranks(job):
     r = run_stage(job.split, job.dataset, job.fits, job.baseline_fits, job.vectors, job.evaluation, cfg)
     assert r.weights == {} and "ranker.ndcg@10" in r.metrics and not any(k.startswith("blend.") for k in r.metrics)
     assert list(r.table()["stage"]) == ["ranker"]
+
+
+def test_the_blend_is_kept_to_serve_only_with_serve_blend_and_only_when_small_enough(job, monkeypatch):
+    from recsys_lab.evaluation.ranking import candidates as single_models
+    from recsys_lab.ranking import stage
+    from recsys_lab.ranking.blend import blend_vectors
+
+    base = {"rank.ranker": False, "rank.latency_users": 0, "rank.enabled": True}
+    model = run_stage(job.split, job.dataset, job.fits, job.baseline_fits, job.vectors, job.evaluation,
+                      job.config.replace(base))
+    assert model.served is None and "rank.serve_skipped" not in model.metrics
+    cfg = job.config.replace({**base, "rank.serve": "blend"})
+    blend = run_stage(job.split, job.dataset, job.fits, job.baseline_fits, job.vectors, job.evaluation, cfg)
+    final = single_models(job.vectors, job.split.train, popularity=True)
+    expected = blend_vectors(final, blend.weights)  # what the stage evaluated on the test users
+    assert blend.metrics["rank.serve_skipped"] == 0 and blend.weights == model.weights
+    assert all(np.array_equal(a, b) and a.dtype == np.float32 for a, b in zip(blend.served, expected))
+    monkeypatch.setattr(stage, "MAX_SERVED_BYTES", sum(v.nbytes for v in expected) - 1)
+    skipped = run_stage(job.split, job.dataset, job.fits, job.baseline_fits, job.vectors, job.evaluation, cfg)
+    assert skipped.served is None and skipped.metrics["rank.serve_skipped"] == 1
+    n, d = len(expected[0]) + len(expected[1]), expected[1].shape[1]
+    assert any(f"users and {len(expected[1])} items x {d} dims), over the limit of {(n * d * 4 - 1) / 2**20:,.1f} MiB: "
+               "not saved, the run serves the model" in note for note in skipped.notes), skipped.notes
+    assert skipped.metrics["blend.ndcg@10"] == blend.metrics["blend.ndcg@10"]  # still evaluated
