@@ -324,7 +324,8 @@ class SavedRun:
         """Read every artifact of the run now (the gate's production evidence): a run with any unreadable one fails.
 
         Reads, besides the id maps and vectors read at load: ``split.npz`` (required here), ``features.npz``,
-        ``model.npz`` (a legacy ``model.pkl`` alone fails: it is never unpickled) and ``metrics.json``; kept.
+        ``model.npz`` (a legacy ``model.pkl`` alone fails: it is never unpickled), ``blend.npz`` when present (it is
+        served) and ``metrics.json``; kept.
 
         Returns
         -------
@@ -340,6 +341,7 @@ class SavedRun:
             raise cannot_read(self.folder.split, FileNotFoundError(self.folder.split))
         self.tokens()
         self.model()
+        self.blend()
         self.metrics  # noqa: B018 - read now
         return self
 

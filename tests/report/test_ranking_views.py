@@ -38,6 +38,11 @@ def test_the_summary_shows_each_stage_against_the_best_single_model_the_ceiling_
                         "p50 32.1 ms, p99 70.3 ms")
     summary = report.format_summary(STAGE)
     assert "\n".join(lines) in summary
+    assert len(lines) == 7  # rank.serve = "model": nothing said about serving
+    assert report.ranking_lines({**STAGE, "rank.serve_skipped": 0.0}, 10)[7] == \
+        "served: the blend (rank.serve = 'blend', artifacts/blend.npz)"
+    assert report.ranking_lines({**STAGE, "rank.serve_skipped": 1.0}, 10)[7] == \
+        "served: the model (rank.serve = 'blend', but the blend's vectors were too large to save)"
 
 
 def test_without_the_stage_the_summary_has_no_ranking_line():

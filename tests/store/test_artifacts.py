@@ -177,3 +177,25 @@ def test_verify_fails_on_unreadable_metrics(copy):
     copy.metrics.write_text("[1, 2]")
     with pytest.raises(RunError, match=f"^{copy.metrics}: not a JSON object"):
         load_run(copy.path, verify=True)
+
+
+def test_a_blend_is_written_with_the_artifacts_read_back_and_verified(copy):
+    from recsys_lab.store.artifacts import SavedBlend
+
+    run = load_run(copy.path)
+    assert run.blend() is None and not copy.blend.exists()  # runs that do not serve the blend have none
+    rng = np.random.default_rng(0)
+    blend = SavedBlend(rng.normal(size=(len(run.users), 3)), rng.normal(size=(len(run.items), 3)),
+                       {"model": 0.25, "ease": 0.75})
+    save_artifacts(copy, users=run.users, items=run.items, user_vecs=run.user_vecs, item_vecs=run.item_vecs,
+                   seen=run.split().seen, positives=run.split().positives, user_tokens=run.tokens()[0],
+                   item_tokens=run.tokens()[1], model=run.model(), blend=blend)
+    got = load_run(copy.path, verify=True).blend()
+    assert got.weights == blend.weights and got.user_vecs.dtype == got.item_vecs.dtype == np.float32
+    np.testing.assert_array_equal(got.item_vecs, blend.item_vecs.astype(np.float32))
+    with np.load(copy.blend, allow_pickle=False) as z:  # plain arrays, the weights as JSON text
+        assert sorted(z.files) == ["item_vecs", "user_vecs", "weights"] and z["weights"].dtype.kind == "U"
+    _truncate(copy.blend)
+    load_run(copy.path)  # the lazy load does not read it
+    with pytest.raises(RunError, match=f"^{copy.blend}: cannot read \\("):
+        load_run(copy.path, verify=True)
