@@ -56,7 +56,7 @@ PREFIXES = ("blend", "ranker")
 
 MAX_SERVED_BYTES = 1 << 30
 """Largest blend (user and item vectors, float32) a run saves to serve (``rank.serve = "blend"``): 1 GiB. EASE's
-vectors are as wide as the catalogue: with EASE, ML-100k's blend takes 13 MB, 10k users x 10k items ~0.8 GiB."""
+vectors are min(users, items) wide: with EASE, ML-100k's blend takes 13 MB, 10k users x 10k items ~0.8 GiB."""
 
 # BEST_SINGLE ("best_single"): in ``vs.`` keys of the stage, the single model (the model or a baseline) with the
 # highest test NDCG@k; the gate's ``not_worse_than`` uses the same name for the best baseline.

@@ -138,5 +138,6 @@ def ranking_lines(metrics: dict[str, float], k: int) -> list[str]:
                      f"{metrics['ranker.latency_ms.p50']:.1f} ms, p99 {metrics.get('ranker.latency_ms.p99', float('nan')):.1f} ms")
     if "rank.serve_skipped" in metrics:  # rank.serve = "blend"
         lines.append("served: the model (rank.serve = 'blend', but the blend's vectors were too large to save)"
-                     if metrics["rank.serve_skipped"] else "served: the blend (rank.serve = 'blend', artifacts/blend.npz)")
+                     if metrics["rank.serve_skipped"] else
+                     "served: the blend (rank.serve = 'blend', artifacts/blend.npz)")
     return lines

@@ -9,8 +9,8 @@
 ``features.npz``            ``user_tokens``, ``item_tokens``: the feature names of the model's columns
 ``model.npz``               the fitted LightFM model as arrays (:func:`recsys_lab.models.lightfm.save_model`)
 ``index.npz``               the MIPS index as arrays, when the retrain built one (:meth:`recsys_lab.retrieval.ann.MipsIndex.save`)
-``blend.npz``               ``user_vecs``, ``item_vecs`` (float32, one row per user / item) of the ranking stage's blend and
-                            ``weights`` (JSON text), when the run serves it (``rank.serve = "blend"``)
+``blend.npz``               ``user_vecs``, ``item_vecs`` (float32, one row per user / item) of the ranking stage's
+                            blend and ``weights`` (JSON text), when the run serves it (``rank.serve = "blend"``)
 ``per_user_metrics.parquet`` metrics per evaluated user (read by :func:`recsys_lab.runs.registry.compare`)
 ==========================  ===================================================================================
 
