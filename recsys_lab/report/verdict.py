@@ -162,6 +162,8 @@ class Verdict:
     @property
     def kind(self) -> str:
         """``promoted``, ``held`` (passed but not promoted) or ``refused`` (did not succeed or failed its gate)."""
+        if self.promotion.get("done") and self.promotion.get("by") == "hand":
+            return "promoted"  # by hand, even over a refusal (--force): it is production
         if self.status != "succeeded" or (self.gate or {}).get("passed") is False:
             return "refused"
         return "promoted" if self.promotion.get("done") else "held"
@@ -172,13 +174,19 @@ class Verdict:
         Returns
         -------
         str
-            Starts with ``Promoted:``, ``Promoting:`` (the card rendered before the promotion is carried out) or
+            Starts with ``Promoted:``, ``Promoted by hand`` (``recsys-lab runs promote``, ``with --force`` naming what
+            it overrode), ``Promoting:`` (the card rendered before the promotion is carried out) or
             ``Not promoted:``; names the run and, when refused, the failure or the gate's reason in full.
         """
         run, gate = f"run {self.run_id}", self.gate or {}
         checks = len(gate.get("checks") or [])
         passed = (f"passed all {checks} gate checks" if checks > 1 else "passed its gate check" if checks
                   else "passed its gate (no check configured)")
+        if self.promotion.get("done") and self.promotion.get("by") == "hand":
+            forced = self.promotion.get("forced")
+            if forced:
+                return f"Promoted by hand with --force: {forced}, and it became production."
+            return f"Promoted by hand: {run} {passed} and became production (recsys-lab runs promote)."
         if self.status != "succeeded":
             how = _STATUS_WORDS.get(self.status, self.status)
             return f"Not promoted: {run} {how}: {self.reason or 'no reason recorded'}."

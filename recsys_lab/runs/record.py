@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from recsys_lab.config import Config
-from recsys_lab.errors import RunError
+from recsys_lab.errors import RecsysLabError, RunError
 from recsys_lab.evaluation.gate import GateResult
 from recsys_lab.report.html import export_html, replace_verdict
 from recsys_lab.report.verdict import Verdict
@@ -25,7 +25,7 @@ from recsys_lab.runs.outcome import Decision, decide, error_reason, phases
 from recsys_lab.runs.production import point
 from recsys_lab.store.folder import RunFolder, read_json_optional, utc_now
 
-__all__ = ["Outcome", "read_or_empty", "failing_cell", "record", "promote"]
+__all__ = ["rewrite_verdict", "Outcome", "read_or_empty", "failing_cell", "record", "promote"]
 
 log = logging.getLogger(__name__)
 
@@ -150,6 +150,34 @@ def _verdict(folder: RunFolder, outcome: Outcome, config: Config, data: dict | N
     return Verdict.from_run(folder.run_id, outcome.status, config=config, reason=outcome.reason,
                             gate=outcome.gate.to_dict() if outcome.gate else None, promotion=promotion,
                             metrics=outcome.metrics, data=data, duration_s=duration_s)
+
+
+def rewrite_verdict(folder: RunFolder) -> bool:
+    """Render ``report.html``'s verdict card again from what the run recorded (``run.json``, ``metrics.json``):
+    after a promotion by hand (``recsys-lab runs promote``) the page says the run is production.
+
+    Parameters
+    ----------
+    folder : RunFolder
+
+    Returns
+    -------
+    bool
+        Whether the card was replaced (False, logged, when there is no report or it cannot be read or written:
+        the promotion itself stands).
+    """
+    if not folder.report.is_file():
+        return False
+    try:
+        m = folder.manifest()
+        verdict = Verdict.from_run(folder.run_id, str(m.get("status")), config=Config.from_dict(m.get("config") or {}),
+                                   reason=m.get("reason"), gate=m.get("gate"), promotion=m.get("promotion") or {},
+                                   metrics=read_json_optional(folder.metrics, "metrics"), data=m.get("data"),
+                                   duration_s=(m.get("timings") or {}).get("total"))
+        return replace_verdict(folder.report, verdict.html())
+    except (RecsysLabError, OSError) as exc:
+        log.warning("report.html not updated after the promotion: %s", exc)
+        return False
 
 
 def _report(folder: RunFolder, outcome: Outcome, config: Config, data: dict | None, decision: Decision,

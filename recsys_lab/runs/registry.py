@@ -24,6 +24,7 @@ from recsys_lab.errors import DataError, RunError
 from recsys_lab.runs.lock import RetrainLock
 from recsys_lab.runs.outcome import refusal
 from recsys_lab.evaluation import keys
+from recsys_lab.runs.record import rewrite_verdict
 from recsys_lab.runs.production import check_reference, point, production_id, reconcile, run_folders
 from recsys_lab.store.folder import RunFolder, effective_status, pid_alive, read_json_optional, read_manifest
 from recsys_lab.data.warehouse import query_files
@@ -307,10 +308,15 @@ def promote(runs_dir: str | Path, ref: str, *, force: bool = False) -> str:
     run_dir = resolve(runs_dir, ref)
     manifest = manifest_of(run_dir)
     status = effective_status(manifest.get("status"), manifest.get("pid"), manifest.get("host"))
-    why = None if force else refusal(run_dir.name, status, manifest.get("gate"))
-    if why:
+    why = refusal(run_dir.name, status, manifest.get("gate"))
+    if why and not force:
         raise RunError(why)
-    point(runs_dir, run_dir.name)
+    promoted = point(runs_dir, run_dir.name)
+    # the record says who promoted it (and what --force overrode); the report's verdict card says so too
+    folder = RunFolder(run_dir)
+    folder.update(promotion={**(promoted.get("promotion") or {}), "by": "hand",
+                             "forced": why.split(": refusing")[0] if why else None})
+    rewrite_verdict(folder)
     return run_dir.name
 
 

@@ -348,6 +348,31 @@ def test_a_stop_that_the_interrupted_code_turns_into_its_own_exception_is_still_
     assert result.manifest["status"] == status and result.manifest["error"]["ename"] == ename
 
 
+def test_a_promotion_by_hand_rewrites_the_report_card(tmp_path, monkeypatch):
+    """`runs promote` moved PRODUCTION but left report.html saying "Not promoted": the card is rendered again from
+    the record, and a --force promotion names the refusal it overrode."""
+    from recsys_lab.runs import registry
+
+    monkeypatch.chdir(tmp_path)
+    held = execute(Config.from_dict(NO_GATE), runs_dir="runs",
+                   notebook=make_notebook(tmp_path / "a.ipynb", GATE_PASSED))
+    report = held.run_dir / "report.html"
+    assert "promotion was not requested" in report.read_text()
+    registry.promote("runs", held.run_id)
+    text = report.read_text()
+    assert f"Promoted by hand: run {held.run_id} passed its gate" in text and "not requested" not in text
+    assert json.loads((held.run_dir / "run.json").read_text())["promotion"]["by"] == "hand"
+
+    failing = ("import json, pathlib\npathlib.Path(run_dir, 'gate.json').write_text(json.dumps("
+               "{'passed': False, 'checks': []}))")
+    refused = execute(Config.from_dict(NO_GATE), runs_dir="runs", notebook=make_notebook(tmp_path / "b.ipynb", failing))
+    with pytest.raises(RunError, match="failed its gate"):
+        registry.promote("runs", refused.run_id)
+    registry.promote("runs", refused.run_id, force=True)
+    text = (refused.run_dir / "report.html").read_text()
+    assert f"Promoted by hand with --force: run {refused.run_id} failed its gate" in text
+
+
 def test_a_serve_token_in_the_config_never_reaches_the_run_folder(tmp_path, monkeypatch):
     """The token guarding POST /events, set in the config, was written into every run.json (and the notebook's
     injected parameters): a run records "<redacted>" in its place."""

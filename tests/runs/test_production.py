@@ -44,7 +44,7 @@ def test_promote_by_prefix_writes_the_full_id_and_records_it_in_run_json(runs):
     assert (runs / "PRODUCTION").read_text() == B + "\n"
     m = _manifest(runs, B)
     assert m["promoted"] is True
-    assert m["promotion"] == {"requested": True, "done": True, "reason": None}
+    assert m["promotion"] == {"requested": True, "done": True, "reason": None, "by": "hand", "forced": None}
 
 
 def test_an_old_prefix_pointer_resolves_on_read_and_is_rewritten_in_full_on_the_next_promote(runs):
