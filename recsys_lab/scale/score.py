@@ -374,12 +374,10 @@ def verify_sample(run_dir: str | Path, path: str | Path, n: int, *, seed: int = 
     run, path = load_run(run_dir), Path(path)
     n_users = len(run.user_ids)
     sample = np.sort(np.random.default_rng(seed).choice(n_users, min(n, n_users), replace=False))
-    try:
+    try:  # only the sampled users' rows are kept while the file is read (the file itself may not fit in memory)
         rows = pq.ParquetFile(path).metadata.num_rows
-        ids = pq.read_table(path, columns=["user_id"])["user_id"]
-        keep = pc.is_in(ids, value_set=pa.array(run.user_ids[sample]))
-        table = pq.read_table(path).filter(keep)
-    except (OSError, KeyError, ValueError) as exc:
+        table = pq.read_table(path, filters=pc.field("user_id").isin(pa.array(run.user_ids[sample])))
+    except (OSError, KeyError, ValueError, pa.ArrowInvalid) as exc:
         raise RunError(f"{path}: cannot read the top-k file ({exc})") from exc
     lengths = np.unique(pc.list_value_length(table["item_id"]).to_numpy(zero_copy_only=False))
     if len(lengths) > 1:
