@@ -299,7 +299,8 @@ class Retrain(RetrainResults):
             list(resolved(cfg.gate, cfg.eval.k).max_regression), user_ids=ds.users.ids, item_ids=ds.items.ids,
             train=sp_.train, test=sp_.test, exclude=sp_.train_seen, eval_users=self.eval_users, k=cfg.eval.k,
             n_resamples=cfg.eval.bootstrap, seed=cfg.model.seed)
-        self.gate = check_gate(self.metrics, for_serving(cfg.gate, cfg.rank.serve), k=cfg.eval.k,
+        serves = "blend" if self.ranking is not None and self.ranking.served is not None else "model"
+        self.gate = check_gate(self.metrics, for_serving(cfg.gate, serves), k=cfg.eval.k,
                                production_error=error or None,
                                production=None if self.champion is None else self.champion.comparison)
         return self.gate

@@ -73,6 +73,21 @@ def test_run_all_runs_the_stage_only_when_enabled(tmp_path):
     assert not any(c["metric"].startswith("blend.") for c in off.gate.checks)
 
 
+def test_a_blend_too_large_to_save_adds_no_blend_floor_to_the_gate(tmp_path, monkeypatch):
+    """rank.serve = "blend" with the blend over MAX_SERVED_BYTES: the run serves the model, so its gate must not
+    fail (or pass) on the blend against the model."""
+    from recsys_lab.ranking import stage
+
+    monkeypatch.setattr(stage, "MAX_SERVED_BYTES", 0)
+    cfg = {"eval.bootstrap": 100, "eval.baselines": ["popularity", "ease"], **RANK, "rank.enabled": True,
+           "rank.serve": "blend", "rank.candidates": {"model": 10, "ease": 10}, "rank.blend": ["model", "ease"],
+           "rank.ranker": False}
+    job = Retrain(generated_config(tmp_path, 60, 50, 1_200, seed=1, categories=4, **cfg), run_dir=tmp_path / "run")
+    job.run_all()
+    assert job.metrics["rank.serve_skipped"] == 1 and not RunFolder(job.run_dir).blend.exists()
+    assert not any(c["metric"].startswith("blend.") for c in job.gate.checks), job.gate.checks
+
+
 def test_a_test_only_signal_changes_nothing_the_stage_learns(job):
     """Test positives planted on ALS's top items: the blend weights and the ranker are chosen as before."""
     sp_ = job.split
